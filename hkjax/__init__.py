@@ -1,0 +1,32 @@
+"""hkjax: energy-first associative memories binding threshold and oscillatory units.
+
+Fanaskov & Oseledets, "Binding threshold units with artificial oscillatory neurons",
+arXiv 2505.03648. Units and synapses are Equinox modules composed into one energy; its
+Lyapunov flow is solved with Diffrax.
+"""
+
+from . import graphs, interactions, lagrangians, synapses, units
+from .network import COUPLINGS, Network, hopfield, hopfield_kuramoto, kuramoto
+from .relax import ADJOINTS, Solution, relax
+from .units import OscillatorUnits, State, ThresholdUnits
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "graphs",
+    "interactions",
+    "lagrangians",
+    "synapses",
+    "units",
+    "Network",
+    "State",
+    "ThresholdUnits",
+    "OscillatorUnits",
+    "hopfield",
+    "kuramoto",
+    "hopfield_kuramoto",
+    "relax",
+    "Solution",
+    "COUPLINGS",
+    "ADJOINTS",
+]

@@ -1,0 +1,203 @@
+"""``relax``: one Diffrax solve of a network's Lyapunov flow.
+
+The default configuration is the paper's: Tsit5 with a PID step-size controller
+(``rtol=1e-3``, ``atol=1e-6``), ``t1 = 1``, ``dt0 = 1e-2``.
+Everything is single-sample; batch with ``jax.vmap`` / ``eqx.filter_vmap``.
+
+Gradients (``adjoint``):
+
+* ``"recursive"`` (default): :class:`diffrax.RecursiveCheckpointAdjoint`, exact
+  discretise-then-optimise gradients; memory grows like ``O(log max_steps)`` checkpoints, so
+  keep ``max_steps`` as small as works.
+* ``"implicit"``: :class:`diffrax.ImplicitAdjoint`, implicit-function-theorem gradients at
+  a steady state (needs ``steady_state=True`` and no ``saveat``); memory independent of the
+  number of steps. The gradient with respect to the initial state is zero (correct at a
+  fixed point): losses that need ``d/d state0`` must use ``"recursive"``.
+* ``"backsolve"``: :class:`diffrax.BacksolveAdjoint` (continuous adjoint; approximate, no
+  events, and no gradient for parameters closed over rather than passed in ``args``).
+"""
+
+from __future__ import annotations
+
+import diffrax
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Bool, Float, Int
+
+from .network import Network
+from .units import State
+
+__all__ = ["relax", "Solution", "ADJOINTS"]
+
+ADJOINTS = ("recursive", "implicit", "backsolve")
+
+
+class Solution(eqx.Module):
+    """The result of :func:`relax`.
+
+    Attributes:
+        state: the final state (at ``t1``, or where the steady-state event fired).
+        ts: ``(T,)`` the times of ``states`` (those asked for with ``saveat``; ``[t_final]``
+            by default). Times past a steady-state event are ``inf``.
+        states: the states at ``ts`` (leading time axis).
+        energy: ``(T,)`` the energy at ``ts``.
+        stats: ``num_steps``, ``num_accepted_steps``, ``num_rejected_steps``, ``result``
+            (Diffrax's result code: 0 success, see :class:`diffrax.RESULTS`).
+        t_final: the time the solve ended.
+    """
+
+    state: State
+    ts: Float[Array, " T"]
+    states: State
+    energy: Float[Array, " T"]
+    stats: dict
+    t_final: Float[Array, ""]
+
+    @property
+    def succeeded(self) -> Bool[Array, ""]:
+        """Whether the solve reached ``t1`` or a steady state."""
+        return self.stats["result"] == 0
+
+
+def _adjoint(adjoint, steady_state: bool, user_saveat: bool):
+    if isinstance(adjoint, diffrax.AbstractAdjoint):
+        return adjoint
+    if adjoint == "recursive":
+        return diffrax.RecursiveCheckpointAdjoint()
+    if adjoint == "implicit":
+        if not steady_state:
+            raise ValueError(
+                "adjoint='implicit' differentiates through a steady state; pass steady_state=True"
+            )
+        if user_saveat:
+            raise ValueError("adjoint='implicit' can only save the final state; drop saveat")
+        return diffrax.ImplicitAdjoint()
+    if adjoint == "backsolve":
+        if steady_state:
+            raise ValueError("adjoint='backsolve' does not support the steady-state event; use 'recursive' or 'implicit'")
+        return diffrax.BacksolveAdjoint()
+    raise ValueError(f"adjoint={adjoint!r} is unknown; choose one of {ADJOINTS} or pass a diffrax adjoint")
+
+
+def _field(t, y, network):
+    return network.vector_field(t, y)
+
+
+def relax(
+    network: Network,
+    state0: State,
+    *,
+    t0: float = 0.0,
+    t1: float = 1.0,
+    dt0: float | None = None,
+    solver: diffrax.AbstractSolver | None = None,
+    rtol: float = 1e-3,
+    atol: float = 1e-6,
+    stepsize_controller: diffrax.AbstractStepSizeController | None = None,
+    max_steps: int = 512,
+    adjoint="recursive",
+    steady_state: bool = False,
+    saveat=None,
+    throw: bool = True,
+) -> Solution:
+    """Relax ``network`` from ``state0`` along its Lyapunov flow with Diffrax.
+
+    Arguments:
+        network: the :class:`~hkjax.Network`.
+        state0: initial :class:`~hkjax.State` (build it with ``network.init_state``).
+        t0, t1: time interval (``t1 > t0``).
+        dt0: initial step (default ``min(1e-2, (t1 − t0)/100)``; the paper uses ``1e-2``).
+        solver: a Diffrax solver (default :class:`diffrax.Tsit5`).
+        rtol, atol: tolerances of the default PID step-size controller (and of the
+            steady-state test).
+        stepsize_controller: override the step-size controller (e.g.
+            ``diffrax.ConstantStepSize()``).
+        max_steps: maximum number of solver steps.
+        adjoint: ``"recursive"``, ``"implicit"``, ``"backsolve"`` or a Diffrax adjoint.
+        steady_state: stop when ``|f| < atol + rtol |y|`` (Diffrax's steady-state event).
+            Not available with a natural frequency ``Ω`` (rotating oscillators never rest).
+        saveat: ``None`` (final state only), an array of times, or a
+            :class:`diffrax.SaveAt` (its ``ts``/``steps``/``t0`` choices are honoured).
+        throw: raise on solver failure; with ``False`` the failure is reported in
+            ``stats["result"]`` (``Solution.succeeded``) so one bad element of a ``vmap``
+            does not abort the batch.
+
+    Returns:
+        A :class:`Solution`.
+
+    Raises:
+        ValueError: ``t1 <= t0``, incompatible options (implicit adjoint without a steady
+            state, steady state with ``Ω``), an unknown adjoint name.
+    """
+    if not isinstance(network, Network):
+        raise TypeError(f"network must be an hkjax.Network, got {type(network).__name__}")
+    if not isinstance(state0, State):
+        raise TypeError(f"state0 must be an hkjax.State (network.init_state(...)), got {type(state0).__name__}")
+    if isinstance(t0, (int, float)) and isinstance(t1, (int, float)) and not t1 > t0:
+        raise ValueError(f"t1={t1} must be larger than t0={t0}")
+    if not isinstance(max_steps, int) or max_steps < 1:
+        raise ValueError(f"max_steps={max_steps!r} must be a positive integer")
+    if steady_state and network.oscillators is not None and network.oscillators.omega is not None:
+        raise ValueError(
+            "steady_state=True: oscillators with a natural frequency omega rotate forever and never "
+            "reach a rest point; drop omega or solve to a fixed t1"
+        )
+    network._check_structure(state0)
+    user_saveat = saveat is not None
+    sub = None
+    if isinstance(saveat, diffrax.SaveAt):
+        sub = saveat.subs
+        if not isinstance(sub, diffrax.SubSaveAt):
+            raise ValueError("saveat: pass a SaveAt with a single set of times (no nested subs)")
+    elif saveat is not None:
+        ts = jnp.asarray(saveat)
+        if ts.ndim != 1:
+            raise ValueError(f"saveat has shape {ts.shape}; pass a 1-d array of times or a diffrax.SaveAt")
+        sub = diffrax.SubSaveAt(ts=ts)
+    if sub is None:
+        dsaveat = diffrax.SaveAt(t1=True)  # the only form ImplicitAdjoint accepts
+    else:
+        dsaveat = diffrax.SaveAt(subs=[diffrax.SubSaveAt(t1=True), sub])
+
+    solver = diffrax.Tsit5() if solver is None else solver
+    if stepsize_controller is None:
+        stepsize_controller = diffrax.PIDController(rtol=rtol, atol=atol)
+    dt0 = jnp.minimum(1e-2, (t1 - t0) / 100) if dt0 is None else dt0
+    event = None
+    if steady_state:
+        event = diffrax.Event(diffrax.steady_state_event(rtol=rtol, atol=atol))
+    # The prepared network travels as Diffrax's `args`: its parameters get gradients under
+    # every adjoint (BacksolveAdjoint only differentiates what is passed in).
+    sol = diffrax.diffeqsolve(
+        diffrax.ODETerm(_field),
+        solver,
+        t0,
+        t1,
+        dt0,
+        state0,
+        args=network.prepare(),
+        saveat=dsaveat,
+        stepsize_controller=stepsize_controller,
+        adjoint=_adjoint(adjoint, steady_state, user_saveat),
+        event=event,
+        max_steps=max_steps,
+        throw=throw,
+    )
+    if sub is None:
+        states, ts = sol.ys, sol.ts
+        final_ys, final_ts = sol.ys, sol.ts
+    else:
+        (final_ys, states), (final_ts, ts) = sol.ys, sol.ts
+    final = jax.tree_util.tree_map(lambda y: y[-1], final_ys)
+    t_final = final_ts[-1]
+    energy = jax.vmap(network.energy)(states)
+    result = sol.result
+    code = result._value if hasattr(result, "_value") else result
+    stats = {
+        "num_steps": sol.stats["num_steps"],
+        "num_accepted_steps": sol.stats["num_accepted_steps"],
+        "num_rejected_steps": sol.stats["num_rejected_steps"],
+        "result": jnp.where(diffrax.is_event(result), 0, jnp.asarray(code, jnp.int32)),
+    }
+    return Solution(state=final, ts=ts, states=states, energy=energy, stats=stats, t_final=t_final)

@@ -1,0 +1,503 @@
+"""Synapses: energies over the activations ``g`` of threshold units and the oscillators ``σ``.
+
+A synapse is an energy function plus its parameters. The flow is derived from the energy in
+:mod:`hkjax.network`; a synapse may override :meth:`AbstractSynapse.gradient` with a
+closed-form (faster) gradient, and the test suite checks every override against
+``jax.grad`` of :meth:`AbstractSynapse.energy`.
+
+Sums over the edges of a graph (Kuramoto and Hopfield–Kuramoto terms) come in four
+formulations, all equal up to round-off:
+
+* ``"neighbours"``: a padded neighbour table ``(n, max degree)``; every node gathers its
+  neighbours and sums, with no scatter (each edge is visited from both ends); memory
+  ``O(n · max degree)``, for graphs too large for a dense ``(n, n)`` layout.
+* ``"edges"``: per-edge gathers and ``segment_sum`` (memory ``O(E)``; the way research
+  code usually writes it, kept as the reference and for very sparse graphs),
+* ``"dense"``: a dense symmetric ``(n, n)`` mask and matrix products (best for dense-ish
+  graphs at moderate ``n``; batches fold into matrix–matrix products under ``vmap``),
+* ``"all"``: all-to-all graphs without any mask (the Hopfield–Kuramoto coupling then costs
+  ``O(n D)`` via ``|Σ gᵢσᵢ|²``, the rank-D structure of the paper).
+
+``formulation="auto"`` (default) picks ``"all"`` for complete graphs, ``"dense"`` for
+``n ≤ 4096`` and ``"neighbours"`` beyond. On the paper's MNIST-size network (n = 896,
+small-world k = 150, 17% density) on a 2-core CPU, dense was 4–6× faster than either
+sparse layout, because XLA:CPU gathers and scatters cost far more per element than
+streaming matrix products; ``benchmarks/vector_field.py --formulation compare`` measures it.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import ClassVar
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Bool, Float, Int
+
+from . import graphs as _graphs
+from .interactions import AbstractAffineInteraction, AbstractInteraction
+
+__all__ = [
+    "AbstractSynapse",
+    "HopfieldSynapse",
+    "KuramotoSynapse",
+    "StimulusSynapse",
+    "CouplingSynapse",
+    "MultiplicativeCouplingSynapse",
+    "LowRankSynapse",
+    "FORMULATIONS",
+]
+
+FORMULATIONS = ("auto", "neighbours", "edges", "dense", "all")
+
+
+class AbstractSynapse(eqx.Module):
+    """An energy term ``E(g, σ)`` over threshold activations ``g`` and oscillators ``σ``."""
+
+    #: Whether ``E`` is unchanged by a global rotation ``σᵢ → Rσᵢ`` of every oscillator.
+    rotation_invariant: ClassVar[bool] = True
+
+    @abc.abstractmethod
+    def energy(self, g: Float[Array, " n"] | None, sigma: Float[Array, "m dim"] | None) -> Float[Array, ""]:
+        """The energy this synapse contributes."""
+
+    def gradient(self, g, sigma):
+        """``(∂E/∂g, ∂E/∂σ)`` (``None`` for an absent argument); autodiff of :meth:`energy`."""
+        return jax.grad(self.energy, argnums=(0, 1))(g, sigma)
+
+    def prepare(self) -> tuple["AbstractSynapse", ...]:
+        """Synapses with the same total energy, laid out for repeated evaluation.
+
+        :func:`hkjax.relax` calls this once per solve (differentiably), so that work that
+        depends only on the parameters (scattering per-edge weights into dense matrices,
+        symmetrising weights) is not repeated at every vector-field evaluation.
+        """
+        return (self,)
+
+    def threshold_size(self) -> int | None:
+        """Number of threshold units this synapse needs (``None``: it does not use them)."""
+        return None
+
+    def oscillator_size(self) -> int | None:
+        """Number of oscillators this synapse needs (``None``: it does not use them)."""
+        return None
+
+
+def _float_array(value, shape: tuple, name: str) -> Array:
+    a = jnp.asarray(value)
+    if not jnp.issubdtype(a.dtype, jnp.floating):
+        raise TypeError(f"{name} has dtype {a.dtype}; pass a floating-point array")
+    if a.shape != shape:
+        raise ValueError(f"{name} has shape {a.shape}; expected {shape}")
+    if not isinstance(a, jax.core.Tracer) and not bool(jnp.all(jnp.isfinite(a))):
+        raise ValueError(f"{name} contains NaN or inf; pass finite values")
+    return a
+
+
+class Pairs(eqx.Module):
+    """The edges ``(i, j)``, ``i < j``, of a graph on ``n`` nodes, and how sums over them
+    are evaluated (``formulation``: ``"edges"``, ``"dense"`` or ``"all"``)."""
+
+    i: Int[Array, " e"]
+    j: Int[Array, " e"]
+    mask: Bool[Array, "n n"] | None
+    nbr: Int[Array, "n m"] | None
+    slot_edge: Int[Array, "n m"] | None
+    valid: Bool[Array, "n m"] | None
+    n: int = eqx.field(static=True)
+    formulation: str = eqx.field(static=True)
+
+    def __init__(self, edges, n: int, *, formulation: str = "auto", name: str = "edges"):
+        if isinstance(edges, str):
+            if edges != "all":
+                raise ValueError(f"{name}={edges!r}: pass an (E, 2) integer array or 'all'")
+            edges = _graphs.all_to_all(n)
+        e = _graphs.validate_edges(edges, n, name=name)
+        if formulation not in FORMULATIONS:
+            raise ValueError(f"formulation={formulation!r}; choose one of {FORMULATIONS}")
+        num = e.shape[0]
+        complete = num == n * (n - 1) // 2
+        if formulation == "auto":
+                    formulation = "all" if complete else ("dense" if n <= 4096 else "neighbours")
+        if formulation == "all" and not complete:
+            raise ValueError(f"formulation='all' needs a complete graph; {name} has {num} of {n * (n - 1) // 2} edges")
+        self.n, self.formulation = n, formulation
+        self.i = jnp.asarray(e[:, 0], dtype=jnp.int32)
+        self.j = jnp.asarray(e[:, 1], dtype=jnp.int32)
+        self.mask = jnp.asarray(_graphs.to_dense(e, n), dtype=bool) if formulation == "dense" else None
+        self.nbr = self.slot_edge = self.valid = None
+        if formulation == "neighbours":
+            nbr, slot_edge, valid = _graphs.neighbour_lists(e, n)
+            self.nbr = jnp.asarray(nbr, jnp.int32)
+            self.slot_edge = jnp.asarray(slot_edge, jnp.int32)
+            self.valid = jnp.asarray(valid, bool)
+
+    @property
+    def num_edges(self) -> int:
+        return self.i.shape[0]
+
+    def dots(self, sigma):
+        """``s_e = σ_i·σ_j`` for every edge."""
+        return jnp.sum(sigma[self.i] * sigma[self.j], axis=-1)
+
+    def table(self, values):
+        """Per-edge ``values`` (scalar or ``(E,)``) laid out as the ``(n, m)`` neighbour
+        table, zero on padding slots."""
+        values = jnp.asarray(values)
+        v = values if values.ndim == 0 else values[self.slot_edge]
+        return jnp.where(self.valid, v, jnp.zeros((), values.dtype))
+
+    def table_dots(self, sigma):
+        """``σ_v·σ_nbr(v, slot)`` as an ``(n, m)`` table, and the gathered ``σ_nbr``."""
+        sn = sigma[self.nbr]
+        return jnp.einsum("nd,nmd->nm", sigma, sn), sn
+
+    def dense(self, values):
+        """A symmetric ``(n, n)`` matrix with ``values`` (scalar or per-edge) on the edges."""
+        values = jnp.asarray(values)
+        if values.ndim == 0:
+            return values * self._mask(values.dtype)
+        m = jnp.zeros((self.n, self.n), values.dtype)
+        return m.at[self.i, self.j].set(values).at[self.j, self.i].set(values)
+
+    def _mask(self, dtype):
+        if self.mask is not None:
+            return self.mask.astype(dtype)
+        return 1.0 - jnp.eye(self.n, dtype=dtype)
+
+    def scatter(self, per_edge_i, per_edge_j):
+        """``Σ_{e: i_e = k} a_e + Σ_{e: j_e = k} b_e`` for every node ``k``."""
+        return jax.ops.segment_sum(per_edge_i, self.i, self.n) + jax.ops.segment_sum(per_edge_j, self.j, self.n)
+
+
+def _vanishes_off_graph(inter: AbstractInteraction) -> bool:
+    """Whether a dense-laid-out interaction is already zero off the graph (an affine
+    potential whose parameters are all per-edge): then no mask pass is needed."""
+    return isinstance(inter, AbstractAffineInteraction) and all(
+        jnp.ndim(getattr(inter, q)) == 2 for q in inter.param_names
+    )
+
+
+def _laid_out(interaction: AbstractInteraction, pairs: Pairs):
+    """The interaction with its per-edge parameters laid out for ``pairs.formulation``:
+    symmetric ``(n, n)`` matrices (``"dense"``) or ``(n, m)`` neighbour tables
+    (``"neighbours"``). Parameters already laid out (2-d) are left alone."""
+    names = [p for p in interaction.param_names if jnp.ndim(getattr(interaction, p)) == 1]
+    if not names or pairs.formulation not in ("dense", "neighbours"):
+        return interaction
+    layout = pairs.dense if pairs.formulation == "dense" else pairs.table
+    return eqx.tree_at(
+        lambda m: [getattr(m, p) for p in names],
+        interaction,
+        [layout(getattr(interaction, p)) for p in names],
+    )
+
+
+class HopfieldSynapse(AbstractSynapse):
+    """Dense Hopfield synapse ``E = −κ (b·g + ½ gᵀ W_s g)``, ``W_s = (W + Wᵀ)/2``.
+
+    Arguments:
+        weights: ``(n, n)`` weights ``W`` (symmetrised whenever used).
+        bias: ``(n,)`` bias ``b``.
+        kappa: energy scale ``κ`` (the paper's ``κ_H``).
+    """
+
+    weights: Float[Array, "n n"]
+    bias: Float[Array, " n"]
+    kappa: float = 1.0
+    #: Set by :meth:`prepare`: ``weights`` already holds ``W_s``.
+    symmetric: bool = eqx.field(static=True, default=False)
+
+    def __init__(self, weights, bias, *, kappa: float = 1.0, symmetric: bool = False):
+        w = jnp.asarray(weights)
+        if w.ndim != 2 or w.shape[0] != w.shape[1]:
+            raise ValueError(f"weights has shape {w.shape}; pass a square (n, n) matrix")
+        self.weights = _float_array(w, w.shape, "weights")
+        self.bias = _float_array(bias, (w.shape[0],), "bias")
+        self.kappa = kappa
+        self.symmetric = symmetric
+
+    def symmetric_weights(self):
+        """``W_s = (W + Wᵀ)/2``."""
+        if self.symmetric:
+            return self.weights
+        return 0.5 * (self.weights + self.weights.T)
+
+    def prepare(self):
+        ws = self.symmetric_weights()
+        return (HopfieldSynapse(ws, self.bias, kappa=self.kappa, symmetric=True),)
+
+    def energy(self, g, sigma):
+        return -self.kappa * (jnp.dot(self.bias, g) + 0.5 * jnp.dot(g, self.symmetric_weights() @ g))
+
+    def gradient(self, g, sigma):
+        return -self.kappa * (self.bias + self.symmetric_weights() @ g), None
+
+    def threshold_size(self):
+        return self.weights.shape[0]
+
+
+class LowRankSynapse(AbstractSynapse):
+    """Static symmetric low-rank synapse ``E = −½ κ gᵀ U Uᵀ g`` (the paper's LoRA baseline).
+
+    Arguments:
+        factors: ``(n, r)`` factor ``U``.
+        kappa: energy scale.
+    """
+
+    factors: Float[Array, "n r"]
+    kappa: float = 1.0
+
+    def __init__(self, factors, *, kappa: float = 1.0):
+        u = jnp.asarray(factors)
+        if u.ndim != 2:
+            raise ValueError(f"factors has shape {u.shape}; pass an (n, r) matrix")
+        self.factors = _float_array(u, u.shape, "factors")
+        self.kappa = kappa
+
+    def energy(self, g, sigma):
+        h = self.factors.T @ g
+        return -0.5 * self.kappa * jnp.dot(h, h)
+
+    def gradient(self, g, sigma):
+        return -self.kappa * (self.factors @ (self.factors.T @ g)), None
+
+    def threshold_size(self):
+        return self.factors.shape[0]
+
+
+class KuramotoSynapse(AbstractSynapse):
+    """Generalised Kuramoto synapse on a graph: ``E = κ Σ_(i,j)∈G F_ij(σᵢ·σⱼ)``.
+
+    Arguments:
+        pairs: the graph (:class:`Pairs`).
+        interaction: the pair potential ``F`` (scalar or per-edge parameters).
+        kappa: energy scale (the paper's ``κ_K``).
+    """
+
+    pairs: Pairs
+    interaction: AbstractInteraction
+    kappa: float = 1.0
+
+    def __check_init__(self):
+        e = self.interaction.num_edges()
+        if e is not None and e != self.pairs.num_edges:
+            raise ValueError(
+                f"interaction has parameters for {e} edges but the graph has {self.pairs.num_edges}"
+            )
+
+    def energy(self, g, sigma):
+        p = self.pairs
+        if p.formulation == "edges":
+            return self.kappa * jnp.sum(self.interaction(p.dots(sigma)))
+        if p.formulation == "neighbours":
+            s, _ = p.table_dots(sigma)
+            f = _laid_out(self.interaction, p)(s)
+            return 0.5 * self.kappa * jnp.sum(jnp.where(p.valid, f, 0.0))
+        s = sigma @ sigma.T
+        f = _laid_out(self.interaction, p)(s)
+        return 0.5 * self.kappa * jnp.sum(p._mask(s.dtype) * f)
+
+    def gradient(self, g, sigma):
+        p = self.pairs
+        if p.formulation == "edges":
+            fp = self.interaction.derivative(p.dots(sigma))[:, None]
+            return None, self.kappa * p.scatter(fp * sigma[p.j], fp * sigma[p.i])
+        if p.formulation == "neighbours":
+            s, sn = p.table_dots(sigma)
+            fp = jnp.where(p.valid, _laid_out(self.interaction, p).derivative(s), 0.0)
+            return None, self.kappa * jnp.einsum("nm,nmd->nd", fp, sn)
+        inter = _laid_out(self.interaction, p)
+        s = sigma @ sigma.T
+        fp = inter.derivative(s)
+        if not _vanishes_off_graph(inter):
+            fp = p._mask(s.dtype) * fp
+        return None, self.kappa * (fp @ sigma)
+
+    def oscillator_size(self):
+        return self.pairs.n
+
+    def prepare(self):
+        if self.pairs.formulation == "edges":
+            return (self,)
+        return (eqx.tree_at(lambda m: m.interaction, self, _laid_out(self.interaction, self.pairs)),)
+
+
+class StimulusSynapse(AbstractSynapse):
+    """Conditional stimulus on the oscillators (AKOrN): ``E = −Σᵢ cᵢ·σᵢ``.
+
+    Breaks rotation invariance: with a natural frequency ``Ω`` the energy is then no longer
+    a Lyapunov function.
+
+    Arguments:
+        stimulus: ``(m, dim)`` array ``c``.
+    """
+
+    stimulus: Float[Array, "m dim"]
+    rotation_invariant: ClassVar[bool] = False
+
+    def __init__(self, stimulus):
+        c = jnp.asarray(stimulus)
+        if c.ndim != 2:
+            raise ValueError(f"stimulus has shape {c.shape}; pass an (m, dim) array")
+        self.stimulus = _float_array(c, c.shape, "stimulus")
+
+    def energy(self, g, sigma):
+        return -jnp.sum(self.stimulus * sigma)
+
+    def gradient(self, g, sigma):
+        return None, -jnp.broadcast_to(self.stimulus, sigma.shape).astype(sigma.dtype)
+
+    def oscillator_size(self):
+        return self.stimulus.shape[0]
+
+
+class _AbstractCoupling(AbstractSynapse):
+    """``E = −Σ_(i,j)∈G C_ij gᵢ gⱼ (σᵢ·σⱼ)``; subclasses say what ``C`` is."""
+
+    pairs: eqx.AbstractVar[Pairs]
+
+    @abc.abstractmethod
+    def coefficients(self):
+        """``C``: a scalar or per-edge array (``"edges"``), or a dense ``(n, n)`` matrix."""
+
+    def _field(self, g, sigma):
+        # Y_i = Σ_j C_ij g_j σ_j  (so that E = −½ Σ_i g_i σ_i·Y_i).
+        p = self.pairs
+        c = self.coefficients()
+        gs = g[:, None] * sigma
+        if p.formulation == "all":
+            return c * (jnp.sum(gs, axis=0, keepdims=True) - gs)
+        if p.formulation == "neighbours":
+            return jnp.einsum("nm,nmd->nd", c, gs[p.nbr])
+        return c @ gs
+
+    def energy(self, g, sigma):
+        p = self.pairs
+        if p.formulation == "edges":
+            return -jnp.sum(self.coefficients() * g[p.i] * g[p.j] * p.dots(sigma))
+        return -0.5 * jnp.sum(g[:, None] * sigma * self._field(g, sigma))
+
+    def gradient(self, g, sigma):
+        p = self.pairs
+        if p.formulation == "edges":
+            c = self.coefficients()
+            s = p.dots(sigma)
+            gi, gj = g[p.i], g[p.j]
+            dg = -p.scatter(c * s * gj, c * s * gi)
+            w = (c * gi * gj)[:, None]
+            return dg, -p.scatter(w * sigma[p.j], w * sigma[p.i])
+        y = self._field(g, sigma)
+        return -jnp.sum(sigma * y, axis=-1), -g[:, None] * y
+
+    def threshold_size(self):
+        return self.pairs.n
+
+    def oscillator_size(self):
+        return self.pairs.n
+
+
+class CouplingSynapse(_AbstractCoupling):
+    """Hopfield–Kuramoto coupling ``E = −Σ_(i,j)∈G C_ij gᵢ gⱼ (σᵢ·σⱼ)`` with free ``C``.
+
+    ``weights`` of shape ``(E,)`` is the paper's **full** coupling (one weight per edge); a
+    scalar is the **additive** coupling (``C_ij = c``). Seen from the threshold units it
+    replaces ``W_s`` by ``W_s + κ_H⁻¹ C ⊙ Gram(σ)`` on the edges of ``G``: for a complete
+    graph and scalar ``c`` that is ``c κ_H⁻¹ (σσᵀ − I)``, a rank-``D`` update minus a
+    constant diagonal (arXiv 2505.03648, Sec. 3).
+
+    Arguments:
+        pairs: the coupling graph ``G_HK`` (:class:`Pairs`).
+        weights: scalar or ``(E,)``.
+    """
+
+    pairs: Pairs
+    weights: Float[Array, "*e"]
+
+    def __init__(self, pairs: Pairs, weights):
+        w = jnp.asarray(weights)
+        if w.ndim == 0:
+            w = _float_array(w, (), "coupling_weights")
+        else:
+            w = _float_array(w, (pairs.num_edges,), "coupling_weights")
+            if pairs.formulation == "all":
+                # Per-edge weights on a complete graph need the dense layout.
+                edges = np.stack([np.asarray(pairs.i), np.asarray(pairs.j)], axis=1)
+                pairs = Pairs(edges, pairs.n, formulation="dense")
+        self.pairs, self.weights = pairs, w
+
+    def coefficients(self):
+        p = self.pairs
+        if p.formulation in ("edges", "all") or self.weights.ndim == 2:
+            return self.weights
+        return p.dense(self.weights) if p.formulation == "dense" else p.table(self.weights)
+
+    def prepare(self):
+        if self.pairs.formulation in ("edges", "all") or self.weights.ndim == 2:
+            return (self,)
+        return (eqx.tree_at(lambda m: m.weights, self, self.coefficients()),)
+
+
+class MultiplicativeCouplingSynapse(_AbstractCoupling):
+    """The Hopfield synapse with oscillator-modulated weights (the paper's
+    **multiplicative** coupling, ``C_ij = α W_s,ij``):
+
+    ``E = −κ (b·g + ½ gᵀ W_s g) − α Σ_(i,j)∈G W_s,ij gᵢ gⱼ (σᵢ·σⱼ)``.
+
+    It holds the :class:`HopfieldSynapse` itself, so the Hopfield weights are one array,
+    shared (tied) by both terms and trained as one.
+
+    Arguments:
+        hopfield: the Hopfield synapse whose weights the coupling reuses.
+        pairs: the coupling graph.
+        strength: ``α`` (scalar).
+    """
+
+    hopfield: HopfieldSynapse
+    pairs: Pairs
+    strength: Float[Array, ""]
+
+    def __init__(self, hopfield: HopfieldSynapse, pairs: Pairs, strength=1.0):
+        if hopfield.weights.shape[0] != pairs.n:
+            raise ValueError(
+                f"the coupling graph has {pairs.n} nodes but the Hopfield weights are "
+                f"{hopfield.weights.shape}"
+            )
+        self.hopfield, self.pairs = hopfield, pairs
+        self.strength = _float_array(strength, (), "coupling_weights")
+
+    def coefficients(self):
+        ws = self.hopfield.symmetric_weights()
+        p = self.pairs
+        if p.formulation == "edges":
+            return self.strength * ws[p.i, p.j]
+        if p.formulation == "neighbours":
+            rows = jnp.arange(p.n)[:, None]
+            return self.strength * jnp.where(p.valid, ws[rows, p.nbr], 0.0)
+        return self.strength * ws * p._mask(ws.dtype)
+
+    def _field(self, g, sigma):
+        if self.pairs.formulation == "neighbours":
+            return super()._field(g, sigma)
+        return self.coefficients() @ (g[:, None] * sigma)
+
+    def energy(self, g, sigma):
+        return self.hopfield.energy(g, sigma) + super().energy(g, sigma)
+
+    def gradient(self, g, sigma):
+        dg, ds = super().gradient(g, sigma)
+        return dg + self.hopfield.gradient(g, sigma)[0], ds
+
+    def prepare(self):
+        # Untie: a Hopfield synapse plus a coupling with the coefficients computed once.
+        c = self.coefficients()
+        coupling = eqx.tree_at(lambda m: m.weights, CouplingSynapse(self.pairs, jnp.zeros(())), c)
+        if self.pairs.formulation == "all":
+            coupling = eqx.tree_at(lambda m: m.pairs, coupling, self._dense_pairs())
+        return self.hopfield.prepare() + (coupling,)
+
+    def _dense_pairs(self):
+        edges = np.stack([np.asarray(self.pairs.i), np.asarray(self.pairs.j)], axis=1)
+        return Pairs(edges, self.pairs.n, formulation="dense")
