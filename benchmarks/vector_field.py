@@ -1,103 +1,110 @@
 """Time one vector-field evaluation and one batched ``relax`` of the paper's MNIST-size
-Hopfield–Kuramoto network.
+Hopfield–Kuramoto network, in each formulation of the edge sums.
 
-Configuration (issue #2): n = 896 (785 + 100 + 11), small-world graphs (k = 150,
-p = 0.1) for both the Kuramoto and the coupling terms, D = 5, ReLU Lagrangian and
-interaction, κ_H = 0.1, κ_K = 1, full coupling, Tsit5 + PID (rtol 1e-3, atol 1e-6),
-t1 = 1, float32. Prints a table and writes JSON.
+Configuration (issue #2): n = 896 (785 + 100 + 11), small-world graphs (k = 150, p = 0.1)
+for both the Kuramoto and the coupling terms, D = 5, ReLU Lagrangian and interaction,
+κ_H = 0.1, κ_K = 1, full coupling, Tsit5 + PID (rtol 1e-3, atol 1e-6), t1 = 1, float32.
 
-    python benchmarks/vector_field.py [--batch 10] [--repeats 20] [--formulation auto]
+Rows: each formulation of :mod:`hkjax.synapses`, plus ``edges-autodiff``: the edge list
+with gradients taken by ``jax.grad`` of the energy (gather → scatter-add), the way research
+code usually writes it: the in-repo baseline. "field" times are of the prepared network
+(what ``relax`` evaluates at every stage); GFLOP/s counts the dense work
+``n²(5 + 6D)`` per sample and is printed next to a plain ``jnp.dot`` of the main GEMM
+shape, ``(n, n) @ (n, batch·D)``, measured in the same run.
+
+    python benchmarks/vector_field.py [--batch 10] [--repeats 20] [--formulation compare]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import platform
-import shlex
-import sys
-import time
-from pathlib import Path
 
 import equinox as eqx
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 import hkjax as hk
+from hkjax.synapses import AbstractSynapse
+
+try:
+    from _common import PAPER, dot_gflops, initial_states, paper_network, print_table, timeit, write_json
+except ImportError:  # imported as benchmarks.vector_field
+    from ._common import PAPER, dot_gflops, initial_states, paper_network, print_table, timeit, write_json
 
 
-def paper_network(*, formulation: str = "auto", coupling: str = "full", n: int = 896, k: int = 150, dim: int = 5, seed: int = 0):
-    """The paper's MNIST-size Hopfield–Kuramoto network with its initialisation scale."""
-    keys = jax.random.split(jax.random.key(seed), 3)
-    ek = hk.graphs.small_world(n, k, 0.1, key=keys[0])
-    ehk = hk.graphs.small_world(n, k, 0.1, key=keys[1])
-    return hk.hopfield_kuramoto(
-        n, dim, edges_k=ek, edges_hk=ehk, coupling=coupling,
-        lagrangian=hk.lagrangians.ReLU(), interaction=hk.interactions.ReLU(),
-        kappa_h=0.1, kappa_k=1.0, formulation=formulation, key=keys[2],
-    )
+def autodiff_gradients(net):
+    """The same network, but every synapse's gradient by ``jax.grad`` of its energy."""
+    synapses = tuple(_AutodiffSynapse(s) for s in net.synapses)
+    return eqx.tree_at(lambda m: m.synapses, net, synapses)
 
 
-def initial_states(net, batch: int, *, seed: int = 1):
-    kx, ks = jax.random.split(jax.random.key(seed))
-    x = jax.random.uniform(kx, (batch, net.threshold.n))
-    sig = jax.random.normal(ks, (batch, net.oscillators.n, net.oscillators.dim))
-    return jax.vmap(net.init_state)(x, sig)
+class _AutodiffSynapse(AbstractSynapse):
+    """Wraps a synapse, keeping its energy but not its closed-form gradient."""
+
+    inner: AbstractSynapse
+
+    def energy(self, g, sigma):
+        return self.inner.energy(g, sigma)
+
+    def prepare(self):
+        return tuple(_AutodiffSynapse(s) for s in self.inner.prepare())
+
+    def threshold_size(self):
+        return self.inner.threshold_size()
+
+    def oscillator_size(self):
+        return self.inner.oscillator_size()
 
 
-def _time(fn, *args, repeats: int):
-    out = fn(*args)
-    jax.block_until_ready(out)  # compile + warm-up
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        times.append(time.perf_counter() - t)
-    return float(np.median(times)), out
+def measure(form: str, batch: int, repeats: int) -> dict:
+    base = "edges" if form == "edges-autodiff" else form
+    net = paper_network(formulation=base)
+    if form == "edges-autodiff":
+        net = autodiff_gradients(net)
+    states = initial_states(net, batch)
+    one = jax.tree_util.tree_map(lambda y: y[0], states)
+    prepared = eqx.filter_jit(lambda n: n.prepare())(net)
+    field = eqx.filter_jit(lambda n, s: n.vector_field(0.0, s))
+    t1, _, _, _ = timeit(field, prepared, one, repeats=repeats)
+    bfield = eqx.filter_jit(lambda n, s: jax.vmap(lambda y: n.vector_field(0.0, y))(s))
+    tb, _, _, _ = timeit(bfield, prepared, states, repeats=repeats)
+    brelax = eqx.filter_jit(lambda n, s: jax.vmap(lambda y: hk.relax(n, y, t1=1.0))(s))
+    tr, trmin, first, sol = timeit(brelax, net, states, repeats=max(5, repeats // 4))
+    n, d = PAPER["n"], PAPER["dim"]
+    flops = n * n * (5 + 6 * d) * batch
+    return {
+        "formulation": form, "n": n, "dim": d, "batch": batch, "dtype": str(one.x.dtype),
+        "vector_field_ms": 1e3 * t1, "vector_field_batch_ms": 1e3 * tb,
+        "field_gflops": flops / tb / 1e9,
+        "relax_batch_ms": 1e3 * tr, "relax_batch_min_ms": 1e3 * trmin, "relax_first_call_s": first,
+        "solver_steps": int(np.max(np.asarray(sol.stats["num_steps"]))),
+    }
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--batch", type=int, default=10)
     ap.add_argument("--repeats", type=int, default=20)
-    ap.add_argument("--formulation", default="compare", help="auto, neighbours, dense, edges, or 'compare' (all three)")
-    ap.add_argument("--json", default=None, help="output JSON path (default benchmarks/results/vector_field-<device>.json)")
+    ap.add_argument("--formulation", default="compare",
+                    help="dense, neighbours, edges, edges-autodiff, or 'compare' (all of them)")
+    ap.add_argument("--json", default=None, help="output path (default benchmarks/results/vector_field-<machine>.json)")
     a = ap.parse_args(argv)
-    forms = ["neighbours", "dense", "edges"] if a.formulation == "compare" else [a.formulation]
-    device = jax.devices()[0]
-    rows = []
-    for form in forms:
-        net = paper_network(formulation=form)
-        states = initial_states(net, a.batch)
-        one = jax.tree_util.tree_map(lambda y: y[0], states)
-        # relax() prepares the network once per solve (parameter layout), then evaluates the
-        # prepared field at every stage: time that evaluation.
-        prepared = eqx.filter_jit(lambda n: n.prepare())(net)
-        field = eqx.filter_jit(lambda n, s: n.vector_field(0.0, s))
-        t_field, _ = _time(field, prepared, one, repeats=a.repeats)
-        bfield = eqx.filter_jit(lambda n, s: jax.vmap(lambda y: n.vector_field(0.0, y))(s))
-        t_bfield, _ = _time(bfield, prepared, states, repeats=a.repeats)
-        brelax = eqx.filter_jit(lambda n, s: jax.vmap(lambda y: hk.relax(n, y, t1=1.0))(s))
-        t_relax, sol = _time(brelax, net, states, repeats=max(3, a.repeats // 4))
-        steps = int(np.max(np.asarray(sol.stats["num_steps"])))
-        rows.append({
-            "formulation": form, "n": net.threshold.n, "dim": net.oscillators.dim, "batch": a.batch,
-            "dtype": str(one.x.dtype), "device": device.device_kind,
-            "vector_field_ms": 1e3 * t_field, "vector_field_batch_ms": 1e3 * t_bfield,
-            "relax_batch_ms": 1e3 * t_relax, "solver_steps": steps,
-        })
-    print(f"# command: python {' '.join(shlex.quote(x) for x in [sys.argv[0], *(argv or sys.argv[1:])])}")
-    print(f"# device: {device.platform} {device.device_kind}, jax {jax.__version__}, {platform.processor() or platform.machine()}")
-    hdr = f"| formulation | field, 1 sample (ms) | field, batch {a.batch} (ms) | relax, batch {a.batch} (ms) | solver steps |"
-    print(hdr)
-    print("|---|---|---|---|---|")
+    forms = ["dense", "neighbours", "edges", "edges-autodiff"] if a.formulation == "compare" else [a.formulation]
+    rows = [measure(f, a.batch, a.repeats) for f in forms]
+    n, d = PAPER["n"], PAPER["dim"]
+    ref = dot_gflops(n, n, a.batch * d)
     for r in rows:
-        print(f"| {r['formulation']} | {r['vector_field_ms']:.3f} | {r['vector_field_batch_ms']:.3f} | {r['relax_batch_ms']:.1f} | {r['solver_steps']} |")
-    out = Path(a.json) if a.json else Path(__file__).parent / "results" / f"vector_field-{device.platform}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"command": " ".join(sys.argv), "rows": rows}, indent=2))
-    print(f"# wrote {out}")
+        r["dot_gflops"] = ref
+    print_table(
+        f"vector field and relax, paper MNIST size (n={n}, D={d}, batch {a.batch}, float32)",
+        rows,
+        [("formulation", "formulation", ""), ("vector_field_ms", "field, 1 sample (ms)", ".3f"),
+         ("vector_field_batch_ms", f"field, batch {a.batch} (ms)", ".3f"),
+         ("field_gflops", "dense-equivalent GFLOP/s", ".1f"), ("dot_gflops", "jnp.dot GFLOP/s", ".1f"),
+         ("relax_batch_ms", f"relax, batch {a.batch} (ms, median)", ".1f"),
+         ("solver_steps", "solver steps", "d")],
+    )
+    write_json("vector_field", {"rows": rows}, a.json)
     return rows
 
 

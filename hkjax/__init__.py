@@ -5,7 +5,7 @@ arXiv 2505.03648. Units and synapses are Equinox modules composed into one energ
 Lyapunov flow is solved with Diffrax.
 """
 
-from . import graphs, interactions, lagrangians, synapses, units
+from . import checkpoint, data, graphs, interactions, lagrangians, sweep, synapses, units
 from .network import COUPLINGS, Network, hopfield, hopfield_kuramoto, kuramoto
 from .relax import ADJOINTS, Solution, relax
 from .units import OscillatorUnits, State, ThresholdUnits
@@ -13,7 +13,11 @@ from .units import OscillatorUnits, State, ThresholdUnits
 __version__ = "0.1.0"
 
 __all__ = [
+    "checkpoint",
+    "data",
     "graphs",
+    "plotting",
+    "sweep",
     "interactions",
     "lagrangians",
     "synapses",
@@ -30,3 +34,12 @@ __all__ = [
     "COUPLINGS",
     "ADJOINTS",
 ]
+
+
+def __getattr__(name):
+    # matplotlib is imported only when figures are asked for.
+    if name == "plotting":
+        import importlib
+
+        return importlib.import_module(".plotting", __name__)
+    raise AttributeError(f"module 'hkjax' has no attribute {name!r}")

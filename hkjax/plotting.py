@@ -47,6 +47,7 @@ __all__ = [
     "weights_heatmap",
     "singular_values",
     "images_grid",
+    "sweep_heatmap",
 ]
 
 PathLike = str | os.PathLike
@@ -781,4 +782,55 @@ def images_grid(
             ax.imshow(np.ma.masked_invalid(img), cmap="gray", vmin=vmin, vmax=vmax, interpolation="nearest")
         if titles is not None:
             ax.set_title(titles[k], fontsize=8)
+    return _finish(fig, path)
+
+
+# ---------------------------------------------------------------------------
+# sweeps
+# ---------------------------------------------------------------------------
+
+
+def sweep_heatmap(
+    table: Mapping[str, Any], x: str, y: str, value: str, path: PathLike | None = None
+) -> Figure | pathlib.Path:
+    """Heatmap of a sweep table (:func:`hkjax.sweep.run`): ``value`` averaged over every row
+    with the same ``(x, y)`` (e.g. over seeds), on the grid of distinct ``x`` and ``y``.
+
+    Args:
+        table: dict of equal-length columns.
+        x, y: names of the two parameter columns spanning the grid.
+        value: name of the output column to show.
+        path: where to write the figure, or None to return it.
+
+    Returns:
+        The written :class:`pathlib.Path`, or the Figure when ``path`` is None.
+
+    Raises:
+        ValueError: a column is missing, or the columns differ in length.
+    """
+    for name, col in (("x", x), ("y", y), ("value", value)):
+        if col not in table:
+            raise ValueError(f"{name}={col!r} is not a column of the table; columns: {sorted(table)}")
+    xs, ys = np.asarray(table[x]), np.asarray(table[y])
+    vs = _as_float(table[value], "value")
+    if not (xs.shape == ys.shape == vs.shape) or xs.ndim != 1:
+        raise ValueError("table columns must be 1-d and of equal length")
+    if xs.size == 0:
+        raise ValueError("table is empty")
+    ux, uy = np.unique(xs), np.unique(ys)
+    grid = np.full((uy.size, ux.size), np.nan)
+    for a, xv in enumerate(ux):
+        for b, yv in enumerate(uy):
+            sel = (xs == xv) & (ys == yv) & np.isfinite(vs)
+            if sel.any():
+                grid[b, a] = vs[sel].mean()
+    fig = _new_figure(5.8, 4.4)
+    ax = fig.add_subplot()
+    im = ax.imshow(grid, origin="lower", aspect="auto", cmap="viridis")
+    ax.set_xticks(range(ux.size), [f"{v:.3g}" for v in ux], rotation=45 if ux.size > 6 else 0)
+    ax.set_yticks(range(uy.size), [f"{v:.3g}" for v in uy])
+    ax.set_xlabel(x)
+    ax.set_ylabel(y)
+    fig.colorbar(im, ax=ax, label=value)
+    ax.set_title(f"{value} over {x} × {y}")
     return _finish(fig, path)

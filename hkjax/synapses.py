@@ -120,7 +120,7 @@ class Pairs(eqx.Module):
         num = e.shape[0]
         complete = num == n * (n - 1) // 2
         if formulation == "auto":
-                    formulation = "all" if complete else ("dense" if n <= 4096 else "neighbours")
+            formulation = "all" if complete else ("dense" if n <= 4096 else "neighbours")
         if formulation == "all" and not complete:
             raise ValueError(f"formulation='all' needs a complete graph; {name} has {num} of {n * (n - 1) // 2} edges")
         self.n, self.formulation = n, formulation

@@ -1,0 +1,123 @@
+"""Shared pieces of the benchmark scripts: the paper's network, timing, tables, JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import hkjax as hk
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+#: The paper's MNIST configuration: 785 pixel + reference units, 100 hidden, 11 class units.
+PAPER = dict(n=896, k=150, p=0.1, dim=5, kappa_h=0.1, kappa_k=1.0)
+
+
+def paper_network(*, formulation: str = "auto", coupling: str = "full", n: int = PAPER["n"],
+                  k: int = PAPER["k"], dim: int = PAPER["dim"], seed: int = 0):
+    """The paper's MNIST-size Hopfield–Kuramoto network with its initialisation scale."""
+    keys = jax.random.split(jax.random.key(seed), 3)
+    ek = hk.graphs.small_world(n, k, PAPER["p"], key=keys[0])
+    ehk = hk.graphs.small_world(n, k, PAPER["p"], key=keys[1])
+    return hk.hopfield_kuramoto(
+        n, dim, edges_k=ek, edges_hk=ehk, coupling=coupling,
+        lagrangian=hk.lagrangians.ReLU(), interaction=hk.interactions.ReLU(),
+        kappa_h=PAPER["kappa_h"], kappa_k=PAPER["kappa_k"], formulation=formulation, key=keys[2],
+    )
+
+
+def initial_states(net, batch: int, *, seed: int = 1):
+    """A batch of initial states: uniform 'pixels' in [0, 1], random oscillators."""
+    kx, ks = jax.random.split(jax.random.key(seed))
+    x = jax.random.uniform(kx, (batch, net.threshold.n))
+    sig = jax.random.normal(ks, (batch, net.oscillators.n, net.oscillators.dim))
+    return jax.vmap(net.init_state)(x, sig)
+
+
+def timeit(fn, *args, repeats: int = 5):
+    """Median and min wall time (s) of ``fn(*args)`` over ``repeats`` runs after one
+    warm-up call (which also compiles); returns ``(median, min, first_call, output)``."""
+    t0 = time.perf_counter()
+    out = jax.block_until_ready(fn(*args))
+    first = time.perf_counter() - t0
+    times = []
+    for _ in range(max(1, repeats)):
+        t = time.perf_counter()
+        jax.block_until_ready(fn(*args))
+        times.append(time.perf_counter() - t)
+    return float(np.median(times)), float(np.min(times)), first, out
+
+
+def dot_gflops(m: int, k: int, n: int, *, repeats: int = 10, dtype=jnp.float32) -> float:
+    """GFLOP/s of a plain ``jnp.dot`` of ``(m, k) @ (k, n)`` on this device, same run."""
+    a = jnp.ones((m, k), dtype)
+    b = jnp.ones((k, n), dtype)
+    f = jax.jit(jnp.dot)
+    med, *_ = timeit(f, a, b, repeats=repeats)
+    return 2.0 * m * k * n / med / 1e9
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far (MB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def device_info() -> dict:
+    d = jax.devices()[0]
+    return {
+        "platform": d.platform,
+        "device": d.device_kind,
+        "devices": len(jax.devices()),
+        "jax": jax.__version__,
+        "hkjax": hk.__version__,
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+    }
+
+
+def machine_name() -> str:
+    d = jax.devices()[0]
+    if d.platform == "cpu":
+        return f"cpu-{os.cpu_count()}core"
+    return d.device_kind.lower().replace(" ", "-")
+
+
+def command_line() -> str:
+    return "python " + " ".join(shlex.quote(a) for a in sys.argv)
+
+
+def print_table(title: str, rows: list[dict], columns: list[tuple[str, str, str]]):
+    """Print a markdown table; ``columns`` = [(key, header, format)]."""
+    info = device_info()
+    print(f"\n## {title}")
+    print(f"# command: {command_line()}")
+    print(f"# device: {info['platform']} {info['device']} x{info['devices']}, jax {info['jax']}, {info['cpus']} cpus")
+    print("| " + " | ".join(h for _, h, _ in columns) + " |")
+    print("|" + "---|" * len(columns))
+    for r in rows:
+        cells = []
+        for key, _, fmt in columns:
+            v = r.get(key, "")
+            cells.append(format(v, fmt) if isinstance(v, (int, float)) and fmt else str(v))
+        print("| " + " | ".join(cells) + " |")
+
+
+def write_json(name: str, payload: dict, path: str | None = None) -> Path:
+    out = Path(path) if path else RESULTS / f"{name}-{machine_name()}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"command": command_line(), "device": device_info(), **payload}
+    tmp = out.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(payload, indent=2))
+    os.replace(tmp, out)
+    print(f"# wrote {out}")
+    return out

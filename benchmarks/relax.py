@@ -1,0 +1,54 @@
+"""Time ``relax`` of the paper's MNIST-size Hopfield–Kuramoto network at several batch
+sizes (vmap), float32, Tsit5 + PID (rtol 1e-3, atol 1e-6), t1 = 1.
+
+Target (issue #4, 2-core CPU): batch 100 ≤ 1.5 s (the paper's research code: ~27 s).
+
+    python benchmarks/relax.py [--batches 1,10,100] [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import equinox as eqx
+import jax
+import numpy as np
+
+import hkjax as hk
+
+try:
+    from _common import PAPER, initial_states, paper_network, print_table, timeit, write_json
+except ImportError:
+    from ._common import PAPER, initial_states, paper_network, print_table, timeit, write_json
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--batches", default="1,10,100")
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--formulation", default="auto")
+    ap.add_argument("--json", default=None)
+    a = ap.parse_args(argv)
+    net = paper_network(formulation=a.formulation)
+    brelax = eqx.filter_jit(lambda n, s: jax.vmap(lambda y: hk.relax(n, y, t1=1.0))(s))
+    rows = []
+    for b in [int(x) for x in a.batches.split(",")]:
+        states = initial_states(net, b)
+        med, mn, first, sol = timeit(brelax, net, states, repeats=a.repeats)
+        rows.append({
+            "batch": b, "formulation": net.synapses[1].pairs.formulation, "dtype": "float32",
+            "relax_ms": 1e3 * med, "relax_min_ms": 1e3 * mn, "per_sample_ms": 1e3 * med / b,
+            "first_call_s": first, "solver_steps": int(np.max(np.asarray(sol.stats["num_steps"]))),
+        })
+    print_table(
+        f"relax, paper MNIST size (n={PAPER['n']}, D={PAPER['dim']}, float32)", rows,
+        [("batch", "batch", "d"), ("formulation", "formulation", ""), ("relax_ms", "relax (ms, median)", ".1f"),
+         ("per_sample_ms", "per sample (ms)", ".2f"), ("first_call_s", "first call incl. compile (s)", ".2f"),
+         ("solver_steps", "solver steps", "d")],
+    )
+    write_json("relax", {"rows": rows}, a.json)
+    return rows
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,157 @@
+"""One training step of the paper's MNIST-size Hopfield–Kuramoto classifier: value and
+gradient of a batch loss through ``relax`` plus an Optax (Lion, exponential decay) update.
+
+Configuration: n = 896, small-world k = 150, D = 5, full coupling, ReLU Lagrangian and
+interaction, κ_H = 0.1, κ_K = 1, Tsit5 + PID (rtol 1e-3, atol 1e-6), t1 = 1, batch 10,
+float32; every parameter trained; loss = squared error of the final class units against
+``2·onehot − 1``.
+
+Each configuration runs in a fresh subprocess so that its memory is its own: we report the
+first-call time (compile + one step), the median of ``--repeats`` steps, the peak resident
+memory of the whole process, and the peak during the timed steps alone (the kernel's
+high-water mark reset after warm-up via ``/proc/self/clear_refs``).
+
+Targets (issue #4, 2-core CPU): step ≤ 0.8 s (research code ~17 s), peak ≤ 600 MB
+(research code ~1.5 GB), first call ≤ 5 s; with the implicit adjoint the peak must not grow
+with the number of solver steps (two step counts shown).
+
+    python benchmarks/train_step.py [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+CONFIGS = [
+    {"name": "recursive, max_steps=16", "adjoint": "recursive", "max_steps": 16, "t1": 1.0},
+    {"name": "recursive, max_steps=64", "adjoint": "recursive", "max_steps": 64, "t1": 1.0},
+    {"name": "implicit, t1=1", "adjoint": "implicit", "max_steps": 64, "t1": 1.0},
+    {"name": "implicit, t1=4", "adjoint": "implicit", "max_steps": 256, "t1": 4.0},
+]
+
+
+def _vmhwm_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+def child(cfg: dict, repeats: int, batch: int) -> dict:
+    import equinox as eqx
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    import optax
+
+    import hkjax as hk
+
+    try:
+        from _common import initial_states, paper_network, peak_rss_mb, timeit
+    except ImportError:
+        from ._common import initial_states, paper_network, peak_rss_mb, timeit
+
+    net = paper_network()
+    states = initial_states(net, batch)
+    labels = jnp.arange(batch) % 10
+    targets = 2.0 * jax.nn.one_hot(labels, 11) - 1.0
+    steady = cfg["adjoint"] == "implicit"
+
+    def loss_fn(model, states, targets):
+        def one(s, y):
+            sol = hk.relax(model, s, t1=cfg["t1"], max_steps=cfg["max_steps"], adjoint=cfg["adjoint"],
+                           steady_state=steady, throw=False)
+            return jnp.sum((sol.state.x[-11:] - y) ** 2), sol.stats["num_steps"]
+
+        losses, steps = jax.vmap(one)(states, targets)
+        return jnp.mean(losses), jnp.max(steps)
+
+    schedule = optax.exponential_decay(1e-3, transition_steps=100, decay_rate=0.9)
+    opt = optax.lion(schedule)
+    params, static = eqx.partition(net, eqx.is_inexact_array)
+    opt_state = opt.init(params)
+
+    @eqx.filter_jit
+    def step(params, opt_state, states, targets):
+        def f(p):
+            return loss_fn(eqx.combine(p, static), states, targets)
+
+        (loss, steps), grads = jax.value_and_grad(f, has_aux=True)(params)
+        updates, opt_state = opt.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, loss, steps
+
+    def run(carry):
+        p, o = carry
+        p, o, loss, steps = step(p, o, states, targets)
+        return (p, o), loss, steps
+
+    import time
+
+    t0 = time.perf_counter()
+    carry, loss, steps = run((params, opt_state))
+    jax.block_until_ready(loss)
+    first = time.perf_counter() - t0
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        reset = True
+    except OSError:
+        reset = False
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        carry, loss, steps = run(carry)
+        jax.block_until_ready(loss)
+        times.append(time.perf_counter() - t)
+    return {
+        **cfg, "batch": batch, "first_call_s": first, "step_s": float(np.median(times)),
+        "step_min_s": float(np.min(times)), "peak_mb": peak_rss_mb(),
+        "steady_peak_mb": _vmhwm_mb() if reset else float("nan"), "solver_steps": int(steps),
+        "loss": float(loss),
+    }
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--batch", type=int, default=10)
+    ap.add_argument("--configs", default=None, help="comma-separated indices into CONFIGS (default all)")
+    ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--json", default=None)
+    a = ap.parse_args(argv)
+    if a.child is not None:
+        print("RESULT " + json.dumps(child(json.loads(a.child), a.repeats, a.batch)))
+        return None
+    try:
+        from _common import print_table, write_json
+    except ImportError:
+        from ._common import print_table, write_json
+    idx = range(len(CONFIGS)) if a.configs is None else [int(i) for i in a.configs.split(",")]
+    rows = []
+    here = os.path.dirname(os.path.abspath(__file__))
+    for i in idx:
+        cmd = [sys.executable, os.path.join(here, "train_step.py"), "--child", json.dumps(CONFIGS[i]),
+               "--repeats", str(a.repeats), "--batch", str(a.batch)]
+        out = subprocess.run(cmd, capture_output=True, text=True, cwd=here)
+        line = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")]
+        if out.returncode != 0 or not line:
+            print(out.stderr[-2000:], file=sys.stderr)
+            raise SystemExit(f"configuration {CONFIGS[i]['name']!r} failed")
+        rows.append(json.loads(line[0][7:]))
+    print_table(
+        f"training step, paper MNIST size, batch {a.batch}, float32, Lion", rows,
+        [("name", "gradient path", ""), ("step_s", "step (s, median)", ".3f"),
+         ("first_call_s", "first call incl. compile (s)", ".2f"), ("peak_mb", "peak RSS (MB)", ".0f"),
+         ("steady_peak_mb", "peak RSS during steps (MB)", ".0f"), ("solver_steps", "solver steps", "d")],
+    )
+    write_json("train_step", {"rows": rows}, a.json)
+    return rows
+
+
+if __name__ == "__main__":
+    main()
