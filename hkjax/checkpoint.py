@@ -53,7 +53,6 @@ import operator
 import os
 import pathlib
 import re
-import secrets
 import struct
 import sys
 from collections.abc import Iterable, Mapping
@@ -63,6 +62,8 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from ._io import atomic_open
 
 __all__ = [
     "FORMAT_VERSION",
@@ -316,44 +317,10 @@ def _write_all(f: Any, chunks: Iterable[bytes | np.ndarray]) -> None:
         f.write(memoryview(chunk))
 
 
-def _fsync_directory(directory: pathlib.Path) -> None:
-    flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
-    try:
-        fd = os.open(directory, flags)
-    except OSError:  # e.g. Windows cannot open directories
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def _atomic_write(path: pathlib.Path, chunks: Iterable[bytes | np.ndarray]) -> None:
     """Write ``chunks`` to ``path`` atomically (temp file + fsync + os.replace)."""
-    directory = path.parent
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    while True:
-        tmp = directory / f".{path.name}.{secrets.token_hex(8)}.tmp"
-        try:
-            fd = os.open(tmp, flags, 0o666)  # mode is filtered by the umask
-        except FileExistsError:  # pragma: no cover - astronomically unlikely
-            continue
-        break
-    try:
-        with os.fdopen(fd, "wb") as f:
-            _write_all(f, chunks)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    _fsync_directory(directory)
+    with atomic_open(path, "wb") as f:
+        _write_all(f, chunks)
 
 
 def save(

@@ -41,7 +41,6 @@ import gzip
 import importlib.resources
 import operator
 import os
-import tempfile
 import zlib
 from typing import IO
 
@@ -49,6 +48,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray
+
+from ._io import atomic_open
 
 __all__ = [
     "Dataset",
@@ -386,26 +387,14 @@ def write_idx(path: str | os.PathLike[str], array: ArrayLike) -> None:
     payload = np.ascontiguousarray(arr, dtype=_IDX_DTYPES[code]).tobytes()
 
     dest = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(dest))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(dest) + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            if dest.endswith(".gz"):
-                with gzip.GzipFile(fileobj=fh, mode="wb", mtime=0) as gz:
-                    gz.write(header)
-                    gz.write(payload)
-            else:
-                fh.write(header)
-                fh.write(payload)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, dest)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    with atomic_open(dest, "wb") as fh:
+        if dest.endswith(".gz"):
+            with gzip.GzipFile(fileobj=fh, mode="wb", mtime=0) as gz:
+                gz.write(header)
+                gz.write(payload)
+        else:
+            fh.write(header)
+            fh.write(payload)
 
 
 IDX_SPLITS: dict[str, tuple[str, ...]] = {

@@ -18,7 +18,6 @@ from typing import ClassVar
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 __all__ = ["AbstractInteraction", "AbstractAffineInteraction", "Linear", "ReLU", "Tanh", "Sigmoid", "MLP"]

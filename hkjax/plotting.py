@@ -29,13 +29,14 @@ import numbers
 import operator
 import os
 import pathlib
-import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
+from ._io import atomic_open
 
 __all__ = [
     "learning_curves",
@@ -87,48 +88,13 @@ def _check_path(path: PathLike) -> pathlib.Path:
     return p
 
 
-def _fsync_directory(directory: pathlib.Path) -> None:
-    flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
-    try:
-        fd = os.open(directory, flags)
-    except OSError:  # e.g. Windows cannot open directories
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def _finish(fig: Figure, path: PathLike | None) -> Figure | pathlib.Path:
     """Return ``fig`` when ``path`` is None, else save it atomically and return the path."""
     if path is None:
         return fig
     p = _check_path(path)
-    directory = p.parent
-    directory.mkdir(parents=True, exist_ok=True)
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    while True:
-        tmp = directory / f".{p.name}.{secrets.token_hex(8)}.tmp"
-        try:
-            fd = os.open(tmp, flags, 0o666)  # mode is filtered by the umask
-        except FileExistsError:  # pragma: no cover - astronomically unlikely
-            continue
-        break
-    try:
-        with os.fdopen(fd, "wb") as f:
-            fig.savefig(f, format=_FORMATS[p.suffix.lower()], dpi=DPI)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, p)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    _fsync_directory(directory)
+    with atomic_open(p, "wb") as f:
+        fig.savefig(f, format=_FORMATS[p.suffix.lower()], dpi=DPI)
     return p
 
 

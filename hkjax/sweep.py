@@ -33,8 +33,6 @@ import csv
 import itertools
 import json
 import math
-import os
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -42,6 +40,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from ._io import atomic_open
 
 __all__ = ["grid", "run", "Table", "to_csv", "to_json", "batch_mesh"]
 
@@ -177,19 +177,9 @@ def run(
 
 
 def _atomic_write(path: Path, text: str) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    with atomic_open(path, "w") as f:
+        f.write(text)
+    return Path(path)
 
 
 def to_csv(table: Table, path) -> Path:
