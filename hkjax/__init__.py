@@ -5,16 +5,22 @@ arXiv 2505.03648. Units and synapses are Equinox modules composed into one energ
 Lyapunov flow is solved with Diffrax.
 """
 
-from . import checkpoint, data, graphs, interactions, lagrangians, sweep, synapses, units
+from . import checkpoint, config, data, graphs, interactions, lagrangians, sweep, synapses, tasks, train, units
+from .config import Config
 from .network import COUPLINGS, Network, hopfield, hopfield_kuramoto, kuramoto
 from .relax import ADJOINTS, Solution, relax
+from .tasks import Addition, Classification, MemoryEditing
+from .train import FitResult, evaluate, fit, make_optimizer
 from .units import OscillatorUnits, State, ThresholdUnits
 
 __version__ = "0.1.0"
 
 __all__ = [
     "checkpoint",
+    "config",
     "data",
+    "tasks",
+    "train",
     "graphs",
     "plotting",
     "sweep",
@@ -33,6 +39,14 @@ __all__ = [
     "Solution",
     "COUPLINGS",
     "ADJOINTS",
+    "Config",
+    "Classification",
+    "Addition",
+    "MemoryEditing",
+    "fit",
+    "evaluate",
+    "make_optimizer",
+    "FitResult",
 ]
 
 

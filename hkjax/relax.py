@@ -12,7 +12,9 @@ Gradients (``adjoint``):
 * ``"implicit"``: :class:`diffrax.ImplicitAdjoint`, implicit-function-theorem gradients at
   a steady state (needs ``steady_state=True`` and no ``saveat``); memory independent of the
   number of steps. The gradient with respect to the initial state is zero (correct at a
-  fixed point): losses that need ``d/d state0`` must use ``"recursive"``.
+  fixed point): losses that need ``d/d state0`` must use ``"recursive"``. Threshold-only
+  networks: oscillator rest points are not isolated (conserved norms, global rotations), so
+  the implicit Jacobian is singular there and ``relax`` refuses this adjoint.
 * ``"backsolve"``: :class:`diffrax.BacksolveAdjoint` (continuous adjoint; approximate, no
   events, and no gradient for parameters closed over rather than passed in ``args``).
 """
@@ -60,12 +62,20 @@ class Solution(eqx.Module):
         return self.stats["result"] == 0
 
 
-def _adjoint(adjoint, steady_state: bool, user_saveat: bool):
+def _adjoint(adjoint, steady_state: bool, user_saveat: bool, has_oscillators: bool):
     if isinstance(adjoint, diffrax.AbstractAdjoint):
         return adjoint
     if adjoint == "recursive":
         return diffrax.RecursiveCheckpointAdjoint()
     if adjoint == "implicit":
+        if has_oscillators:
+            raise ValueError(
+                "adjoint='implicit' is not available for networks with oscillators: their rest "
+                "points are not isolated (every |σᵢ| is conserved and a global rotation of a rest "
+                "point is another one), so the implicit-function-theorem Jacobian is singular and "
+                "the gradient would be wrong; use adjoint='recursive' (pass a diffrax.ImplicitAdjoint "
+                "instance yourself only for losses invariant along those directions)"
+            )
         if not steady_state:
             raise ValueError(
                 "adjoint='implicit' differentiates through a steady state; pass steady_state=True"
@@ -134,8 +144,12 @@ def relax(
         raise TypeError(f"network must be an hkjax.Network, got {type(network).__name__}")
     if not isinstance(state0, State):
         raise TypeError(f"state0 must be an hkjax.State (network.init_state(...)), got {type(state0).__name__}")
-    if isinstance(t0, (int, float)) and isinstance(t1, (int, float)) and not t1 > t0:
-        raise ValueError(f"t1={t1} must be larger than t0={t0}")
+    traced = any(isinstance(t, jax.core.Tracer) for t in (t0, t1))
+    if not traced:
+        if not float(t1) > float(t0):
+            raise ValueError(f"t1={t1} must be larger than t0={t0} (relax integrates forward in time)")
+    else:
+        t1 = eqx.error_if(jnp.asarray(t1), jnp.asarray(t1) <= jnp.asarray(t0), "relax: t1 must be larger than t0")
     if not isinstance(max_steps, int) or max_steps < 1:
         raise ValueError(f"max_steps={max_steps!r} must be a positive integer")
     if steady_state and network.oscillators is not None and network.oscillators.omega is not None:
@@ -179,7 +193,7 @@ def relax(
         args=network.prepare(),
         saveat=dsaveat,
         stepsize_controller=stepsize_controller,
-        adjoint=_adjoint(adjoint, steady_state, user_saveat),
+        adjoint=_adjoint(adjoint, steady_state, user_saveat, network.oscillators is not None),
         event=event,
         max_steps=max_steps,
         throw=throw,

@@ -36,6 +36,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -92,6 +93,7 @@ def run(
     params: Mapping[str, Sequence],
     *,
     static: Mapping[str, Sequence] | None = None,
+    args=None,
     devices: Sequence[jax.Device] | None = None,
     shard: bool = True,
     chunk_size: int | None = None,
@@ -100,11 +102,16 @@ def run(
     """Evaluate ``fn`` over every configuration, vmapped and sharded.
 
     Arguments:
-        fn: ``fn(**continuous, **static) -> {name: scalar}``; pure JAX in the continuous
-            parameters (they arrive as traced scalars), Python values for the static ones.
+        fn: ``fn(**continuous, **static) -> {name: scalar}`` (``fn(args, **continuous,
+            **static)`` when ``args`` is given); pure JAX in the continuous parameters (they
+            arrive as traced scalars), Python values for the static ones.
         params: continuous parameters, equal-length 1-d columns (see :func:`grid`).
         static: shape-changing parameters; every combination (Cartesian product) is
             compiled once and run over all of ``params``.
+        args: a pytree shared by every configuration (e.g. a template network), passed to
+            ``fn`` as a jit argument, replicated and not batched. Pass large arrays this way
+            rather than closing over them: closed-over arrays are baked into the compiled
+            program as constants, which is slow to compile and to run.
         devices: devices to shard over (default ``jax.devices()``).
         shard: ``False`` runs on the default device only (for comparison).
         chunk_size: evaluate at most this many configurations at once (memory bound); the
@@ -140,8 +147,8 @@ def run(
     for combo in combos:
         fixed = dict(zip(static, combo))
 
-        def one(p, fixed=fixed):
-            out = fn(**p, **fixed)
+        def one(p, shared, fixed=fixed):
+            out = fn(**p, **fixed) if args is None else fn(shared, **p, **fixed)
             if not isinstance(out, Mapping):
                 raise ValueError(f"fn must return a dict of scalars, got {type(out).__name__}")
             out = {k: jnp.asarray(v) for k, v in out.items()}
@@ -150,7 +157,7 @@ def run(
                 raise ValueError(f"fn must return scalars; got shapes {shapes}")
             return out
 
-        batched = jax.jit(jax.vmap(one))
+        batched = eqx.filter_jit(jax.vmap(one, in_axes=(0, None)))
         outs: dict[str, list[np.ndarray]] = {}
         for start in range(0, num, chunk):
             sl = {k: c[start : start + chunk] for k, c in cols.items()}
@@ -161,7 +168,7 @@ def run(
             if mesh is not None:
                 sharding = NamedSharding(mesh, PartitionSpec("batch"))
                 sl = {k: jax.device_put(c, sharding) for k, c in sl.items()}
-            res = batched(sl)
+            res = batched(sl, args)
             for k, v in res.items():
                 outs.setdefault(k, []).append(np.asarray(v)[:size])
             if bar is not None:

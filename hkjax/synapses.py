@@ -91,7 +91,8 @@ def _float_array(value, shape: tuple, name: str) -> Array:
         raise TypeError(f"{name} has dtype {a.dtype}; pass a floating-point array")
     if a.shape != shape:
         raise ValueError(f"{name} has shape {a.shape}; expected {shape}")
-    if not isinstance(a, jax.core.Tracer) and not bool(jnp.all(jnp.isfinite(a))):
+    # NumPy, not jnp: under a jit trace even a concrete array's jnp result is a tracer.
+    if not isinstance(a, jax.core.Tracer) and not np.all(np.isfinite(np.asarray(a))):
         raise ValueError(f"{name} contains NaN or inf; pass finite values")
     return a
 
@@ -172,6 +173,16 @@ class Pairs(eqx.Module):
         return jax.ops.segment_sum(per_edge_i, self.i, self.n) + jax.ops.segment_sum(per_edge_j, self.j, self.n)
 
 
+def _gram(sigma):
+    """``σσᵀ``. For small ``D`` as a sum of ``D`` outer products, which XLA fuses into the
+    elementwise consumer instead of writing the ``(n, n)`` matrix out (measured ~10% faster
+    for the paper's D = 5 on a 2-core CPU)."""
+    d = sigma.shape[-1]
+    if d > 8:
+        return sigma @ sigma.T
+    return sum(sigma[:, None, k] * sigma[None, :, k] for k in range(d))
+
+
 def _vanishes_off_graph(inter: AbstractInteraction) -> bool:
     """Whether a dense-laid-out interaction is already zero off the graph (an affine
     potential whose parameters are all per-edge): then no mask pass is needed."""
@@ -182,12 +193,12 @@ def _vanishes_off_graph(inter: AbstractInteraction) -> bool:
 
 def _laid_out(interaction: AbstractInteraction, pairs: Pairs):
     """The interaction with its per-edge parameters laid out for ``pairs.formulation``:
-    symmetric ``(n, n)`` matrices (``"dense"``) or ``(n, m)`` neighbour tables
+    symmetric ``(n, n)`` matrices (``"dense"``, ``"all"``) or ``(n, m)`` neighbour tables
     (``"neighbours"``). Parameters already laid out (2-d) are left alone."""
     names = [p for p in interaction.param_names if jnp.ndim(getattr(interaction, p)) == 1]
-    if not names or pairs.formulation not in ("dense", "neighbours"):
+    if not names or pairs.formulation == "edges":
         return interaction
-    layout = pairs.dense if pairs.formulation == "dense" else pairs.table
+    layout = pairs.table if pairs.formulation == "neighbours" else pairs.dense
     return eqx.tree_at(
         lambda m: [getattr(m, p) for p in names],
         interaction,
@@ -310,7 +321,7 @@ class KuramotoSynapse(AbstractSynapse):
             fp = jnp.where(p.valid, _laid_out(self.interaction, p).derivative(s), 0.0)
             return None, self.kappa * jnp.einsum("nm,nmd->nd", fp, sn)
         inter = _laid_out(self.interaction, p)
-        s = sigma @ sigma.T
+        s = _gram(sigma)
         fp = inter.derivative(s)
         if not _vanishes_off_graph(inter):
             fp = p._mask(s.dtype) * fp
@@ -368,11 +379,12 @@ class _AbstractCoupling(AbstractSynapse):
         p = self.pairs
         c = self.coefficients()
         gs = g[:, None] * sigma
-        if p.formulation == "all":
-            return c * (jnp.sum(gs, axis=0, keepdims=True) - gs)
         if p.formulation == "neighbours":
             return jnp.einsum("nm,nmd->nd", c, gs[p.nbr])
-        return c @ gs
+        if jnp.ndim(c) == 2:
+            return c @ gs
+        # One scalar on a complete graph: Σ_{j≠i} c g_j σ_j costs O(n D).
+        return c * (jnp.sum(gs, axis=0, keepdims=True) - gs)
 
     def energy(self, g, sigma):
         p = self.pairs
@@ -418,24 +430,21 @@ class CouplingSynapse(_AbstractCoupling):
 
     def __init__(self, pairs: Pairs, weights):
         w = jnp.asarray(weights)
-        if w.ndim == 0:
-            w = _float_array(w, (), "coupling_weights")
-        else:
-            w = _float_array(w, (pairs.num_edges,), "coupling_weights")
-            if pairs.formulation == "all":
-                # Per-edge weights on a complete graph need the dense layout.
-                edges = np.stack([np.asarray(pairs.i), np.asarray(pairs.j)], axis=1)
-                pairs = Pairs(edges, pairs.n, formulation="dense")
-        self.pairs, self.weights = pairs, w
+        shape = () if w.ndim == 0 else (pairs.num_edges,)
+        self.pairs, self.weights = pairs, _float_array(w, shape, "coupling_weights")
+
+    def _laid_out(self) -> bool:
+        w, f = self.weights, self.pairs.formulation
+        return f == "edges" or w.ndim == 2 or (w.ndim == 0 and f == "all")
 
     def coefficients(self):
-        p = self.pairs
-        if p.formulation in ("edges", "all") or self.weights.ndim == 2:
+        if self._laid_out():
             return self.weights
-        return p.dense(self.weights) if p.formulation == "dense" else p.table(self.weights)
+        p = self.pairs
+        return p.table(self.weights) if p.formulation == "neighbours" else p.dense(self.weights)
 
     def prepare(self):
-        if self.pairs.formulation in ("edges", "all") or self.weights.ndim == 2:
+        if self._laid_out():
             return (self,)
         return (eqx.tree_at(lambda m: m.weights, self, self.coefficients()),)
 
@@ -478,10 +487,6 @@ class MultiplicativeCouplingSynapse(_AbstractCoupling):
             return self.strength * jnp.where(p.valid, ws[rows, p.nbr], 0.0)
         return self.strength * ws * p._mask(ws.dtype)
 
-    def _field(self, g, sigma):
-        if self.pairs.formulation == "neighbours":
-            return super()._field(g, sigma)
-        return self.coefficients() @ (g[:, None] * sigma)
 
     def energy(self, g, sigma):
         return self.hopfield.energy(g, sigma) + super().energy(g, sigma)
@@ -494,10 +499,4 @@ class MultiplicativeCouplingSynapse(_AbstractCoupling):
         # Untie: a Hopfield synapse plus a coupling with the coefficients computed once.
         c = self.coefficients()
         coupling = eqx.tree_at(lambda m: m.weights, CouplingSynapse(self.pairs, jnp.zeros(())), c)
-        if self.pairs.formulation == "all":
-            coupling = eqx.tree_at(lambda m: m.pairs, coupling, self._dense_pairs())
         return self.hopfield.prepare() + (coupling,)
-
-    def _dense_pairs(self):
-        edges = np.stack([np.asarray(self.pairs.i), np.asarray(self.pairs.j)], axis=1)
-        return Pairs(edges, self.pairs.n, formulation="dense")

@@ -1,0 +1,224 @@
+"""One configuration object for every ``hkjax`` subcommand (train, edit, eval, retrieve, plot).
+
+:class:`Config` is a frozen dataclass; each field carries its help text and default in its
+metadata, from which :mod:`hkjax.cli` builds the command-line flags (``--n-hidden``), so the
+flags, the TOML file (``n_hidden = 100``) and the Python API cannot drift apart. A run writes
+its config to ``config.toml`` (:func:`to_toml`) and ``hkjax eval`` / ``hkjax edit --from``
+read it back (:func:`load_toml`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import pathlib
+import tomllib
+from typing import Any
+
+__all__ = ["Config", "TASKS", "COMMAND_DEFAULTS", "load_toml", "to_toml", "from_dict", "SMALL_STEPS"]
+
+TASKS = ("classify", "addition", "edit", "retrieve")
+
+#: Defaults that differ by subcommand (documented in ``--help``). Memory editing starts the
+#: hidden and class oscillators at the reference, which lets the cue image act on the class
+#: units through ``Gram(σ)``.
+COMMAND_DEFAULTS = {"edit": {"osc_init": "reference"}}
+
+#: ``--steps small``: a quick smoke-test run.
+SMALL_STEPS = 60
+
+
+def _f(default, help: str, choices=None, flag: bool = True):
+    return dataclasses.field(default=default, metadata={"help": help, "choices": choices, "flag": flag})
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Every option of a run. Defaults reproduce the README's results on the digits data."""
+
+    # what
+    task: str = _f("classify", "task to run", TASKS)
+    model: str = _f("hopfield_kuramoto", "network model", ("hopfield", "kuramoto", "hopfield_kuramoto"))
+    dataset: str = _f("digits", "'digits' (embedded 8x8 digits) or 'idx:DIR' (MNIST-format directory)")
+    out: str = _f("runs/hkjax", "output directory (config.toml, metrics.jsonl, checkpoints, summary.json, figures)")
+    seed: int = _f(0, "random seed (model init, batches, augmentation)")
+    # network
+    n_hidden: int = _f(100, "hidden units N_augment (>= 1)")
+    dim: int = _f(5, "oscillator dimension D")
+    degree: int = _f(16, "degree k of the small-world graphs (>= n-1: all-to-all)")
+    rewire: float = _f(0.1, "small-world rewiring probability")
+    kuramoto_term: bool = _f(False, "Hopfield-Kuramoto: add the paper's Kuramoto energy among the oscillators (off by default: ~10x slower per step on CPU)")
+    coupling: str = _f("full", "Hopfield-Kuramoto coupling", ("full", "additive", "multiplicative"))
+    kappa_h: float = _f(0.1, "Hopfield energy scale kappa_H")
+    kappa_k: float = _f(1.0, "Kuramoto energy scale kappa_K")
+    init_scale: float = _f(0.01, "std of the random initial parameters")
+    osc_init: str = _f("random", "initial hidden/class oscillators: random unit vectors, or all at the reference e1", ("random", "reference"))
+    shift: int = _f(0, "training augmentation: random image translations by up to this many pixels")
+    rotate: bool = _f(True, "random global rotation of the oscillators per sample (augmentation)")
+    # relaxation
+    t1: float = _f(1.0, "relaxation time")
+    max_steps: int = _f(64, "maximum adaptive solver steps (Tsit5 + PID, rtol 1e-3, atol 1e-6)")
+    solver_steps: int = _f(0, "constant solver steps instead of adaptive ones (0: adaptive)")
+    # training
+    steps: int = _f(1000, "training steps (an integer, or 'small' for a quick run)")
+    batch_size: int = _f(32, "batch size")
+    optimizer: str = _f("adam", "optimizer", ("adam", "adamw", "lion", "sgd"))
+    lr: float = _f(3e-3, "initial learning rate")
+    lr_decay: float = _f(0.1, "exponential decay: final lr = lr * lr_decay (1: constant)")
+    weight_decay: float = _f(0.0, "weight decay (adamw, lion)")
+    clip: float = _f(1.0, "global gradient-norm clipping (0: off)")
+    eval_every: int = _f(0, "evaluate on the test split every this many steps (0: at the end)")
+    log_every: int = _f(10, "write a metrics row every this many steps")
+    checkpoint_every: int = _f(0, "checkpoint every this many steps (0: at the end)")
+    resume: bool = _f(False, "resume from the newest checkpoint in OUT/checkpoints")
+    max_train: int = _f(0, "use only the first this many training examples (0: all)")
+    max_test: int = _f(0, "evaluate on only the first this many test examples (0: all)")
+    progress: bool = _f(True, "show a progress bar")
+    # memory editing
+    from_run: str = _f("", "edit: run directory of a trained Hopfield classifier (empty: train one first)")
+    edit: str = _f("swap", "edit: kind of edit", ("swap", "conflate"))
+    classes: str = _f("0,1", "edit: classes, comma separated (swap: cyclic c0->c1->...; conflate: all -> c0)")
+    associative: bool = _f(False, "edit: only under cue 1 (cue images of class 0 / 1 on the oscillators)")
+    edit_steps: int = _f(600, "edit: training steps of the edit (the classifier uses --steps)")
+    edit_lr: float = _f(1e-2, "edit: initial learning rate of the edit")
+    # retrieval
+    n_units: int = _f(100, "retrieve: number of threshold units N")
+    loads: str = _f("0.02,0.05,0.1,0.14,0.2", "retrieve: pattern loads P/N, comma separated")
+    corruption: float = _f(0.2, "retrieve: fraction of flipped signs in the cue")
+    trials: int = _f(32, "retrieve: trials per load")
+    # plot / eval
+    run: str = _f("", "eval/plot: run directory to read (default: --out)")
+
+    def __post_init__(self):
+        checks = {
+            "n_hidden": 1, "dim": 2, "shift": 0, "degree": 2, "max_steps": 1, "solver_steps": 0, "steps": 1,
+            "batch_size": 1, "eval_every": 0, "log_every": 0, "checkpoint_every": 0,
+            "max_train": 0, "max_test": 0, "edit_steps": 1, "n_units": 2, "trials": 1,
+        }
+        for name, lo in checks.items():
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+                raise ValueError(f"{name}={v!r} must be an integer >= {lo}")
+        for name in ("rewire", "kappa_h", "kappa_k", "init_scale", "t1", "lr", "lr_decay", "weight_decay", "clip", "edit_lr", "corruption"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise ValueError(f"{name}={v!r} must be a finite number")
+        for name in ("kappa_h", "kappa_k", "t1", "lr", "edit_lr"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name}={getattr(self, name)} must be positive")
+        if not 0 <= self.rewire <= 1 or not 0 <= self.corruption <= 1:
+            raise ValueError("rewire and corruption must lie in [0, 1]")
+        if not 0 < self.lr_decay <= 1:
+            raise ValueError(f"lr_decay={self.lr_decay} must lie in (0, 1]")
+        for f in dataclasses.fields(self):
+            ch = f.metadata.get("choices")
+            if ch and getattr(self, f.name) not in ch:
+                raise ValueError(f"{f.name}={getattr(self, f.name)!r} is unknown; choose one of {', '.join(ch)}")
+        self.class_list()
+        self.load_list()
+
+    def class_list(self) -> list[int]:
+        """``classes`` parsed into integers."""
+        try:
+            return [int(c) for c in str(self.classes).split(",") if c.strip()]
+        except ValueError:
+            raise ValueError(f"classes={self.classes!r}: pass comma-separated integers, e.g. 0,1") from None
+
+    def load_list(self) -> list[float]:
+        """``loads`` parsed into floats."""
+        try:
+            out = [float(c) for c in str(self.loads).split(",") if c.strip()]
+        except ValueError:
+            raise ValueError(f"loads={self.loads!r}: pass comma-separated numbers, e.g. 0.05,0.1") from None
+        if not out or any(not 0 < x < 10 for x in out):
+            raise ValueError(f"loads={self.loads!r}: pass positive loads P/N, e.g. 0.05,0.1")
+        return out
+
+    def replace(self, **kw) -> "Config":
+        return dataclasses.replace(self, **kw)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(Config)}
+
+
+def _coerce(name: str, value):
+    f = _FIELDS[name]
+    typ = type(f.default)
+    if name == "steps" and value == "small":
+        return SMALL_STEPS
+    if typ is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "1", "yes", "on", "false", "0", "no", "off"):
+            return value.lower() in ("true", "1", "yes", "on")
+        raise ValueError(f"{name}={value!r}: expected true or false")
+    if typ is int:
+        if isinstance(value, bool):
+            raise ValueError(f"{name}={value!r}: expected an integer")
+        try:
+            return int(value) if not isinstance(value, float) or value.is_integer() else _bad(name, value, "an integer")
+        except (TypeError, ValueError):
+            raise ValueError(f"{name}={value!r}: expected an integer") from None
+    if typ is float:
+        if isinstance(value, bool):
+            raise ValueError(f"{name}={value!r}: expected a number")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name}={value!r}: expected a number") from None
+    if name in ("classes", "loads") and isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def _bad(name, value, what):
+    raise ValueError(f"{name}={value!r}: expected {what}")
+
+
+def from_dict(d: dict[str, Any], base: Config | None = None) -> Config:
+    """A :class:`Config` from a dict (e.g. a TOML table); unknown keys are an error.
+
+    Raises:
+        ValueError: an unknown key or a value of the wrong type / range.
+    """
+    unknown = sorted(set(d) - set(_FIELDS))
+    if unknown:
+        raise ValueError(f"unknown config key(s) {', '.join(unknown)}; valid keys: {', '.join(_FIELDS)}")
+    base = Config() if base is None else base
+    return dataclasses.replace(base, **{k: _coerce(k, v) for k, v in d.items()})
+
+
+def load_toml(path, base: Config | None = None) -> Config:
+    """Read a TOML config file (keys as in :class:`Config`, optionally under ``[hkjax]``).
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: not valid TOML, or bad keys / values.
+    """
+    p = pathlib.Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"config file {str(p)!r} does not exist")
+    try:
+        d = tomllib.loads(p.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{p}: not a valid TOML file ({e})") from None
+    if "hkjax" in d and isinstance(d["hkjax"], dict):
+        d = d["hkjax"]
+    return from_dict(d, base)
+
+
+def _toml_value(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    s = str(v).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{s}"'
+
+
+def to_toml(config: Config) -> str:
+    """The config as TOML text (readable back with :func:`load_toml`)."""
+    return "".join(f"{k} = {_toml_value(v)}\n" for k, v in config.to_dict().items())

@@ -1,0 +1,561 @@
+"""Tasks of arXiv 2505.03648: models, readouts and losses for classification, addition,
+memory editing and pattern retrieval.
+
+A *task* is a small Equinox module holding only static configuration. It knows how to turn
+one example (a dict of arrays) into an initial :class:`~hkjax.State`, how to read a
+prediction off the relaxed state, and the loss. :func:`hkjax.train.fit` needs four methods:
+
+* ``sample(arrays, key, batch_size) -> batch``: a random training batch (dict of arrays
+  with a leading batch axis), drawn only from ``key`` (so a run can be resumed exactly),
+* ``eval_batch(arrays, key) -> batch``: the full, deterministic evaluation set,
+* ``example_loss(network, example, key) -> (loss, (prediction, target))``: one example,
+* ``n_classes``.
+
+**Unit layout** (the same for every model, so trained weights transfer between them): with
+``P`` pixels, ``H ≥ 1`` hidden and ``C`` class units the network has ``n = P + H + C``
+units. Threshold units start at ``data.threshold_state`` (pixels ⊕ zeros); oscillators start
+at ``data.oscillator_state`` with ``H − 1`` hidden oscillators, so that row ``P`` is the
+reference oscillator ``e₁`` (paired with the first hidden threshold unit) and the last ``C``
+rows are the class oscillators.
+
+**Readouts** (paper, Sec. 4): threshold models predict with the final class units
+``y = x[-C:]``; the Kuramoto model with ``y_c = σ_class,c · σ_ref``. Loss
+``Σ_c (y_c − (2·onehot − 1)_c)²``, prediction ``argmax y``.
+"""
+
+from __future__ import annotations
+
+import diffrax
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float, Int, PRNGKeyArray
+
+from . import data as _data
+from . import graphs as _graphs
+from . import interactions as _interactions
+from . import lagrangians as _lagrangians
+from .network import Network, hopfield, hopfield_kuramoto, kuramoto
+from .relax import relax
+from .synapses import HopfieldSynapse
+from .units import State
+
+__all__ = [
+    "MODELS",
+    "EDITS",
+    "RelaxConfig",
+    "build_network",
+    "threshold_readout",
+    "oscillator_readout",
+    "squared_loss",
+    "random_shift",
+    "edit_map",
+    "Classification",
+    "Addition",
+    "MemoryEditing",
+    "freeze_hopfield",
+    "hopfield_parameters",
+    "hebbian_weights",
+    "retrieval",
+]
+
+MODELS = ("hopfield", "kuramoto", "hopfield_kuramoto")
+EDITS = ("swap", "conflate")
+
+
+# ---------------------------------------------------------------------------------------
+# Networks
+# ---------------------------------------------------------------------------------------
+
+
+def _graph(n: int, k: int, p: float, key) -> np.ndarray | str:
+    """Small-world graph of degree ``k`` (``"all"`` when ``k >= n - 1``)."""
+    if k >= n - 1:
+        return "all"
+    k = max(2, k - (k % 2))
+    return _graphs.small_world(n, k, p, key=key)
+
+
+def build_network(
+    model: str,
+    *,
+    n: int,
+    dim: int = 5,
+    k: int = 16,
+    rewire: float = 0.1,
+    coupling: str = "full",
+    kappa_h: float = 0.1,
+    kappa_k: float = 1.0,
+    init_scale: float = 1e-2,
+    hopfield_weights=None,
+    hopfield_bias=None,
+    kuramoto_graph: bool = True,
+    key: PRNGKeyArray,
+) -> Network:
+    """A network of ``n`` units for the tasks, with the paper's ingredients.
+
+    ReLU Lagrangian, ReLU interaction ``F(s) = a s + b relu(s)²/2`` with per-edge parameters,
+    small-world graphs (Watts–Strogatz, degree ``k``, rewiring probability ``rewire``; a
+    complete graph when ``k ≥ n − 1``), parameters drawn from ``N(0, init_scale²)``.
+
+    Arguments:
+        model: ``"hopfield"`` (dense weights, ``κ = kappa_h``), ``"kuramoto"`` (oscillators
+            in dimension ``dim`` on a small-world graph) or ``"hopfield_kuramoto"`` (both,
+            coupled with ``coupling`` on a second small-world graph).
+        hopfield_weights, hopfield_bias: explicit Hopfield parameters (memory editing).
+        kuramoto_graph: whether the Hopfield–Kuramoto model has a Kuramoto term at all.
+        key: PRNG key (keyword only).
+
+    Raises:
+        ValueError: an unknown ``model``, or sizes the graphs cannot hold.
+    """
+    if model not in MODELS:
+        raise ValueError(f"model={model!r} is unknown; choose one of {MODELS}")
+    kg1, kg2, kp = jax.random.split(key, 3)
+    relu_l = _lagrangians.ReLU()
+    if model == "hopfield":
+        return hopfield(
+            n, lagrangian=relu_l, weights=hopfield_weights, bias=hopfield_bias,
+            kappa=kappa_h, init_scale=init_scale, key=kp,
+        )
+    if model == "kuramoto":
+        return kuramoto(
+            n, dim, edges=_graph(n, k, rewire, kg1), interaction=_interactions.ReLU(),
+            kappa=kappa_k, init_scale=init_scale, key=kp,
+        )
+    return hopfield_kuramoto(
+        n, dim,
+        edges_k=_graph(n, k, rewire, kg1) if kuramoto_graph else None,
+        edges_hk=_graph(n, k, rewire, kg2),
+        coupling=coupling, lagrangian=relu_l, interaction=_interactions.ReLU(),
+        kappa_h=kappa_h, kappa_k=kappa_k, hopfield_weights=hopfield_weights,
+        hopfield_bias=hopfield_bias, init_scale=init_scale, key=kp,
+    )
+
+
+def hopfield_parameters(network: Network) -> tuple[Array, Array]:
+    """``(W, b)`` of the (first) Hopfield synapse of ``network``, wherever it sits (also
+    inside a multiplicative coupling)."""
+    found = [
+        s for s in jax.tree_util.tree_leaves(network, is_leaf=lambda x: isinstance(x, HopfieldSynapse))
+        if isinstance(s, HopfieldSynapse)
+    ]
+    if not found:
+        raise ValueError("the network has no Hopfield synapse")
+    return found[0].weights, found[0].bias
+
+
+def freeze_hopfield(network: Network):
+    """A ``trainable`` filter for :func:`hkjax.train.fit`: every floating-point array of
+    ``network`` except the Hopfield synapse's weights and bias (also when it is wrapped in a
+    :class:`~hkjax.synapses.MultiplicativeCouplingSynapse`)."""
+
+    def spec(x):
+        if isinstance(x, HopfieldSynapse):
+            return jax.tree_util.tree_map(lambda _: False, x)
+        return eqx.is_inexact_array(x)
+
+    return jax.tree_util.tree_map(spec, network, is_leaf=lambda x: isinstance(x, HopfieldSynapse))
+
+
+# ---------------------------------------------------------------------------------------
+# Readouts and loss
+# ---------------------------------------------------------------------------------------
+
+
+def threshold_readout(state: State, n_classes: int) -> Float[Array, " c"]:
+    """The final class units ``x[-C:]``."""
+    return state.x[-n_classes:]
+
+
+def oscillator_readout(state: State, n_classes: int, ref_index: int) -> Float[Array, " c"]:
+    """``σ_class · σ_ref`` for each class oscillator (the last ``C`` rows)."""
+    return state.sigma[-n_classes:] @ state.sigma[ref_index]
+
+
+def squared_loss(scores: Float[Array, " c"], label: Int[Array, ""], n_classes: int) -> Float[Array, ""]:
+    """``Σ_c (y_c − (2·onehot(label) − 1)_c)²``; zero exactly at the ±1 target."""
+    return jnp.sum((scores - _data.one_hot_targets(label, n_classes)) ** 2)
+
+
+def edit_map(kind: str, classes, n_classes: int = 10) -> np.ndarray:
+    """The label map of a memory edit, as an ``(n_classes,)`` integer array.
+
+    * ``"swap"``: classes ``[c₀, …, c_{m−1}]`` are permuted cyclically, ``cᵢ → cᵢ₊₁``
+      (for two classes a swap, ``0 ↔ 1``),
+    * ``"conflate"``: every listed class maps to the first one (``[0, 1]``: ``1 → 0``).
+
+    Raises:
+        ValueError: unknown ``kind``, fewer than two classes, repeated or out-of-range ones.
+    """
+    if kind not in EDITS:
+        raise ValueError(f"edit={kind!r} is unknown; choose one of {EDITS}")
+    cl = [int(c) for c in classes]
+    if len(cl) < 2 or len(set(cl)) != len(cl):
+        raise ValueError(f"classes={cl}: an edit needs at least two distinct classes, e.g. 0,1")
+    if any(not 0 <= c < n_classes for c in cl):
+        raise ValueError(f"classes={cl}: every class must be in 0..{n_classes - 1}")
+    m = np.arange(n_classes)
+    for i, c in enumerate(cl):
+        m[c] = cl[(i + 1) % len(cl)] if kind == "swap" else cl[0]
+    return m
+
+
+# ---------------------------------------------------------------------------------------
+# Tasks
+# ---------------------------------------------------------------------------------------
+
+
+class RelaxConfig(eqx.Module):
+    """How every example is relaxed: up to ``t1`` with Tsit5; adaptive PID steps
+    (``rtol``/``atol``, at most ``max_steps``) when ``steps == 0``, else ``steps`` constant
+    steps. Gradients use Diffrax's recursive checkpoint adjoint."""
+
+    t1: float = eqx.field(static=True, default=1.0)
+    max_steps: int = eqx.field(static=True, default=64)
+    steps: int = eqx.field(static=True, default=0)
+    rtol: float = eqx.field(static=True, default=1e-3)
+    atol: float = eqx.field(static=True, default=1e-6)
+
+    def __call__(self, network: Network, state0: State, *, saveat=None):
+        if self.steps > 0:
+            return relax(
+                network, state0, t1=self.t1, dt0=self.t1 / self.steps,
+                stepsize_controller=diffrax.ConstantStepSize(), max_steps=self.steps,
+                saveat=saveat, throw=False,
+            )
+        return relax(
+            network, state0, t1=self.t1, rtol=self.rtol, atol=self.atol,
+            max_steps=self.max_steps, saveat=saveat, throw=False,
+        )
+
+
+def _finite(y):
+    # A solve that failed (diverged / ran out of steps) returns non-finite values; keep the
+    # loss finite (and the gradient zero there) instead of poisoning the whole batch.
+    return jnp.where(jnp.isfinite(y), y, 0.0)
+
+
+def _pick(arrays: dict, idx) -> dict:
+    return {"images": jnp.asarray(arrays["images"])[idx], "labels": jnp.asarray(arrays["labels"])[idx]}
+
+
+def random_shift(images: Float[Array, "b p"], key: PRNGKeyArray, *, shape: tuple[int, int], max_shift: int):
+    """Translate each (flattened) image by a random integer offset in
+    ``[−max_shift, max_shift]²`` with zero fill (training augmentation)."""
+    if max_shift <= 0:
+        return images
+    h, w = shape
+    b = images.shape[0]
+    padded = jnp.pad(images.reshape(b, h, w), ((0, 0), (max_shift, max_shift), (max_shift, max_shift)))
+    off = jax.random.randint(key, (b, 2), 0, 2 * max_shift + 1)
+
+    def one(img, o):
+        return jax.lax.dynamic_slice(img, (o[0], o[1]), (h, w)).reshape(h * w)
+
+    return jax.vmap(one)(padded, off)
+
+
+class _Base(eqx.Module):
+    model: str = eqx.field(static=True)
+    n_pixels: int = eqx.field(static=True)
+    n_hidden: int = eqx.field(static=True)
+    n_classes: int = eqx.field(static=True)
+    dim: int = eqx.field(static=True)
+    relax_config: RelaxConfig
+    #: training augmentation: random translations by up to ``shift`` pixels (0: off)
+    shift: int = eqx.field(static=True, default=0, kw_only=True)
+    #: image shape for ``shift`` (default: square)
+    image_shape: tuple | None = eqx.field(static=True, default=None, kw_only=True)
+    #: initial hidden and class oscillators: ``"random"`` unit vectors (the paper) or all at
+    #: the ``"reference"`` ``e₁`` (then ``σ_hidden·σ_pixel`` starts at the pixel value).
+    osc_init: str = eqx.field(static=True, default="random", kw_only=True)
+
+    def __check_init__(self):
+        if self.model not in MODELS:
+            raise ValueError(f"model={self.model!r} is unknown; choose one of {MODELS}")
+        if self.osc_init not in ("random", "reference"):
+            raise ValueError(f"osc_init={self.osc_init!r}; choose 'random' or 'reference'")
+        if self.n_hidden < 1:
+            raise ValueError(f"n_hidden={self.n_hidden} must be ≥ 1 (one hidden unit pairs with the reference oscillator)")
+
+    @property
+    def n(self) -> int:
+        """Number of units ``P + H + C``."""
+        return self.n_pixels + self.n_hidden + self.n_classes
+
+    @property
+    def ref_index(self) -> int:
+        return self.n_pixels
+
+    def _shift(self, images, key):
+        if self.shift <= 0:
+            return images
+        shape = self.image_shape
+        if shape is None:
+            side = int(round(np.sqrt(self.n_pixels)))
+            if side * side != self.n_pixels:
+                raise ValueError(f"shift augmentation needs image_shape for {self.n_pixels} pixels")
+            shape = (side, side)
+        return random_shift(images, key, shape=tuple(shape), max_shift=self.shift)
+
+    def _x0(self, pixels):
+        return _data.threshold_state(pixels, n_hidden=self.n_hidden, n_classes=self.n_classes)
+
+    def _sigma0(self, pixels, key, rotate: bool):
+        ks, kr = jax.random.split(key)
+        s = _data.oscillator_state(pixels, self.dim, n_hidden=self.n_hidden - 1, n_classes=self.n_classes, key=ks)
+        if self.osc_init == "reference":
+            s = s.at[self.n_pixels + 1 :].set(s[self.n_pixels])
+        if rotate:
+            s = _data.rotate(s, _data.random_rotation(kr, self.dim))
+        return s
+
+    def scores(self, network: Network, state: State) -> Float[Array, " c"]:
+        """The readout of a relaxed state (class units, or ``σ_class·σ_ref``)."""
+        if self.model == "kuramoto":
+            y = oscillator_readout(state, self.n_classes, self.ref_index)
+        else:
+            y = threshold_readout(state, self.n_classes)
+        return _finite(y)
+
+    def build(self, key: PRNGKeyArray, **kwargs) -> Network:
+        """:func:`build_network` sized for this task."""
+        return build_network(self.model, n=self.n, dim=self.dim, key=key, **kwargs)
+
+
+class Classification(_Base):
+    """Image classification (paper, Sec. 4.1).
+
+    Threshold units start at pixels ⊕ 0; oscillators at the pixel encoding ⊕ ``e₁`` ⊕ random
+    unit vectors, turned by one random global rotation per sample (``rotate``; the energy is
+    rotation invariant, so this is a pure augmentation). An example is
+    ``{"images": (P,), "labels": ()}``.
+    """
+
+    rotate: bool = eqx.field(static=True, default=True)
+
+    def init_state(self, example: dict, key: PRNGKeyArray) -> State:
+        img = example["images"]
+        x = None if self.model == "kuramoto" else self._x0(img)
+        s = None if self.model == "hopfield" else self._sigma0(img, key, self.rotate)
+        return State(x=x, sigma=s)
+
+    def target(self, example: dict):
+        return example["labels"]
+
+    def example_loss(self, network: Network, example: dict, key: PRNGKeyArray):
+        sol = self.relax_config(network, self.init_state(example, key))
+        y = self.scores(network, sol.state)
+        t = self.target(example)
+        return squared_loss(y, t, self.n_classes), (jnp.argmax(y), t)
+
+    def sample(self, arrays: dict, key: PRNGKeyArray, batch_size: int) -> dict:
+        ki, ks = jax.random.split(key)
+        ex = _pick(arrays, jax.random.randint(ki, (batch_size,), 0, len(arrays["labels"])))
+        return {**ex, "images": self._shift(ex["images"], ks)}
+
+    def eval_batch(self, arrays: dict, key: PRNGKeyArray) -> dict:
+        return _pick(arrays, jnp.arange(len(arrays["labels"])))
+
+
+class Addition(_Base):
+    """Addition modulo ``C`` (paper, Sec. 4.2): image ``a`` enters the threshold units,
+    image ``b`` the oscillators; target ``(label_a + label_b) mod C``; Hopfield–Kuramoto
+    model, threshold class-unit readout. An example is
+    ``{"images": (P,), "labels": (), "images_b": (P,), "labels_b": ()}``."""
+
+    rotate: bool = eqx.field(static=True, default=True)
+
+    def __check_init__(self):
+        if self.model != "hopfield_kuramoto":
+            raise ValueError(
+                f"the addition task needs both kinds of units; pass model='hopfield_kuramoto' (got {self.model!r})"
+            )
+
+    def init_state(self, example: dict, key: PRNGKeyArray) -> State:
+        return State(x=self._x0(example["images"]), sigma=self._sigma0(example["images_b"], key, self.rotate))
+
+    def target(self, example: dict):
+        return (example["labels"] + example["labels_b"]) % self.n_classes
+
+    def example_loss(self, network: Network, example: dict, key: PRNGKeyArray):
+        sol = self.relax_config(network, self.init_state(example, key))
+        y = self.scores(network, sol.state)
+        t = self.target(example)
+        return squared_loss(y, t, self.n_classes), (jnp.argmax(y), t)
+
+    def _pairs(self, arrays, ia, ib):
+        a, b = _pick(arrays, ia), _pick(arrays, ib)
+        return {"images": a["images"], "labels": a["labels"], "images_b": b["images"], "labels_b": b["labels"]}
+
+    def sample(self, arrays: dict, key: PRNGKeyArray, batch_size: int) -> dict:
+        n = len(arrays["labels"])
+        ka, kb, ks, kt = jax.random.split(key, 4)
+        ex = self._pairs(arrays, jax.random.randint(ka, (batch_size,), 0, n), jax.random.randint(kb, (batch_size,), 0, n))
+        return {**ex, "images": self._shift(ex["images"], ks), "images_b": self._shift(ex["images_b"], kt)}
+
+    def eval_batch(self, arrays: dict, key: PRNGKeyArray) -> dict:
+        n = len(arrays["labels"])
+        return self._pairs(arrays, jnp.arange(n), jax.random.permutation(key, n))
+
+
+class MemoryEditing(_Base):
+    """Memory editing (paper, Sec. 4.3) of a frozen Hopfield classifier.
+
+    The threshold units receive the image as in :class:`Classification`. **Associative**:
+    the oscillators receive a *cue image* of class ``cue_classes[0]`` (cue 0) or
+    ``cue_classes[1]`` (cue 1); the target is the original label under cue 0 and
+    ``mapping[label]`` under cue 1. **Non-associative**: the oscillators start at random unit
+    vectors (reference ``e₁`` kept) and the target is always ``mapping[label]``.
+
+    An example is ``{"images", "labels", "cue_images": (P,), "cues": ()}``; ``sample`` and
+    ``eval_batch`` draw cue images from the split they are given (train cues for training,
+    test cues for evaluation), and ``eval_batch`` pairs every image with both cues.
+
+    Arguments (besides those of :class:`Classification`):
+        mapping: ``(C,)`` label map from :func:`edit_map` (a tuple).
+        associative: see above.
+        cue_classes: the classes whose images serve as cue 0 and cue 1.
+    """
+
+    mapping: tuple = eqx.field(static=True, default=tuple(range(10)))
+    associative: bool = eqx.field(static=True, default=True)
+    cue_classes: tuple = eqx.field(static=True, default=(0, 1))
+    rotate: bool = eqx.field(static=True, default=True)
+
+    def __check_init__(self):
+        if self.model != "hopfield_kuramoto":
+            raise ValueError(f"memory editing needs model='hopfield_kuramoto' (got {self.model!r})")
+        if len(self.mapping) != self.n_classes:
+            raise ValueError(f"mapping has {len(self.mapping)} entries; expected n_classes={self.n_classes}")
+
+    def init_state(self, example: dict, key: PRNGKeyArray) -> State:
+        if self.associative:
+            s = self._sigma0(example["cue_images"], key, self.rotate)
+        else:
+            s = self._sigma0(jnp.full((self.n_pixels,), 0.5), key, self.rotate)
+            kr = jax.random.fold_in(key, 1)
+            rnd = jax.random.normal(kr, (self.n_pixels, self.dim), s.dtype)
+            rnd = rnd / jnp.linalg.norm(rnd, axis=-1, keepdims=True)
+            s = s.at[: self.n_pixels].set(rnd)
+        return State(x=self._x0(example["images"]), sigma=s)
+
+    def target(self, example: dict):
+        edited = jnp.asarray(self.mapping)[example["labels"]]
+        if not self.associative:
+            return edited
+        return jnp.where(example["cues"] == 1, edited, example["labels"])
+
+    def example_loss(self, network: Network, example: dict, key: PRNGKeyArray):
+        sol = self.relax_config(network, self.init_state(example, key))
+        y = self.scores(network, sol.state)
+        t = self.target(example)
+        return squared_loss(y, t, self.n_classes), (jnp.argmax(y), t)
+
+    def _cue_pool(self, arrays):
+        labels = np.asarray(arrays["labels"])
+        pools = [np.flatnonzero(labels == c) for c in self.cue_classes]
+        if any(len(p) == 0 for p in pools):
+            raise ValueError(f"the data have no image of a cue class {self.cue_classes}")
+        return [jnp.asarray(p) for p in pools]
+
+    def _cues(self, arrays, cues, key):
+        pools = self._cue_pool(arrays)
+        k0, k1 = jax.random.split(key)
+        i0 = pools[0][jax.random.randint(k0, cues.shape, 0, len(pools[0]))]
+        i1 = pools[1][jax.random.randint(k1, cues.shape, 0, len(pools[1]))]
+        return jnp.asarray(arrays["images"])[jnp.where(cues == 1, i1, i0)]
+
+    def sample(self, arrays: dict, key: PRNGKeyArray, batch_size: int) -> dict:
+        ki, kc, kq, ks = jax.random.split(key, 4)
+        ex = _pick(arrays, jax.random.randint(ki, (batch_size,), 0, len(arrays["labels"])))
+        cues = jax.random.randint(kc, (batch_size,), 0, 2)
+        ex = {**ex, "images": self._shift(ex["images"], ks)}
+        return {**ex, "cue_images": self._cues(arrays, cues, kq), "cues": cues}
+
+    def eval_batch(self, arrays: dict, key: PRNGKeyArray) -> dict:
+        n = len(arrays["labels"])
+        ex = _pick(arrays, jnp.concatenate([jnp.arange(n), jnp.arange(n)]))
+        cues = jnp.concatenate([jnp.zeros(n, jnp.int32), jnp.ones(n, jnp.int32)])
+        return {**ex, "cue_images": self._cues(arrays, cues, key), "cues": cues}
+
+
+# ---------------------------------------------------------------------------------------
+# Pattern retrieval
+# ---------------------------------------------------------------------------------------
+
+
+def hebbian_weights(patterns: Float[Array, "p n"], *, gain: float = 4.0) -> Float[Array, "n n"]:
+    """Hebbian weights ``W = gain · N⁻¹ Σ_μ ξ^μ ξ^μᵀ`` with a zero diagonal."""
+    p = jnp.asarray(patterns)
+    w = gain * (p.T @ p) / p.shape[1]
+    return w - jnp.diag(jnp.diag(w))
+
+
+def retrieval(
+    model: str,
+    *,
+    n: int,
+    n_patterns: int,
+    corruption: float = 0.2,
+    trials: int = 32,
+    dim: int = 5,
+    coupling: float = 0.5,
+    gain: float = 4.0,
+    t1: float = 10.0,
+    threshold: float = 0.95,
+    key: PRNGKeyArray,
+) -> dict:
+    """Retrieve Hebbian-stored random ``±1`` patterns from corrupted cues.
+
+    ``n_patterns`` patterns ``ξ ∈ {±1}ⁿ`` are stored with :func:`hebbian_weights` in threshold
+    units with a ``tanh`` Lagrangian (``κ = 1``). Each trial takes a stored pattern, flips a
+    fraction ``corruption`` of its signs, starts at ``x₀ = gain·ξ̃ / 2`` and relaxes to ``t1``.
+    For ``"hopfield_kuramoto"`` one oscillator per unit (dimension ``dim``) starts at
+    ``σᵢ = ξ̃ᵢ e₁`` plus a little noise, coupled additively on the complete graph with
+    strength ``C = coupling · gain / n`` (no Kuramoto term; ``coupling`` is relative to one
+    stored pattern's Hebbian weight): seen from the threshold units the oscillators add the
+    rank-``D`` Hebbian term ``C · Gram(σ)`` of the current state, a short-term memory of the cue.
+
+    Returns:
+        ``{"overlap": mean |ξ·sign(x)|/n, "retrieval_rate": fraction with overlap ≥
+        threshold, "load": n_patterns / n}``.
+    """
+    if model not in ("hopfield", "hopfield_kuramoto"):
+        raise ValueError(f"retrieval supports model='hopfield' or 'hopfield_kuramoto', got {model!r}")
+    kp, kt, kf, ks = jax.random.split(key, 4)
+    patterns = jnp.where(jax.random.bernoulli(kp, 0.5, (n_patterns, n)), 1.0, -1.0)
+    w = hebbian_weights(patterns, gain=gain)
+    lag = _lagrangians.Tanh()
+    if model == "hopfield":
+        net = hopfield(n, lagrangian=lag, weights=w, bias=jnp.zeros(n), kappa=1.0, key=kp)
+    else:
+        net = hopfield_kuramoto(
+            n, dim, edges_k=None, edges_hk="all", coupling="additive", lagrangian=lag,
+            interaction=_interactions.Linear(), kappa_h=1.0, kappa_k=1.0, hopfield_weights=w,
+            hopfield_bias=jnp.zeros(n), coupling_weights=jnp.asarray(coupling * gain / n), key=kp,
+        )
+    which = jax.random.randint(kt, (trials,), 0, n_patterns)
+    flips = jax.random.bernoulli(kf, corruption, (trials, n))
+    xi = patterns[which]
+    cue = jnp.where(flips, -xi, xi)
+
+    def one(net, c, k):
+        sigma = None
+        if model == "hopfield_kuramoto":
+            e1 = jnp.zeros(dim).at[0].set(1.0)
+            sigma = c[:, None] * e1[None, :] + 0.05 * jax.random.normal(k, (n, dim))
+            sigma = sigma / jnp.linalg.norm(sigma, axis=-1, keepdims=True)
+        sol = relax(net, State(x=0.5 * gain * c, sigma=sigma), t1=t1, max_steps=4096, throw=False)
+        return jnp.sign(sol.state.x)
+
+    # the network is an argument (not a closed-over constant) of the jitted function
+    out = eqx.filter_jit(jax.vmap(one, in_axes=(None, 0, 0)))(net, cue, jax.random.split(ks, trials))
+    ov = jnp.abs(jnp.sum(out * xi, axis=-1)) / n
+    return {
+        "overlap": float(jnp.mean(ov)),
+        "retrieval_rate": float(jnp.mean(ov >= threshold)),
+        "load": n_patterns / n,
+    }

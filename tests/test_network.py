@@ -1,0 +1,582 @@
+"""Tests for hkjax.network.
+
+The derived flow and the energy are checked against the paper's formulas (arXiv 2505.03648)
+written out here a second time, independently, with NumPy and Python loops: no hkjax
+internals, only the parameters we hand to the presets.
+
+    E(x, σ) = κ_H [ (x − b)·g − L(x) − ½ gᵀ W_s g ] + κ_K Σ_(i,j)∈G_K F_ij(σ_i·σ_j)
+              − Σ_(i,j)∈G_HK C_ij g_i g_j (σ_i·σ_j) − Σ_i c_i·σ_i
+    dx/dt   = W_s g + b − x + κ_H⁻¹ Σ_j C_ij (σ_i·σ_j) g_j
+    dσ_i/dt = −κ_K⁻¹ P_σi ∂E/∂σ_i + Ω_i σ_i,
+    ∂E/∂σ_i = κ_K Σ_{j∈N_K(i)} F'_ij(σ_i·σ_j) σ_j − Σ_{j∈N_HK(i)} C_ij g_i g_j σ_j − c_i
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import (
+    COUPLINGS,
+    INTERACTIONS,
+    LAGRANGIANS,
+    PROPERTY_FEW,
+    random_antisymmetric,
+    random_orthogonal,
+    unit_rows,
+)
+from hypothesis import given
+from hypothesis import strategies as st
+
+import hkjax as hk
+from hkjax import graphs
+from hkjax import interactions as I
+from hkjax import lagrangians as L
+
+N, D = 6, 3
+KAPPA_H, KAPPA_K = 0.3, 1.7
+#: Kuramoto graph and coupling graph: different, sparse, canonical (so per-edge arrays we
+#: build line up with the library's edge order), with unequal degrees.
+EDGES_K = graphs.validate_edges(np.array([[0, 1], [1, 2], [2, 3], [3, 4], [4, 5], [0, 5], [0, 3]]), N)
+EDGES_HK = graphs.validate_edges(np.array([[0, 2], [1, 3], [2, 4], [1, 5], [0, 4], [2, 5]]), N)
+EDGES_ALL = graphs.all_to_all(N)
+
+
+# ---------------------------------------------------------------------------------------
+# The paper's model, written out with NumPy
+# ---------------------------------------------------------------------------------------
+
+
+def np_lagrangian(lag):
+    """``(L, g)`` of a Lagrangian as NumPy functions (from the documented formulas)."""
+    if isinstance(lag, L.Identity):
+        return (lambda x: 0.5 * np.sum(x**2)), (lambda x: x)
+    if isinstance(lag, L.Tanh):
+        return (lambda x: np.sum(np.log(np.cosh(x)))), np.tanh
+    if isinstance(lag, L.Sigmoid):
+        return (lambda x: np.sum(np.log1p(np.exp(x)))), (lambda x: 1.0 / (1.0 + np.exp(-x)))
+    if isinstance(lag, L.ReLU):
+        return (lambda x: 0.5 * np.sum(np.maximum(x, 0.0) ** 2)), (lambda x: np.maximum(x, 0.0))
+    if isinstance(lag, L.Softmax):
+        b = lag.beta
+
+        def soft(x):
+            e = np.exp(b * x - np.max(b * x))
+            return e / e.sum()
+
+        return (lambda x: np.log(np.sum(np.exp(b * x))) / b), soft
+    if isinstance(lag, L.LayerNorm):
+        gm, dl, ep = lag.gamma, lag.delta, lag.eps
+
+        def value(x):
+            return x.size * gm * np.sqrt(np.mean((x - x.mean()) ** 2) + ep) + dl * np.sum(x)
+
+        def act(x):
+            xc = x - x.mean()
+            return gm * xc / np.sqrt(np.mean(xc**2) + ep) + dl
+
+        return value, act
+    raise NotImplementedError(type(lag))
+
+
+def np_mlp(mlp):
+    """``(f, f')`` of a scalar tanh MLP, by a hand-written forward pass (forward-mode for f')."""
+    layers = [(np.asarray(layer.weight), np.asarray(layer.bias)) for layer in mlp.layers]
+
+    def both(s):
+        h, dh = np.array([s]), np.array([1.0])
+        for w, b in layers[:-1]:
+            z = w @ h + b
+            h, dh = np.tanh(z), (1.0 - np.tanh(z) ** 2) * (w @ dh)
+        w, b = layers[-1]
+        return float((w @ h + b)[0]), float((w @ dh)[0])
+
+    return (lambda s: both(s)[0]), (lambda s: both(s)[1])
+
+
+def np_interaction(template, params):
+    """``(F_e, F'_e)`` for edge ``e``, given the ``(E, P)`` parameter array we chose."""
+    if isinstance(template, I.Linear):
+        return (lambda e, s: params[e, 0] * s), (lambda e, s: params[e, 0])
+    if isinstance(template, I.MLP):
+        f, fp = np_mlp(template.mlp)
+        return (lambda e, s: params[e, 0] * f(s)), (lambda e, s: params[e, 0] * fp(s))
+    phi, dphi = {
+        I.ReLU: (lambda s: 0.5 * max(s, 0.0) ** 2, lambda s: max(s, 0.0)),
+        I.Tanh: (lambda s: np.log(np.cosh(s)), np.tanh),
+        I.Sigmoid: (lambda s: np.log1p(np.exp(s)), lambda s: 1.0 / (1.0 + np.exp(-s))),
+    }[type(template)]
+    return (
+        (lambda e, s: params[e, 0] * s + params[e, 1] * phi(s)),
+        (lambda e, s: params[e, 0] + params[e, 1] * dphi(s)),
+    )
+
+
+class PaperModel:
+    """The Hopfield–Kuramoto model with explicit parameters, in NumPy."""
+
+    def __init__(self, *, lag, interaction, coupling, edges_k, edges_hk, seed, omega=None, stimulus=None, n=N):
+        rng = np.random.default_rng(seed)
+        self.n = n
+        self.lag_value, self.lag_act = np_lagrangian(lag)
+        self.w = 0.5 * rng.standard_normal((n, n))
+        self.ws = 0.5 * (self.w + self.w.T)
+        self.b = 0.3 * rng.standard_normal(n)
+        self.edges_k = None if edges_k is None else np.asarray(edges_k)
+        self.edges_hk = np.asarray(edges_hk)
+        p = len(interaction.param_names)
+        self.kw = None if edges_k is None else 0.6 * rng.standard_normal((len(self.edges_k), p))
+        self.F, self.dF = (None, None) if edges_k is None else np_interaction(interaction, self.kw)
+        self.coupling = coupling
+        if coupling == "full":
+            self.cw = 0.5 * rng.standard_normal(len(self.edges_hk))
+            self.C = self.cw.copy()
+        elif coupling == "additive":
+            self.cw = 0.4
+            self.C = np.full(len(self.edges_hk), 0.4)
+        else:
+            self.cw = 0.7  # α
+            self.C = np.array([0.7 * self.ws[i, j] for i, j in self.edges_hk])
+        self.omega = None if omega is None else np.asarray(omega)
+        self.stimulus = None if stimulus is None else np.asarray(stimulus)
+
+    def network(self, interaction, lag, **kw):
+        return hk.hopfield_kuramoto(
+            self.n,
+            D,
+            edges_k=self.edges_k,
+            edges_hk=self.edges_hk,
+            coupling=self.coupling,
+            lagrangian=lag,
+            interaction=interaction,
+            kappa_h=KAPPA_H,
+            kappa_k=KAPPA_K,
+            hopfield_weights=jnp.asarray(self.w),
+            hopfield_bias=jnp.asarray(self.b),
+            kuramoto_weights=None if self.kw is None else jnp.asarray(self.kw),
+            coupling_weights=jnp.asarray(self.cw),
+            omega=None if self.omega is None else jnp.asarray(self.omega),
+            stimulus=None if self.stimulus is None else jnp.asarray(self.stimulus),
+            key=jax.random.key(0),
+            **kw,
+        )
+
+    def energy(self, x, sigma):
+        g = self.lag_act(x)
+        e = KAPPA_H * ((x - self.b) @ g - self.lag_value(x) - 0.5 * g @ self.ws @ g)
+        if self.edges_k is not None:
+            e += KAPPA_K * sum(self.F(k, sigma[i] @ sigma[j]) for k, (i, j) in enumerate(self.edges_k))
+        e -= sum(self.C[k] * g[i] * g[j] * (sigma[i] @ sigma[j]) for k, (i, j) in enumerate(self.edges_hk))
+        if self.stimulus is not None:
+            e -= np.sum(self.stimulus * sigma)
+        return e
+
+    def flow(self, x, sigma):
+        n = self.n
+        g = self.lag_act(x)
+        dx = self.ws @ g + self.b - x
+        for k, (i, j) in enumerate(self.edges_hk):  # both directions
+            dx[i] += self.C[k] * (sigma[i] @ sigma[j]) * g[j] / KAPPA_H
+            dx[j] += self.C[k] * (sigma[j] @ sigma[i]) * g[i] / KAPPA_H
+        de = np.zeros_like(sigma)  # ∂E/∂σ_i
+        if self.edges_k is not None:
+            for k, (i, j) in enumerate(self.edges_k):
+                fp = self.dF(k, sigma[i] @ sigma[j])
+                de[i] += KAPPA_K * fp * sigma[j]
+                de[j] += KAPPA_K * fp * sigma[i]
+        for k, (i, j) in enumerate(self.edges_hk):
+            de[i] -= self.C[k] * g[i] * g[j] * sigma[j]
+            de[j] -= self.C[k] * g[j] * g[i] * sigma[i]
+        if self.stimulus is not None:
+            de -= self.stimulus
+        ds = np.zeros_like(sigma)
+        for i in range(n):
+            s = sigma[i]
+            p = np.eye(D) - np.outer(s, s) / (s @ s)
+            ds[i] = -p @ de[i] / KAPPA_K
+            if self.omega is not None:
+                om = self.omega if self.omega.ndim == 2 else self.omega[i]
+                ds[i] += om @ s
+        return dx, ds
+
+
+def _state(seed, n=N):
+    kx, ks = jax.random.split(jax.random.key(seed))
+    return jax.random.normal(kx, (n,)), unit_rows(ks, n, D)
+
+
+def _compare(model, net, seed, rtol=1e-10):
+    x, sigma = _state(seed, model.n)
+    state = net.init_state(x=x, sigma=sigma)
+    f = net.vector_field(0.0, state)
+    dx, ds = model.flow(np.asarray(x), np.asarray(sigma))
+    np.testing.assert_allclose(f.x, dx, rtol=rtol, atol=1e-12, err_msg="dx/dt")
+    np.testing.assert_allclose(f.sigma, ds, rtol=rtol, atol=1e-12, err_msg="dσ/dt")
+    # Energy: compared through differences between two states, so that a constant per edge
+    # in F (a shifted potential, which changes no flow) does not matter.
+    x2, sigma2 = _state(seed + 1000, model.n)
+    state2 = net.init_state(x=x2, sigma=sigma2)
+    want = model.energy(np.asarray(x), np.asarray(sigma)) - model.energy(np.asarray(x2), np.asarray(sigma2))
+    got = net.energy(state) - net.energy(state2)
+    np.testing.assert_allclose(got, want, rtol=rtol, atol=1e-11, err_msg="energy difference")
+    return state
+
+
+# ---------------------------------------------------------------------------------------
+# Flow and energy against the paper
+# ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("coupling", COUPLINGS)
+@pytest.mark.parametrize("interaction", INTERACTIONS)
+@pytest.mark.parametrize("lag", LAGRANGIANS)
+def test_hopfield_kuramoto_flow_and_energy_match_the_paper(lag, interaction, coupling):
+    """Sparse graphs, a global Ω and a stimulus: every term of the flow is on."""
+    omega = np.asarray(random_antisymmetric(jax.random.key(5), (D, D)))
+    stim = 0.3 * np.asarray(jax.random.normal(jax.random.key(6), (N, D)))
+    model = PaperModel(
+        lag=lag, interaction=interaction, coupling=coupling, edges_k=EDGES_K, edges_hk=EDGES_HK, seed=1, omega=omega, stimulus=stim
+    )
+    _compare(model, model.network(interaction, lag), seed=3)
+
+
+@pytest.mark.parametrize("coupling", COUPLINGS)
+def test_all_to_all_coupling_flow_and_energy_match_the_paper(coupling):
+    """A complete coupling graph G_HK (its "all" fast path), no Ω."""
+    model = PaperModel(lag=L.Tanh(), interaction=I.ReLU(), coupling=coupling, edges_k=EDGES_K, edges_hk=EDGES_ALL, seed=2)
+    _compare(model, model.network(I.ReLU(), L.Tanh()), seed=4)
+
+
+@pytest.mark.parametrize("interaction", INTERACTIONS)
+def test_all_to_all_kuramoto_flow_and_energy_match_the_paper(interaction):
+    """A complete Kuramoto graph G_K (its "all" fast path) with per-edge potentials."""
+    model = PaperModel(lag=L.Tanh(), interaction=interaction, coupling="full", edges_k=EDGES_ALL, edges_hk=EDGES_HK, seed=2)
+    _compare(model, model.network(interaction, L.Tanh()), seed=4)
+
+
+@pytest.mark.parametrize("formulation", [f for f in hk.synapses.FORMULATIONS if f not in ("auto", "all")])
+@pytest.mark.parametrize("coupling", COUPLINGS)
+def test_every_formulation_gives_the_papers_flow(coupling, formulation):
+    model = PaperModel(lag=L.Sigmoid(), interaction=I.ReLU(), coupling=coupling, edges_k=EDGES_K, edges_hk=EDGES_HK, seed=7)
+    _compare(model, model.network(I.ReLU(), L.Sigmoid(), formulation=formulation), seed=8)
+
+
+def test_per_neuron_omega_and_no_kuramoto_term():
+    omega = np.asarray(random_antisymmetric(jax.random.key(9), (N, D, D)))
+    model = PaperModel(lag=L.ReLU(), interaction=I.ReLU(), coupling="full", edges_k=None, edges_hk=EDGES_HK, seed=3, omega=omega)
+    _compare(model, model.network(I.ReLU(), L.ReLU()), seed=5)
+
+
+@pytest.mark.parametrize("lag", LAGRANGIANS)
+def test_plain_hopfield_flow_and_energy(lag):
+    rng = np.random.default_rng(0)
+    w, b = rng.standard_normal((N, N)), rng.standard_normal(N)
+    ws = 0.5 * (w + w.T)
+    lval, lact = np_lagrangian(lag)
+    kappa = 0.7
+    net = hk.hopfield(N, lagrangian=lag, weights=jnp.asarray(w), bias=jnp.asarray(b), kappa=kappa, key=jax.random.key(0))
+    assert net.oscillators is None and net.is_lyapunov
+    x = np.asarray(jax.random.normal(jax.random.key(1), (N,)))
+    state = net.init_state(x=x)
+    g = lact(x)
+    np.testing.assert_allclose(net.vector_field(0.0, state).x, ws @ g + b - x, rtol=1e-10, atol=1e-12)
+    assert net.vector_field(0.0, state).sigma is None
+    want = kappa * ((x - b) @ g - lval(x) - 0.5 * g @ ws @ g)
+    np.testing.assert_allclose(net.energy(state), want, rtol=1e-10)
+
+
+def test_kuramoto_preset_flow():
+    rng = np.random.default_rng(1)
+    kw = rng.standard_normal((len(EDGES_K), 2))
+    omega = np.asarray(random_antisymmetric(jax.random.key(2), (D, D)))
+    stim = rng.standard_normal((N, D))
+    kappa = 0.8
+    net = hk.kuramoto(
+        N, D, edges=EDGES_K, interaction=I.Tanh(), weights=kw, omega=omega, stimulus=stim, kappa=kappa, key=jax.random.key(0)
+    )
+    sigma = np.asarray(unit_rows(jax.random.key(3), N, D))
+    state = net.init_state(sigma=sigma)
+    de = -stim.copy()
+    energy = -np.sum(stim * sigma)
+    for k, (i, j) in enumerate(EDGES_K):
+        s = sigma[i] @ sigma[j]
+        energy += kappa * (kw[k, 0] * s + kw[k, 1] * np.log(np.cosh(s)))
+        fp = kw[k, 0] + kw[k, 1] * np.tanh(s)
+        de[i] += kappa * fp * sigma[j]
+        de[j] += kappa * fp * sigma[i]
+    want = np.stack([-(np.eye(D) - np.outer(s, s)) @ d / kappa + omega @ s for s, d in zip(sigma, de)])
+    np.testing.assert_allclose(net.vector_field(0.0, state).sigma, want, rtol=1e-10, atol=1e-12)
+    assert net.vector_field(0.0, state).x is None
+    sigma2 = np.asarray(unit_rows(jax.random.key(4), N, D))
+    e2 = -np.sum(stim * sigma2) + sum(
+        kappa * (kw[k, 0] * (sigma2[i] @ sigma2[j]) + kw[k, 1] * np.log(np.cosh(sigma2[i] @ sigma2[j])))
+        for k, (i, j) in enumerate(EDGES_K)
+    )
+    got = net.energy(state) - net.energy(net.init_state(sigma=sigma2))
+    np.testing.assert_allclose(got, energy - e2, rtol=1e-10)
+
+
+# ---------------------------------------------------------------------------------------
+# Lyapunov property, pointwise: dE/dt = ∇E · f ≤ 0
+# ---------------------------------------------------------------------------------------
+
+
+@eqx.filter_jit
+def _effective_weights(net, state):
+    return net.effective_weights(state)
+
+
+@eqx.filter_jit
+def _energy_rate(net, state):
+    f = net.vector_field(0.0, state)
+    return jax.jvp(net.energy, (state,), (f,))[1], sum(jnp.sum(v**2) for v in jax.tree_util.tree_leaves(f))
+
+
+@pytest.mark.parametrize("coupling", COUPLINGS)
+@pytest.mark.parametrize("lag", LAGRANGIANS)
+@PROPERTY_FEW
+@given(seed=st.integers(0, 2**31 - 1))
+def test_energy_rate_is_non_positive(lag, coupling, seed):
+    """``dE/dt ≤ 0`` at random states (global Ω, no stimulus: still Lyapunov)."""
+    omega = random_antisymmetric(jax.random.key(seed % 7), (D, D))
+    net = hk.hopfield_kuramoto(
+        N, D, edges_k=EDGES_K, edges_hk=EDGES_HK, coupling=coupling, lagrangian=lag, interaction=I.Tanh(),
+        kappa_h=KAPPA_H, kappa_k=KAPPA_K, init_scale=0.5, omega=omega, key=jax.random.key(seed),
+    )  # fmt: skip
+    assert net.is_lyapunov
+    state = net.init_state(*_state(seed))
+    rate, speed = _energy_rate(net, state)
+    # dE/dt = −τ ẋᵀ∇²L ẋ − |P ∂E/∂σ|²/τ: negative and of the order of |f|², not round-off
+    assert float(rate) <= 1e-10 * (1.0 + float(speed)), (float(rate), float(speed))
+
+
+def test_energy_rate_can_be_positive_with_per_neuron_omega():
+    """The documented caveat: per-neuron frequencies can make the energy rise."""
+    rates = []
+    for seed in range(8):
+        omega = 5.0 * random_antisymmetric(jax.random.key(100 + seed), (N, D, D))
+        net = hk.kuramoto(N, D, edges=EDGES_K, interaction=I.Linear(), omega=omega, init_scale=1.0, key=jax.random.key(seed))
+        assert not net.is_lyapunov
+        state = net.init_state(key=jax.random.key(200 + seed))
+        rates.append(float(_energy_rate(net, state)[0]))
+    assert max(rates) > 0.0, rates
+
+
+# ---------------------------------------------------------------------------------------
+# Rank-D structure of the additive all-to-all coupling
+# ---------------------------------------------------------------------------------------
+
+
+def test_additive_all_to_all_coupling_is_a_rank_d_update():
+    n, c = 8, 0.45
+    assert D < n
+    w = np.asarray(jax.random.normal(jax.random.key(0), (n, n)))
+    ws = 0.5 * (w + w.T)
+    net = hk.hopfield_kuramoto(
+        n, D, edges_k=graphs.ring(n, 2), edges_hk="all", coupling="additive", lagrangian=L.Tanh(),
+        interaction=I.ReLU(), kappa_h=KAPPA_H, kappa_k=KAPPA_K, hopfield_weights=w, coupling_weights=c,
+        key=jax.random.key(1),
+    )  # fmt: skip
+    x, sigma = _state(2, n)
+    state = net.init_state(x=x, sigma=sigma)
+    delta = np.asarray(_effective_weights(net, state)) - ws
+    corrected = delta + (c / KAPPA_H) * np.eye(n)
+    sv = np.linalg.svd(corrected, compute_uv=False)
+    assert np.all(sv[D:] <= 1e-10 * sv[0]), sv
+    # ... and it is exactly (c/κ_H) σσᵀ
+    np.testing.assert_allclose(corrected, (c / KAPPA_H) * np.asarray(sigma) @ np.asarray(sigma).T, rtol=1e-10, atol=1e-12)
+    # Discriminating: without the identity correction the rank is full.
+    sv_raw = np.linalg.svd(delta, compute_uv=False)
+    assert sv_raw[D] > 1e-3 * sv_raw[0], sv_raw
+
+
+@pytest.mark.parametrize("coupling", COUPLINGS)
+def test_effective_weights_match_the_paper(coupling):
+    model = PaperModel(lag=L.Tanh(), interaction=I.ReLU(), coupling=coupling, edges_k=EDGES_K, edges_hk=EDGES_HK, seed=11)
+    net = model.network(I.ReLU(), L.Tanh())
+    x, sigma = _state(12)
+    s = np.asarray(sigma)
+    want = model.ws.copy()
+    for k, (i, j) in enumerate(model.edges_hk):
+        want[i, j] += model.C[k] * (s[i] @ s[j]) / KAPPA_H
+        want[j, i] += model.C[k] * (s[i] @ s[j]) / KAPPA_H
+    np.testing.assert_allclose(_effective_weights(net, net.init_state(x=x, sigma=sigma)), want, rtol=1e-10, atol=1e-12)
+
+
+# ---------------------------------------------------------------------------------------
+# Global rotations
+# ---------------------------------------------------------------------------------------
+
+
+def _hk_net(coupling, *, omega=None, stimulus=None, interaction=None, seed=0):
+    return hk.hopfield_kuramoto(
+        N, D, edges_k=EDGES_K, edges_hk=EDGES_HK, coupling=coupling, lagrangian=L.Tanh(),
+        interaction=I.ReLU() if interaction is None else interaction, kappa_h=KAPPA_H, kappa_k=KAPPA_K,
+        init_scale=0.5, omega=omega, stimulus=stimulus, key=jax.random.key(seed),
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("coupling", COUPLINGS)
+@pytest.mark.parametrize("interaction", INTERACTIONS)
+def test_energy_and_flow_are_rotation_equivariant(interaction, coupling):
+    net = _hk_net(coupling, interaction=interaction, seed=1)
+    x, sigma = _state(3)
+    r = random_orthogonal(jax.random.key(4), D)
+    a = net.init_state(x=x, sigma=sigma)
+    b = net.init_state(x=x, sigma=sigma @ r.T)
+    np.testing.assert_allclose(net.energy(b), net.energy(a), rtol=1e-12)
+    fa, fb = net.vector_field(0.0, a), net.vector_field(0.0, b)
+    np.testing.assert_allclose(fb.x, fa.x, rtol=1e-10, atol=1e-13)
+    np.testing.assert_allclose(fb.sigma, fa.sigma @ r.T, rtol=1e-10, atol=1e-13)
+
+
+def test_global_omega_commuting_with_the_rotation_keeps_equivariance():
+    omega = random_antisymmetric(jax.random.key(0), (D, D))
+    r = jax.scipy.linalg.expm(0.9 * omega)  # commutes with Ω
+    np.testing.assert_allclose(r @ omega, omega @ r, atol=1e-12)
+    net = _hk_net("full", omega=omega)
+    assert net.is_lyapunov
+    x, sigma = _state(5)
+    a, b = net.init_state(x=x, sigma=sigma), net.init_state(x=x, sigma=sigma @ r.T)
+    np.testing.assert_allclose(net.energy(b), net.energy(a), rtol=1e-12)
+    fa, fb = net.vector_field(0.0, a), net.vector_field(0.0, b)
+    np.testing.assert_allclose(fb.x, fa.x, rtol=1e-10, atol=1e-13)
+    np.testing.assert_allclose(fb.sigma, fa.sigma @ r.T, rtol=1e-10, atol=1e-13)
+
+
+def test_stimulus_breaks_rotation_invariance():
+    stim = jax.random.normal(jax.random.key(0), (N, D))
+    net = _hk_net("additive", stimulus=stim)
+    x, sigma = _state(6)
+    r = random_orthogonal(jax.random.key(7), D)
+    a, b = net.init_state(x=x, sigma=sigma), net.init_state(x=x, sigma=sigma @ r.T)
+    assert abs(float(net.energy(b) - net.energy(a))) > 1e-3
+    fa, fb = net.vector_field(0.0, a), net.vector_field(0.0, b)
+    assert float(jnp.max(jnp.abs(fb.sigma - fa.sigma @ r.T))) > 1e-3
+
+
+def test_is_lyapunov():
+    omega = random_antisymmetric(jax.random.key(0), (D, D))
+    per = random_antisymmetric(jax.random.key(1), (N, D, D))
+    stim = jnp.ones((N, D))
+    assert _hk_net("full").is_lyapunov
+    assert _hk_net("full", stimulus=stim).is_lyapunov  # no Ω: a stimulus is fine
+    assert _hk_net("full", omega=omega).is_lyapunov
+    assert not _hk_net("full", omega=omega, stimulus=stim).is_lyapunov
+    assert not _hk_net("full", omega=per).is_lyapunov
+    assert not _hk_net("multiplicative", omega=per, stimulus=stim).is_lyapunov
+    assert hk.hopfield(N, lagrangian=L.ReLU(), key=jax.random.key(0)).is_lyapunov
+
+
+# ---------------------------------------------------------------------------------------
+# init_state and argument errors
+# ---------------------------------------------------------------------------------------
+
+
+def test_init_state_normalises_sigma():
+    net = _hk_net("full")
+    sigma = 3.0 * jax.random.normal(jax.random.key(0), (N, D))
+    state = net.init_state(x=jnp.ones(N), sigma=sigma)
+    np.testing.assert_allclose(jnp.linalg.norm(state.sigma, axis=-1), 1.0, rtol=1e-14)
+    np.testing.assert_allclose(state.sigma * jnp.linalg.norm(sigma, axis=-1, keepdims=True), sigma, rtol=1e-13)
+    np.testing.assert_array_equal(state.x, jnp.ones(N))
+    drawn = net.init_state(key=jax.random.key(1))
+    np.testing.assert_array_equal(drawn.x, jnp.zeros(N))
+    np.testing.assert_allclose(jnp.linalg.norm(drawn.sigma, axis=-1), 1.0, rtol=1e-14)
+
+
+def test_init_state_shape_and_structure_errors():
+    net = _hk_net("full")
+    with pytest.raises(ValueError, match=r"\bx\b"):
+        net.init_state(x=jnp.zeros(N + 1), key=jax.random.key(0))
+    with pytest.raises(ValueError, match="sigma"):
+        net.init_state(sigma=jnp.ones((N, D + 1)))
+    with pytest.raises(ValueError, match="sigma"):
+        net.init_state(sigma=jnp.ones(N * D))
+    with pytest.raises(ValueError, match="key"):
+        net.init_state()
+    with pytest.raises(TypeError, match=r"\bx\b"):
+        net.init_state(x=jnp.zeros(N, dtype=jnp.int32), key=jax.random.key(0))
+    hop = hk.hopfield(N, lagrangian=L.ReLU(), key=jax.random.key(0))
+    with pytest.raises(ValueError, match="sigma"):
+        hop.init_state(sigma=jnp.ones((N, D)))
+    kur = hk.kuramoto(N, D, edges=EDGES_K, interaction=I.Linear(), key=jax.random.key(0))
+    with pytest.raises(ValueError, match=r"\bx\b"):
+        kur.init_state(x=jnp.zeros(N), key=jax.random.key(0))
+
+
+RUNTIME_ERRORS = (eqx.EquinoxRuntimeError, jax.errors.JaxRuntimeError)
+
+
+@pytest.mark.parametrize("jit", [False, True], ids=["eager", "jit"])
+def test_init_state_runtime_errors(jit):
+    net = _hk_net("full")
+    init = eqx.filter_jit(net.init_state) if jit else net.init_state
+    good_sigma = jnp.ones((N, D))
+    with pytest.raises(RUNTIME_ERRORS, match="x contains NaN"):
+        jax.block_until_ready(init(x=jnp.full(N, jnp.nan), sigma=good_sigma))
+    with pytest.raises(RUNTIME_ERRORS, match="x contains NaN"):
+        jax.block_until_ready(init(x=jnp.zeros(N).at[2].set(jnp.inf), sigma=good_sigma))
+    with pytest.raises(RUNTIME_ERRORS, match="sigma"):
+        jax.block_until_ready(init(x=jnp.zeros(N), sigma=good_sigma.at[3].set(0.0)))
+    with pytest.raises(RUNTIME_ERRORS, match="sigma"):
+        jax.block_until_ready(init(x=jnp.zeros(N), sigma=good_sigma.at[1, 1].set(jnp.nan)))
+    jax.block_until_ready(init(x=jnp.zeros(N), sigma=good_sigma))  # and a good one passes
+
+
+def _preset(**kw):
+    args = dict(
+        edges_k=EDGES_K, edges_hk=EDGES_HK, coupling="full", lagrangian=L.ReLU(), interaction=I.ReLU(), key=jax.random.key(0)
+    )
+    args.update(kw)
+    n = args.pop("n", N)
+    dim = args.pop("dim", D)
+    return hk.hopfield_kuramoto(n, dim, **args)
+
+
+@pytest.mark.parametrize(
+    "kwargs,name",
+    [
+        (dict(coupling="hebbian"), "coupling"),
+        (dict(edges_k=np.array([[0, N]])), "edges_k"),
+        (dict(edges_hk=np.array([[0, 1], [-1, 2]])), "edges_hk"),
+        (dict(edges_hk=np.array([[0, 1], [1, 0]])), "edges_hk"),
+        (dict(dim=1), "dim"),
+        (dict(hopfield_weights=np.zeros((N, N + 1))), "hopfield_weights"),
+        (dict(hopfield_bias=np.zeros(N + 1)), "hopfield_bias"),
+        (dict(kuramoto_weights=np.zeros((len(EDGES_K) + 1, 2))), "kuramoto_weights"),
+        (dict(coupling_weights=np.zeros(len(EDGES_HK) + 1)), "coupling_weights"),
+        (dict(coupling="additive", coupling_weights=np.zeros(3)), "coupling_weights"),
+        (dict(omega=np.zeros((D + 1, D + 1))), "omega"),
+        (dict(stimulus=np.zeros(N)), "stimulus"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else None,
+)
+def test_preset_errors_name_the_argument(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        _preset(**kwargs)
+
+
+def test_network_checks_synapse_sizes():
+    th = hk.ThresholdUnits(N, lagrangian=L.ReLU())
+    wrong = hk.synapses.HopfieldSynapse(jnp.zeros((N + 1, N + 1)), jnp.zeros(N + 1))
+    with pytest.raises(ValueError, match="sized for"):
+        hk.Network(threshold=th, synapses=[wrong])
+    with pytest.raises(ValueError, match="oscillators"):
+        hk.Network(threshold=th, synapses=[hk.synapses.StimulusSynapse(jnp.zeros((N, D)))])
+    with pytest.raises(ValueError):
+        hk.Network()
+    with pytest.raises(TypeError, match="synapses"):
+        hk.Network(threshold=th, synapses=[jnp.zeros(3)])
+
+
+def test_energy_and_field_reject_mismatched_states():
+    net = _hk_net("full")
+    with pytest.raises(TypeError, match="State"):
+        net.energy((jnp.zeros(N), jnp.ones((N, D))))
+    with pytest.raises(ValueError, match="state"):
+        net.vector_field(0.0, hk.State(x=jnp.zeros(N)))
+    with pytest.raises(ValueError, match="sigma"):
+        net.energy(hk.State(x=jnp.zeros(N), sigma=jnp.ones((N + 1, D))))

@@ -1,0 +1,432 @@
+"""Tests for hkjax.relax: the core properties of the solved flow.
+
+* the energy sampled along a solve never increases (beyond the solver's tolerance) whenever
+  ``network.is_lyapunov``, for every Lagrangian × interaction × coupling, with and without
+  a global natural frequency;
+* oscillators stay on the unit sphere;
+* a global rotation commutes with the flow;
+* parameter gradients through the solve equal central finite differences;
+* the recursive and implicit adjoints agree at a steady state;
+* ``throw=False`` under ``vmap`` reports a failing element without raising;
+* ``saveat`` shapes, and argument errors.
+
+Every solve is compiled once per network structure (``eqx.filter_jit`` at module level), so
+the same compiled solve serves several properties and several initial states.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import diffrax
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import (
+    COUPLINGS,
+    INTERACTIONS,
+    LAGRANGIANS,
+    random_antisymmetric,
+    random_orthogonal,
+    unit_rows,
+)
+
+import hkjax as hk
+from hkjax import graphs
+from hkjax import interactions as I
+from hkjax import lagrangians as L
+
+N, D = 10, 3
+EDGES_K = graphs.ring(N, 4)
+EDGES_HK = graphs.validate_edges(np.concatenate([graphs.ring(N, 2), np.array([[0, 5], [2, 7], [3, 8]])]), N)
+KAPPA_H, KAPPA_K = 0.5, 1.0
+T1 = 3.0
+TS = jnp.linspace(0.0, T1, 31)
+RTOL, ATOL = 1e-7, 1e-9
+
+
+def make_network(lag, interaction, coupling, *, omega=None, stimulus=None, seed=0, init_scale=0.1):
+    """A bounded Hopfield–Kuramoto network: small random Hopfield / coupling parameters
+    (``init_scale``), but unit-scale Kuramoto potentials so that the oscillators' share of
+    the energy is not negligible (the Kuramoto energy is bounded: ``|σᵢ·σⱼ| ≤ 1``)."""
+    k1, k2 = jax.random.split(jax.random.key(1000 + seed))
+    kw = jax.random.normal(k1, (len(EDGES_K), len(interaction.param_names)))
+    return hk.hopfield_kuramoto(
+        N, D, edges_k=EDGES_K, edges_hk=EDGES_HK, coupling=coupling, lagrangian=lag, interaction=interaction,
+        kappa_h=KAPPA_H, kappa_k=KAPPA_K, hopfield_bias=0.3 * jax.random.normal(k2, (N,)), kuramoto_weights=kw,
+        init_scale=init_scale, omega=omega, stimulus=stimulus, key=jax.random.key(seed),
+    )  # fmt: skip
+
+
+def initial_state(net, seed=0):
+    kx, ks = jax.random.split(jax.random.key(2000 + seed))
+    return net.init_state(x=jax.random.normal(kx, (N,)), sigma=unit_rows(ks, N, D))
+
+
+@eqx.filter_jit
+def trajectory(net, state0):
+    return hk.relax(net, state0, t1=T1, rtol=RTOL, atol=ATOL, saveat=TS, max_steps=4096)
+
+
+def rotate(state, r):
+    return hk.State(x=state.x, sigma=state.sigma @ r.T)
+
+
+def check_lyapunov_trajectory(net, sol):
+    """Energy non-increasing at every saved time, oscillators on the sphere throughout."""
+    assert int(sol.stats["result"]) == 0
+    np.testing.assert_allclose(sol.ts, TS)
+    e = np.asarray(sol.energy)
+    assert e.shape == TS.shape and np.all(np.isfinite(e))
+    # Tolerance: dense-output error of a solve at rtol=1e-7 / atol=1e-9, in energy units.
+    tol = 1e-6 * (1.0 + np.max(np.abs(e)))
+    rises = np.diff(e)
+    assert rises.max() <= tol, f"energy rose by {rises.max():.3e} (tolerance {tol:.1e}): {e}"
+    # ...and the test is not vacuous: the energy does go down, by far more than the tolerance.
+    assert e[0] - e[-1] > 1e3 * tol, e
+    norms = np.linalg.norm(np.asarray(sol.states.sigma), axis=-1)
+    assert norms.shape == (len(TS), N)
+    np.testing.assert_allclose(norms, 1.0, atol=1e-5)
+
+
+def check_rotation_commutes(net, state0, sol, r, atol=1e-4):
+    """relax(R σ0) = R relax(σ0): the same compiled solve from the rotated state."""
+    rot = trajectory(net, rotate(state0, r))
+    assert int(rot.stats["result"]) == 0
+    np.testing.assert_allclose(rot.state.x, sol.state.x, atol=atol)
+    np.testing.assert_allclose(rot.state.sigma, sol.state.sigma @ r.T, atol=atol)
+    np.testing.assert_allclose(rot.energy, sol.energy, atol=atol)
+    # discriminating: the rotation does move the oscillators
+    assert float(jnp.max(jnp.abs(rot.state.sigma - sol.state.sigma))) > 1e-2
+
+
+# ---------------------------------------------------------------------------------------
+# Energy descent, sphere, rotations: every Lagrangian × interaction × coupling
+# ---------------------------------------------------------------------------------------
+
+_ALL_COMBOS = list(itertools.product(LAGRANGIANS, INTERACTIONS, COUPLINGS))
+
+
+def _combo_id(combo):
+    lag, inter, coupling = combo
+    return f"{lag.id}-{inter.id}-{coupling}"
+
+
+def _covering_combos():
+    """The quick (not slow) subset: every Lagrangian once, with the interactions and the
+    couplings cycling, so every Lagrangian, interaction and coupling is solved at least once
+    in a quick run; the full product runs with the slow tests."""
+    return {
+        (lag.id, INTERACTIONS[i % len(INTERACTIONS)].id, COUPLINGS[i % len(COUPLINGS)])
+        for i, lag in enumerate(LAGRANGIANS)
+    }
+
+
+_QUICK = _covering_combos()
+COMBOS = [
+    pytest.param(lag.values[0], inter.values[0], coupling, id=_combo_id((lag, inter, coupling)),
+                 marks=() if (lag.id, inter.id, coupling) in _QUICK else pytest.mark.slow)
+    for lag, inter, coupling in _ALL_COMBOS
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("lag,interaction,coupling", COMBOS)
+def test_energy_descends_on_the_sphere_and_rotations_commute(lag, interaction, coupling):
+    net = make_network(lag, interaction, coupling)
+    assert net.is_lyapunov
+    state0 = initial_state(net)
+    sol = trajectory(net, state0)
+    check_lyapunov_trajectory(net, sol)
+    check_rotation_commutes(net, state0, sol, random_orthogonal(jax.random.key(3), D))
+
+
+@pytest.mark.parametrize(
+    "coupling", [pytest.param(c, marks=() if c == "full" else pytest.mark.slow) for c in COUPLINGS]
+)
+def test_global_omega_keeps_the_energy_a_lyapunov_function(coupling):
+    omega = 2.0 * random_antisymmetric(jax.random.key(4), (D, D))
+    net = make_network(L.Tanh(), I.ReLU(), coupling, omega=omega)
+    assert net.is_lyapunov
+    state0 = initial_state(net, seed=1)
+    sol = trajectory(net, state0)
+    check_lyapunov_trajectory(net, sol)
+    # Rotations that commute with Ω commute with the flow.
+    r = jax.scipy.linalg.expm(0.8 * omega)
+    check_rotation_commutes(net, state0, sol, r)
+
+
+@pytest.mark.parametrize(
+    "complete,coupling",
+    [("coupling", "additive"), ("coupling", "multiplicative"), ("kuramoto", "full")],
+    ids=["all_hk-additive", "all_hk-multiplicative", "all_k-full"],
+)
+def test_all_to_all_networks_solve_under_jit(complete, coupling):
+    """The paper's all-to-all configurations (the "all" fast paths), solved inside
+    ``jax.jit`` as training does."""
+    edges_k = graphs.all_to_all(N) if complete == "kuramoto" else EDGES_K
+    edges_hk = "all" if complete == "coupling" else EDGES_HK
+    net = hk.hopfield_kuramoto(
+        N, D, edges_k=edges_k, edges_hk=edges_hk, coupling=coupling, lagrangian=L.Tanh(), interaction=I.ReLU(),
+        kappa_h=KAPPA_H, kappa_k=KAPPA_K, init_scale=0.1, key=jax.random.key(0),
+    )  # fmt: skip
+    state0 = initial_state(net)
+    sol = trajectory(net, state0)
+    check_lyapunov_trajectory(net, sol)
+
+
+def test_per_neuron_omega_runs_and_stays_on_the_sphere():
+    """Documented as not Lyapunov: only check it solves and keeps ``|σᵢ| = 1``."""
+    omega = random_antisymmetric(jax.random.key(5), (N, D, D))
+    net = make_network(L.Tanh(), I.ReLU(), "full", omega=omega)
+    assert not net.is_lyapunov
+    sol = trajectory(net, initial_state(net, seed=2))
+    assert int(sol.stats["result"]) == 0
+    assert np.all(np.isfinite(np.asarray(sol.energy)))
+    np.testing.assert_allclose(np.linalg.norm(np.asarray(sol.states.sigma), axis=-1), 1.0, atol=1e-5)
+
+
+def test_stimulus_with_global_omega_is_not_lyapunov_but_solves():
+    omega = random_antisymmetric(jax.random.key(6), (D, D))
+    stim = jax.random.normal(jax.random.key(7), (N, D))
+    net = make_network(L.Tanh(), I.ReLU(), "full", omega=omega, stimulus=stim)
+    assert not net.is_lyapunov
+    sol = trajectory(net, initial_state(net, seed=3))
+    assert int(sol.stats["result"]) == 0
+    np.testing.assert_allclose(np.linalg.norm(np.asarray(sol.states.sigma), axis=-1), 1.0, atol=1e-5)
+
+
+def test_plain_hopfield_energy_descends():
+    net = hk.hopfield(N, lagrangian=L.ReLU(), init_scale=0.3, bias=0.3 * jnp.ones(N), key=jax.random.key(0))
+    sol = trajectory(net, net.init_state(x=jax.random.normal(jax.random.key(1), (N,))))
+    assert sol.states.sigma is None
+    e = np.asarray(sol.energy)
+    assert np.diff(e).max() <= 1e-6 * (1 + np.abs(e).max()), e
+    assert e[0] - e[-1] > 1e-2
+
+
+# ---------------------------------------------------------------------------------------
+# Gradients through the solve
+# ---------------------------------------------------------------------------------------
+
+
+def _class_loss(net, state0):
+    """Sum of the squared final states of the last three ("class") threshold units."""
+    sol = hk.relax(net, state0, t1=2.0, rtol=1e-10, atol=1e-12, max_steps=256)
+    return jnp.sum(sol.state.x[-3:] ** 2)
+
+
+_loss = eqx.filter_jit(_class_loss)
+_grad = eqx.filter_jit(eqx.filter_grad(_class_loss))
+
+
+def _random_direction(params, key):
+    leaves, treedef = jax.tree_util.tree_flatten(params)
+    keys = jax.random.split(key, len(leaves))
+    return jax.tree_util.tree_unflatten(treedef, [jax.random.normal(k, leaf.shape, leaf.dtype) for k, leaf in zip(keys, leaves)])
+
+
+def _check_gradient_against_finite_differences(net, state0):
+    grads = _grad(net, state0)
+    params, static = eqx.partition(net, eqx.is_inexact_array)
+    gparams = eqx.filter(grads, eqx.is_inexact_array)
+    # Every parameter array the loss depends on gets a gradient (none is silently closed over).
+    hop = [s for s in gparams.synapses if isinstance(s, hk.synapses.HopfieldSynapse)]
+    kur = [s for s in gparams.synapses if isinstance(s, hk.synapses.KuramotoSynapse)]
+    if hop:
+        assert float(jnp.max(jnp.abs(hop[0].weights))) > 0.0
+    assert float(jnp.max(jnp.abs(jax.tree_util.tree_leaves(kur[0].interaction)[0]))) > 0.0
+    eps = 1e-5
+    for k in range(2):
+        v = _random_direction(params, jax.random.key(50 + k))
+        plus = eqx.combine(jax.tree_util.tree_map(lambda p, d: p + eps * d, params, v), static)
+        minus = eqx.combine(jax.tree_util.tree_map(lambda p, d: p - eps * d, params, v), static)
+        fd = (_loss(plus, state0) - _loss(minus, state0)) / (2 * eps)
+        exact = sum(jnp.vdot(a, b) for a, b in zip(jax.tree_util.tree_leaves(gparams), jax.tree_util.tree_leaves(v), strict=True))
+        assert abs(float(exact)) > 1e-3, "degenerate direction"
+        np.testing.assert_allclose(float(exact), float(fd), rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "coupling", [pytest.param(c, marks=() if c == "multiplicative" else pytest.mark.slow) for c in COUPLINGS]
+)
+def test_parameter_gradient_matches_finite_differences(coupling):
+    net = make_network(L.Tanh(), I.Tanh(), coupling, init_scale=0.2)
+    _check_gradient_against_finite_differences(net, initial_state(net, seed=4))
+
+
+def _steady_loss(net, state0, adjoint):
+    # The steady-state event uses rtol/atol; the step-size controller is tighter, otherwise
+    # an explicit solver dithers at the tolerance level near a stiff rest point and the
+    # residual never drops below the event threshold.
+    sol = hk.relax(
+        net, state0, t1=200.0, steady_state=True, adjoint=adjoint, rtol=1e-6, atol=1e-6,
+        stepsize_controller=diffrax.PIDController(rtol=1e-9, atol=1e-9), max_steps=2048,
+    )  # fmt: skip
+    return jnp.sum(sol.state.x[-3:] ** 2), sol
+
+
+_steady_value_and_grad = eqx.filter_jit(eqx.filter_value_and_grad(_steady_loss, has_aux=True))
+_steady_value = eqx.filter_jit(lambda net, state0: _steady_loss(net, state0, "recursive")[0])
+
+
+def _check_adjoints_agree(net, state0):
+    grads = {}
+    for adjoint in ("recursive", "implicit"):
+        (loss, sol), g = _steady_value_and_grad(net, state0, adjoint)
+        assert int(sol.stats["result"]) == 0
+        assert float(sol.t_final) < 200.0, "the steady-state event did not fire"
+        assert float(loss) > 1e-3
+        grads[adjoint] = eqx.filter(g, eqx.is_inexact_array)
+    # Which one is right: the recursive (discretise-then-optimise) gradient against central
+    # finite differences of the event-terminated solve, along a random direction.
+    params, static = eqx.partition(net, eqx.is_inexact_array)
+    v = _random_direction(params, jax.random.key(60))
+    eps = 1e-5
+    fd = (
+        _steady_value(eqx.combine(jax.tree_util.tree_map(lambda p, d: p + eps * d, params, v), static), state0)
+        - _steady_value(eqx.combine(jax.tree_util.tree_map(lambda p, d: p - eps * d, params, v), static), state0)
+    ) / (2 * eps)
+
+    def along(g):
+        return float(sum(jnp.vdot(a, b) for a, b in zip(jax.tree_util.tree_leaves(g), jax.tree_util.tree_leaves(v), strict=True)))
+
+    np.testing.assert_allclose(along(grads["recursive"]), float(fd), rtol=1e-3, err_msg="recursive vs finite differences")
+    np.testing.assert_allclose(along(grads["implicit"]), float(fd), rtol=1e-3, err_msg="implicit vs finite differences")
+    for a, b in zip(jax.tree_util.tree_leaves(grads["implicit"]), jax.tree_util.tree_leaves(grads["recursive"]), strict=True):
+        scale = float(jnp.max(jnp.abs(b)))
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-3 * scale + 1e-12, err_msg="implicit vs recursive")
+
+
+@pytest.mark.slow
+def test_recursive_and_implicit_adjoints_agree_at_a_steady_state_hopfield():
+    """A bounded (Tanh) Hopfield network: an isolated, stable fixed point."""
+    net = hk.hopfield(N, lagrangian=L.Tanh(), init_scale=0.3, bias=0.3 * jnp.ones(N), key=jax.random.key(0))
+    _check_adjoints_agree(net, net.init_state(x=jax.random.normal(jax.random.key(1), (N,))))
+
+
+def test_implicit_adjoint_is_refused_with_oscillators():
+    """The oscillators' rest points are not isolated (every |σᵢ| is conserved and a global
+    rotation maps rest points to rest points), so the implicit-function-theorem Jacobian is
+    singular: measured, the implicit gradient was 2.42 where finite differences and the
+    recursive adjoint gave 11.50. relax refuses it instead of returning a wrong gradient."""
+    net = make_network(L.Tanh(), I.Tanh(), "full", init_scale=0.2)
+    with pytest.raises(ValueError, match="not isolated"):
+        hk.relax(net, initial_state(net, seed=5), steady_state=True, adjoint="implicit", t1=50.0)
+
+
+# ---------------------------------------------------------------------------------------
+# Batches, failures, saveat
+# ---------------------------------------------------------------------------------------
+
+
+def test_throw_false_reports_the_failing_element_under_vmap():
+    net = make_network(L.Tanh(), I.ReLU(), "full")
+    good = [initial_state(net, seed=s) for s in range(3)]
+    states = jax.tree_util.tree_map(lambda *a: jnp.stack(a), *good)
+    # One element with NaN (built by hand: init_state would refuse it).
+    states = hk.State(x=states.x.at[1, 2].set(jnp.nan), sigma=states.sigma)
+
+    @eqx.filter_jit
+    def batched(net, states):
+        return jax.vmap(lambda s: hk.relax(net, s, t1=1.0, throw=False, max_steps=64))(states)
+
+    sol = batched(net, states)
+    result = np.asarray(sol.stats["result"])
+    assert result.shape == (3,)
+    assert result[1] != 0 and result[0] == 0 and result[2] == 0, result
+    np.testing.assert_array_equal(np.asarray(sol.succeeded), [True, False, True])
+    assert np.all(np.isfinite(np.asarray(sol.state.x)[[0, 2]]))
+
+
+def test_throw_true_raises_on_failure():
+    net = make_network(L.Tanh(), I.ReLU(), "full")
+    s = initial_state(net)
+    bad = hk.State(x=s.x.at[0].set(jnp.nan), sigma=s.sigma)
+    with pytest.raises((eqx.EquinoxRuntimeError, jax.errors.JaxRuntimeError)):
+        jax.block_until_ready(hk.relax(net, bad, t1=1.0, max_steps=16).state.x)
+
+
+def test_saveat_shapes_and_contents():
+    net = make_network(L.Tanh(), I.ReLU(), "additive")  # shares its compiled solve with a combo above
+    state0 = initial_state(net, seed=6)
+    sol = trajectory(net, state0)  # saveat=TS, t1=T1
+    T = len(TS)
+    np.testing.assert_allclose(sol.ts, TS)
+    assert sol.states.x.shape == (T, N)
+    assert sol.states.sigma.shape == (T, N, D)
+    assert sol.energy.shape == (T,)
+    assert sol.state.x.shape == (N,) and sol.state.sigma.shape == (N, D)
+    np.testing.assert_allclose(sol.states.x[0], state0.x, atol=1e-12)
+    np.testing.assert_allclose(sol.states.sigma[0], state0.sigma, atol=1e-12)
+    np.testing.assert_allclose(sol.states.x[-1], sol.state.x, atol=1e-9)
+    np.testing.assert_allclose(sol.states.sigma[-1], sol.state.sigma, atol=1e-9)
+    np.testing.assert_allclose(float(sol.t_final), T1)
+    for k in (0, T // 2, T - 1):
+        state_k = hk.State(x=sol.states.x[k], sigma=sol.states.sigma[k])
+        np.testing.assert_allclose(sol.energy[k], net.energy(state_k), rtol=1e-12)
+    # No saveat: the final state only.
+    final = hk.relax(net, state0, t1=T1, rtol=RTOL, atol=ATOL, max_steps=4096)
+    assert final.energy.shape == (1,) and final.ts.shape == (1,)
+    assert final.states.x.shape == (1, N)
+    np.testing.assert_allclose(final.state.x, sol.state.x, atol=1e-9)
+    np.testing.assert_allclose(final.state.sigma, sol.state.sigma, atol=1e-9)
+
+
+@pytest.mark.slow
+def test_saveat_accepts_a_diffrax_saveat():
+    net = make_network(L.Tanh(), I.ReLU(), "additive")
+    state0 = initial_state(net, seed=6)
+    ts = jnp.array([0.0, 0.5, 1.0, 2.0])
+    a = hk.relax(net, state0, t1=2.0, saveat=ts, rtol=RTOL, atol=ATOL)
+    b = hk.relax(net, state0, t1=2.0, saveat=diffrax.SaveAt(ts=ts), rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(b.ts, ts)
+    np.testing.assert_allclose(b.energy, a.energy, rtol=1e-12)
+    np.testing.assert_allclose(b.states.x, a.states.x, rtol=1e-12)
+
+
+# ---------------------------------------------------------------------------------------
+# Argument errors
+# ---------------------------------------------------------------------------------------
+
+
+def test_argument_errors():
+    net = make_network(L.Tanh(), I.ReLU(), "full")
+    s = initial_state(net)
+    with pytest.raises(ValueError, match="t1"):
+        hk.relax(net, s, t1=0.0)
+    with pytest.raises(ValueError, match="t1"):
+        hk.relax(net, s, t0=1.0, t1=0.5)
+    hop = hk.hopfield(6, lagrangian=L.Tanh(), key=jax.random.key(0))
+    hs = hop.init_state(x=jnp.ones(6))
+    with pytest.raises(ValueError, match="steady_state"):
+        hk.relax(hop, hs, adjoint="implicit")
+    with pytest.raises(ValueError, match="adjoint"):
+        hk.relax(net, s, adjoint="forward")
+    with pytest.raises(ValueError, match="saveat"):
+        hk.relax(hop, hs, adjoint="implicit", steady_state=True, saveat=TS)
+    with pytest.raises(ValueError, match="steady"):
+        hk.relax(net, s, adjoint="backsolve", steady_state=True)
+    with pytest.raises(ValueError, match="max_steps"):
+        hk.relax(net, s, max_steps=0)
+    with pytest.raises(ValueError, match="saveat"):
+        hk.relax(net, s, saveat=jnp.zeros((2, 2)))
+    with pytest.raises(TypeError, match="State"):
+        hk.relax(net, (s.x, s.sigma))
+    with pytest.raises(TypeError, match="Network"):
+        hk.relax(lambda t, y, a: y, s)
+    spinning = make_network(L.Tanh(), I.ReLU(), "full", omega=random_antisymmetric(jax.random.key(0), (D, D)))
+    with pytest.raises(ValueError, match="omega"):
+        hk.relax(spinning, s, steady_state=True)
+
+
+@pytest.mark.parametrize(
+    "t1", [np.float32(0.0), jnp.asarray(-1.0)], ids=["np_float32_zero", "jnp_negative"]
+)
+def test_t1_not_after_t0_is_rejected_when_given_as_an_array(t1):
+    """Concrete times given as NumPy / JAX scalars (as a config or a sweep hands them over)
+    must be checked too: a backwards solve would silently *raise* the energy."""
+    net = hk.hopfield(4, lagrangian=L.Tanh(), key=jax.random.key(0))
+    with pytest.raises(ValueError, match="t1"):
+        hk.relax(net, net.init_state(x=jnp.ones(4)), t1=t1)

@@ -1,0 +1,401 @@
+"""Tests for hkjax.synapses.
+
+* every closed-form ``gradient`` equals ``jax.grad(energy)``;
+* every energy equals its formula written out edge by edge with NumPy loops;
+* all formulations ("edges", "dense", "neighbours", ... and "all" on complete graphs) give
+  the same energies and gradients (float64, 1e-10 relative);
+* ``prepare()`` preserves the total energy and gradient;
+* rotation invariance is what ``rotation_invariant`` claims;
+* constructor errors name the argument.
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import (
+    COMPLETE_FORMULATIONS,
+    COUPLINGS,
+    INTERACTIONS,
+    SPARSE_FORMULATIONS,
+    assert_rel_close,
+    random_orthogonal,
+    unit_rows,
+)
+
+from hkjax import graphs
+from hkjax import interactions as I
+from hkjax.synapses import (
+    CouplingSynapse,
+    HopfieldSynapse,
+    KuramotoSynapse,
+    LowRankSynapse,
+    MultiplicativeCouplingSynapse,
+    Pairs,
+    StimulusSynapse,
+)
+
+D = 3
+KAPPA_H, KAPPA_K = 0.3, 1.7
+
+#: A sparse graph with unequal degrees, a degree-one node (4) and an isolated node (6):
+#: padding of neighbour tables, empty segments of scatters, masks all get exercised.
+SPARSE_N = 7
+SPARSE_EDGES = graphs.validate_edges(
+    np.array([[0, 1], [0, 2], [0, 3], [0, 5], [1, 2], [2, 3], [3, 5], [1, 5], [2, 4]]), SPARSE_N
+)
+COMPLETE_N = 5
+COMPLETE_EDGES = graphs.all_to_all(COMPLETE_N)
+
+GRAPHS = {"sparse": (SPARSE_N, SPARSE_EDGES), "complete": (COMPLETE_N, COMPLETE_EDGES)}
+#: (graph, formulation) pairs for the per-synapse checks: every formulation on the sparse
+#: graph, plus "all" on the complete graph (the complete graph in every other formulation
+#: is covered by the formulations-agree tests).
+GRAPH_FORMULATIONS = [("sparse", f) for f in SPARSE_FORMULATIONS] + [("complete", "all")]
+GF_IDS = [f"{g}-{f}" for g, f in GRAPH_FORMULATIONS]
+
+SEEDS = (0, 1)
+
+
+# ---------------------------------------------------------------------------------------
+# Builders: the same parameters in every formulation
+# ---------------------------------------------------------------------------------------
+
+
+def _inputs(n, seed):
+    kg, ks = jax.random.split(jax.random.key(100 + seed))
+    g = jax.random.normal(kg, (n,))
+    return g, unit_rows(ks, n, D)
+
+
+def _hopfield(n, seed):
+    kw, kb = jax.random.split(jax.random.key(200 + seed))
+    return HopfieldSynapse(jax.random.normal(kw, (n, n)), jax.random.normal(kb, (n,)), kappa=KAPPA_H)
+
+
+def _kuramoto(interaction, graph, formulation, seed, *, shared=False):
+    n, edges = GRAPHS[graph]
+    pairs = Pairs(edges, n, formulation=formulation)
+    inter = interaction if shared else interaction.per_edge(len(edges), key=jax.random.key(300 + seed), scale=0.8)
+    return KuramotoSynapse(pairs, inter, kappa=KAPPA_K)
+
+
+def _coupling(coupling, graph, formulation, seed):
+    n, edges = GRAPHS[graph]
+    pairs = Pairs(edges, n, formulation=formulation)
+    key = jax.random.key(400 + seed)
+    if coupling == "full":
+        return CouplingSynapse(pairs, jax.random.normal(key, (len(edges),)))
+    if coupling == "additive":
+        return CouplingSynapse(pairs, 0.7)
+    return MultiplicativeCouplingSynapse(_hopfield(n, seed), pairs, jnp.asarray(0.6))
+
+
+@eqx.filter_jit
+def _energy_and_gradients(syn, g, sigma):
+    e = syn.energy(g, sigma)
+    auto = jax.grad(syn.energy, argnums=(0, 1))(g, sigma)
+    closed = syn.gradient(g, sigma)
+    return e, auto, closed
+
+
+def _check_gradient(syn, g, sigma, *, uses_g, uses_sigma):
+    e, (ag, asg), (cg, csg) = _energy_and_gradients(syn, g, sigma)
+    assert e.shape == () and jnp.isfinite(e)
+    if uses_g:
+        assert cg is not None and cg.shape == g.shape
+        assert_rel_close(cg, ag, 1e-10, "dE/dg")
+    else:
+        assert cg is None or np.allclose(cg, 0.0)
+        np.testing.assert_allclose(ag, 0.0)
+    if uses_sigma:
+        assert csg is not None and csg.shape == sigma.shape
+        assert_rel_close(csg, asg, 1e-10, "dE/dσ")
+    else:
+        assert csg is None or np.allclose(csg, 0.0)
+        np.testing.assert_allclose(asg, 0.0)
+    return e
+
+
+# ---------------------------------------------------------------------------------------
+# Independent references: the energies written out edge by edge
+# ---------------------------------------------------------------------------------------
+
+
+def _np(a):
+    return np.asarray(a, dtype=np.float64)
+
+
+def _ref_kuramoto(sigma, interaction, edges, seed, shared):
+    """``κ Σ_e F_e(σ_i·σ_j)``: the alignments by a NumPy loop over the edges, the potential
+    evaluated edge by edge (checked against its closed form in test_interactions)."""
+    inter = interaction if shared else interaction.per_edge(len(edges), key=jax.random.key(300 + seed), scale=0.8)
+    s = _np(sigma)
+    dots = np.array([s[i] @ s[j] for i, j in edges])
+    return KAPPA_K * float(np.sum(_np(inter(jnp.asarray(dots)))))
+
+
+def _coupling_coefficients(coupling, n, edges, seed):
+    """``C_e`` per edge, independently of the library."""
+    if coupling == "full":
+        return _np(jax.random.normal(jax.random.key(400 + seed), (len(edges),)))
+    if coupling == "additive":
+        return np.full(len(edges), 0.7)
+    w = _np(_hopfield(n, seed).weights)
+    ws = 0.5 * (w + w.T)
+    return np.array([0.6 * ws[i, j] for i, j in edges])
+
+
+def _ref_hopfield(n, g, seed):
+    h = _hopfield(n, seed)
+    w, b, gn = _np(h.weights), _np(h.bias), _np(g)
+    ws = 0.5 * (w + w.T)
+    return -KAPPA_H * (b @ gn + 0.5 * gn @ ws @ gn)
+
+
+def _ref_coupling(coupling, n, edges, g, sigma, seed):
+    c = _coupling_coefficients(coupling, n, edges, seed)
+    gn, s = _np(g), _np(sigma)
+    e = -sum(c[k] * gn[i] * gn[j] * (s[i] @ s[j]) for k, (i, j) in enumerate(edges))
+    if coupling == "multiplicative":
+        e += _ref_hopfield(n, g, seed)
+    return e
+
+
+# ---------------------------------------------------------------------------------------
+# Kuramoto synapses
+# ---------------------------------------------------------------------------------------
+
+
+#: Shared (scalar) parameters: the closed-form Linear derivative, one affine potential, the MLP.
+_SHARED = {"Linear", "Tanh", "MLP"}
+KURAMOTO_CASES = [
+    pytest.param(inter.values[0], shared, id=f"{'shared' if shared else 'per_edge'}-{inter.id}")
+    for shared in (False, True)
+    for inter in INTERACTIONS
+    if not shared or inter.id in _SHARED
+]
+
+
+@pytest.mark.parametrize("graph,formulation", GRAPH_FORMULATIONS, ids=GF_IDS)
+@pytest.mark.parametrize("interaction,shared", KURAMOTO_CASES)
+def test_kuramoto_gradient_and_energy(interaction, graph, formulation, shared):
+    n, edges = GRAPHS[graph]
+    for seed in SEEDS:
+        syn = _kuramoto(interaction, graph, formulation, seed, shared=shared)
+        g, sigma = _inputs(n, seed)
+        e = _check_gradient(syn, g, sigma, uses_g=False, uses_sigma=True)
+        ref = _ref_kuramoto(sigma, interaction, edges, seed, shared)
+        np.testing.assert_allclose(e, ref, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("graph", ["sparse", "complete"])
+@pytest.mark.parametrize("interaction", INTERACTIONS)
+def test_kuramoto_formulations_agree(interaction, graph):
+    n, _ = GRAPHS[graph]
+    forms = SPARSE_FORMULATIONS if graph == "sparse" else COMPLETE_FORMULATIONS
+    for seed in SEEDS:
+        g, sigma = _inputs(n, seed)
+        results = {}
+        for f in forms:
+            e, _, (_, ds) = _energy_and_gradients(_kuramoto(interaction, graph, f, seed), g, sigma)
+            results[f] = (e, ds)
+        ref = results["edges"]
+        for f, r in results.items():
+            assert_rel_close(r[0], ref[0], 1e-10, f"energy {f} vs edges")
+            assert_rel_close(r[1], ref[1], 1e-10, f"gradient {f} vs edges")
+
+
+# ---------------------------------------------------------------------------------------
+# Hopfield–Kuramoto couplings
+# ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("graph,formulation", GRAPH_FORMULATIONS, ids=GF_IDS)
+@pytest.mark.parametrize("coupling", COUPLINGS)
+def test_coupling_gradient_and_energy(coupling, graph, formulation):
+    n, edges = GRAPHS[graph]
+    for seed in SEEDS:
+        syn = _coupling(coupling, graph, formulation, seed)
+        g, sigma = _inputs(n, seed)
+        e = _check_gradient(syn, g, sigma, uses_g=True, uses_sigma=True)
+        np.testing.assert_allclose(e, _ref_coupling(coupling, n, edges, g, sigma, seed), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("graph", ["sparse", "complete"])
+@pytest.mark.parametrize("coupling", COUPLINGS)
+def test_coupling_formulations_agree(coupling, graph):
+    n, _ = GRAPHS[graph]
+    forms = SPARSE_FORMULATIONS if graph == "sparse" else COMPLETE_FORMULATIONS
+    for seed in SEEDS:
+        g, sigma = _inputs(n, seed)
+        results = {}
+        for f in forms:
+            e, _, closed = _energy_and_gradients(_coupling(coupling, graph, f, seed), g, sigma)
+            results[f] = (e, closed)
+        ref = results["edges"]
+        for f, r in results.items():
+            assert_rel_close(r[0], ref[0], 1e-10, f"energy {f} vs edges")
+            assert_rel_close(r[1], ref[1], 1e-10, f"gradient {f} vs edges")
+
+
+# ---------------------------------------------------------------------------------------
+# Synapses without a graph
+# ---------------------------------------------------------------------------------------
+
+
+def test_hopfield_lowrank_stimulus_gradients_and_energies():
+    n = SPARSE_N
+    for seed in SEEDS:
+        g, sigma = _inputs(n, seed)
+        h = _hopfield(n, seed)
+        e = _check_gradient(h, g, sigma, uses_g=True, uses_sigma=False)
+        np.testing.assert_allclose(e, _ref_hopfield(n, g, seed), rtol=1e-12)
+
+        u = jax.random.normal(jax.random.key(500 + seed), (n, 2))
+        lr = LowRankSynapse(u, kappa=0.4)
+        e = _check_gradient(lr, g, sigma, uses_g=True, uses_sigma=False)
+        np.testing.assert_allclose(e, -0.5 * 0.4 * _np(g) @ _np(u) @ _np(u).T @ _np(g), rtol=1e-12)
+
+        c = jax.random.normal(jax.random.key(600 + seed), (n, D))
+        st = StimulusSynapse(c)
+        e = _check_gradient(st, g, sigma, uses_g=False, uses_sigma=True)
+        np.testing.assert_allclose(e, -np.sum(_np(c) * _np(sigma)), rtol=1e-12)
+
+
+def test_hopfield_uses_only_the_symmetric_part():
+    n = SPARSE_N
+    g, _ = _inputs(n, 0)
+    w = jax.random.normal(jax.random.key(0), (n, n))
+    skew = w - w.T
+    b = jnp.zeros(n)
+    a = HopfieldSynapse(w, b)
+    c = HopfieldSynapse(w + 3.0 * skew, b)
+    np.testing.assert_allclose(a.energy(g, None), c.energy(g, None), rtol=1e-12)
+    np.testing.assert_allclose(a.gradient(g, None)[0], c.gradient(g, None)[0], rtol=1e-12)
+
+
+# ---------------------------------------------------------------------------------------
+# prepare()
+# ---------------------------------------------------------------------------------------
+
+
+def _totals(parts, g, sigma):
+    e = sum(p.energy(g, sigma) for p in parts)
+    dg = jnp.zeros_like(g)
+    ds = jnp.zeros_like(sigma)
+    for p in parts:
+        a, b = p.gradient(g, sigma)
+        dg = dg if a is None else dg + a
+        ds = ds if b is None else ds + b
+    return e, dg, ds
+
+
+@eqx.filter_jit
+def _original_and_prepared(syn, g, sigma):
+    parts = syn.prepare()
+    assert isinstance(parts, tuple) and parts
+    # relax calls prepare() inside the solve, differentiably: the parameter gradient of the
+    # energy must survive it too.
+    d_orig = eqx.filter_grad(lambda s: s.energy(g, sigma))(syn)
+    d_prep = eqx.filter_grad(lambda s: sum(p.energy(g, sigma) for p in s.prepare()))(syn)
+    return _totals((syn,), g, sigma), _totals(parts, g, sigma), d_orig, d_prep
+
+
+#: prepare() only re-lays parameters out, so two potentials suffice: an affine one and the
+#: MLP (a shared network plus per-edge weights).
+_PREPARE_INTERACTIONS = ["Tanh", "MLP"]
+
+
+@pytest.mark.parametrize("graph,formulation", GRAPH_FORMULATIONS, ids=GF_IDS)
+@pytest.mark.parametrize("kind", _PREPARE_INTERACTIONS + COUPLINGS + ["hopfield", "lowrank", "stimulus"])
+def test_prepare_preserves_energy_and_gradient(kind, graph, formulation):
+    n, _ = GRAPHS[graph]
+    inters = {p.id: p.values[0] for p in INTERACTIONS}
+    if kind in ("hopfield", "lowrank", "stimulus") and (graph, formulation) != ("sparse", "edges"):
+        pytest.skip("no graph: one formulation suffices")
+    seed = 0
+    g, sigma = _inputs(n, seed)
+    if kind in inters:
+        syn = _kuramoto(inters[kind], graph, formulation, seed)
+    elif kind in COUPLINGS:
+        syn = _coupling(kind, graph, formulation, seed)
+    elif kind == "hopfield":
+        syn = _hopfield(n, seed)
+    elif kind == "lowrank":
+        syn = LowRankSynapse(jax.random.normal(jax.random.key(1), (n, 2)))
+    else:
+        syn = StimulusSynapse(jax.random.normal(jax.random.key(2), (n, D)))
+    want, got, d_orig, d_prep = _original_and_prepared(syn, g, sigma)
+    for a, b, what in zip(got, want, ("energy", "dE/dg", "dE/dσ")):
+        assert_rel_close(a, b, 1e-12, what)
+    assert jax.tree_util.tree_structure(d_orig) == jax.tree_util.tree_structure(d_prep)
+    assert jax.tree_util.tree_leaves(d_orig)
+    assert_rel_close(d_prep, d_orig, 1e-12, "parameter gradient")
+
+
+# ---------------------------------------------------------------------------------------
+# Rotation invariance
+# ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("coupling", COUPLINGS)
+def test_rotation_invariance_matches_the_flag(coupling):
+    n = SPARSE_N
+    g, sigma = _inputs(n, 0)
+    r = random_orthogonal(jax.random.key(7), D)
+    invariant = [
+        _kuramoto(I.ReLU(), "sparse", "edges", 0),
+        _coupling(coupling, "sparse", "edges", 0),
+        _hopfield(n, 0),
+    ]
+    for syn in invariant:
+        assert syn.rotation_invariant
+        np.testing.assert_allclose(syn.energy(g, sigma @ r.T), syn.energy(g, sigma), rtol=1e-12)
+    stim = StimulusSynapse(jax.random.normal(jax.random.key(3), (n, D)))
+    assert not stim.rotation_invariant
+    assert abs(float(stim.energy(g, sigma @ r.T) - stim.energy(g, sigma))) > 1e-3
+
+
+# ---------------------------------------------------------------------------------------
+# Errors
+# ---------------------------------------------------------------------------------------
+
+
+def test_pairs_errors():
+    with pytest.raises(ValueError, match="formulation"):
+        Pairs(SPARSE_EDGES, SPARSE_N, formulation="sparse")
+    with pytest.raises(ValueError, match="complete"):
+        Pairs(SPARSE_EDGES, SPARSE_N, formulation="all")
+    with pytest.raises(ValueError, match="edges_k"):
+        Pairs("ring", SPARSE_N, name="edges_k")
+    with pytest.raises(ValueError, match="edges_hk"):
+        Pairs(np.array([[0, SPARSE_N]]), SPARSE_N, name="edges_hk")
+    p = Pairs("all", COMPLETE_N)
+    assert p.num_edges == COMPLETE_N * (COMPLETE_N - 1) // 2 and p.formulation == "all"
+
+
+def test_synapse_constructor_errors_name_the_argument():
+    n = SPARSE_N
+    with pytest.raises(ValueError, match="weights"):
+        HopfieldSynapse(jnp.zeros((n, n + 1)), jnp.zeros(n))
+    with pytest.raises(ValueError, match="bias"):
+        HopfieldSynapse(jnp.zeros((n, n)), jnp.zeros(n + 1))
+    with pytest.raises(ValueError, match="weights"):
+        HopfieldSynapse(jnp.full((n, n), jnp.nan), jnp.zeros(n))
+    with pytest.raises(TypeError, match="weights"):
+        HopfieldSynapse(jnp.zeros((n, n), dtype=jnp.int32), jnp.zeros(n))
+    with pytest.raises(ValueError, match="factors"):
+        LowRankSynapse(jnp.zeros(n))
+    with pytest.raises(ValueError, match="stimulus"):
+        StimulusSynapse(jnp.zeros(n))
+    pairs = Pairs(SPARSE_EDGES, n)
+    with pytest.raises(ValueError, match="coupling_weights"):
+        CouplingSynapse(pairs, jnp.zeros(len(SPARSE_EDGES) + 1))
+    with pytest.raises(ValueError, match="edges"):
+        KuramotoSynapse(pairs, I.Linear().per_edge(len(SPARSE_EDGES) + 1, key=jax.random.key(0)))
+    with pytest.raises(ValueError, match="nodes"):
+        MultiplicativeCouplingSynapse(_hopfield(n + 1, 0), pairs)

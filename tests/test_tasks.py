@@ -1,0 +1,188 @@
+"""Tests for hkjax.tasks: readouts, losses, layouts, edit maps, freezing filters, retrieval."""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import hkjax as hk
+from hkjax import data, tasks
+
+P, H, C, D = 64, 6, 10, 4
+
+
+def _task(cls=tasks.Classification, model="hopfield_kuramoto", **kw):
+    return cls(model=model, n_pixels=P, n_hidden=H, n_classes=C, dim=D, relax_config=tasks.RelaxConfig(max_steps=32), **kw)
+
+
+def _example(i=0, split="train"):
+    ds = data.load_digits(split)
+    return {"images": jnp.asarray(ds.images[i]), "labels": jnp.asarray(ds.labels[i])}
+
+
+# -- loss and readouts ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("label", [0, 3, 9])
+def test_squared_loss_zero_at_perfect_prediction(label):
+    y = data.one_hot_targets(label, C)
+    assert float(tasks.squared_loss(y, jnp.asarray(label), C)) == 0.0
+    assert float(tasks.squared_loss(jnp.zeros(C), jnp.asarray(label), C)) == pytest.approx(C)
+    wrong = data.one_hot_targets((label + 1) % C, C)
+    assert float(tasks.squared_loss(wrong, jnp.asarray(label), C)) == pytest.approx(8.0)
+
+
+def test_threshold_readout_takes_the_class_units():
+    x = jnp.arange(P + H + C, dtype=jnp.float32)
+    y = tasks.threshold_readout(hk.State(x=x), C)
+    np.testing.assert_array_equal(y, x[-C:])
+
+
+def test_oscillator_readout_is_alignment_with_reference():
+    n = P + H + C
+    e1 = jnp.zeros(D).at[0].set(1.0)
+    e2 = jnp.zeros(D).at[1].set(1.0)
+    sigma = jnp.tile(e2, (n, 1)).at[P].set(e1)
+    sigma = sigma.at[n - C + 3].set(e1).at[n - C + 5].set(-e1)
+    y = tasks.oscillator_readout(hk.State(sigma=sigma), C, P)
+    expected = np.zeros(C)
+    expected[3], expected[5] = 1.0, -1.0
+    np.testing.assert_allclose(y, expected)
+    # the readout (and hence the loss) is invariant under a global rotation
+    rot = data.random_rotation(jax.random.key(3), D)
+    y2 = tasks.oscillator_readout(hk.State(sigma=data.rotate(sigma, rot)), C, P)
+    np.testing.assert_allclose(y2, expected, atol=1e-6)
+
+
+# -- layouts ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("model", tasks.MODELS)
+def test_classification_initial_state_layout(model):
+    task = _task(model=model)
+    ex = _example()
+    s = task.init_state(ex, jax.random.key(0))
+    n = P + H + C
+    if model == "kuramoto":
+        assert s.x is None
+    else:
+        assert s.x.shape == (n,)
+        np.testing.assert_array_equal(s.x[:P], ex["images"])
+        np.testing.assert_array_equal(s.x[P:], 0.0)
+    if model == "hopfield":
+        assert s.sigma is None
+    else:
+        assert s.sigma.shape == (n, D)
+        np.testing.assert_allclose(jnp.linalg.norm(s.sigma, axis=-1), 1.0, atol=1e-5)
+        # pixel encoding seen relative to the (rotated) reference: σ_pix·σ_ref = 2p − 1
+        np.testing.assert_allclose(s.sigma[:P] @ s.sigma[P], 2 * ex["images"] - 1, atol=1e-5)
+    net = task.build(jax.random.key(1), k=4)
+    assert float(net.energy(net.init_state(x=s.x, sigma=s.sigma))) == pytest.approx(float(net.energy(s)))
+
+
+def test_addition_target_and_state():
+    task = _task(tasks.Addition)
+    a, b = _example(0), _example(5)
+    ex = {"images": a["images"], "labels": jnp.asarray(7), "images_b": b["images"], "labels_b": jnp.asarray(8)}
+    assert int(task.target(ex)) == 5
+    s = task.init_state(ex, jax.random.key(0))
+    np.testing.assert_array_equal(s.x[:P], a["images"])
+    np.testing.assert_allclose(s.sigma[:P] @ s.sigma[P], 2 * b["images"] - 1, atol=1e-5)
+    with pytest.raises(ValueError, match="hopfield_kuramoto"):
+        _task(tasks.Addition, model="hopfield")
+
+
+def test_edit_map_swap_and_conflate():
+    np.testing.assert_array_equal(tasks.edit_map("swap", [0, 1]), [1, 0, 2, 3, 4, 5, 6, 7, 8, 9])
+    np.testing.assert_array_equal(tasks.edit_map("swap", [2, 5, 7])[[2, 5, 7]], [5, 7, 2])
+    np.testing.assert_array_equal(tasks.edit_map("conflate", [0, 1]), [0, 0, 2, 3, 4, 5, 6, 7, 8, 9])
+    np.testing.assert_array_equal(tasks.edit_map("conflate", [3, 4, 5])[[3, 4, 5]], [3, 3, 3])
+    for bad in ([1], [1, 1], [0, 10]):
+        with pytest.raises(ValueError):
+            tasks.edit_map("swap", bad)
+    with pytest.raises(ValueError, match="unknown"):
+        tasks.edit_map("merge", [0, 1])
+
+
+def test_memory_editing_targets_follow_the_cue():
+    m = tuple(int(v) for v in tasks.edit_map("swap", [0, 1]))
+    task = _task(tasks.MemoryEditing, mapping=m, associative=True)
+    labels = jnp.asarray([0, 1, 2, 0, 1, 2])
+    cues = jnp.asarray([0, 0, 0, 1, 1, 1])
+    np.testing.assert_array_equal(task.target({"labels": labels, "cues": cues}), [0, 1, 2, 1, 0, 2])
+    non = _task(tasks.MemoryEditing, mapping=m, associative=False)
+    np.testing.assert_array_equal(non.target({"labels": labels, "cues": cues}), [1, 0, 2, 1, 0, 2])
+    ds = data.load_digits("test")
+    arrays = {"images": ds.images[:60], "labels": ds.labels[:60]}
+    batch = task.eval_batch(arrays, jax.random.key(0))
+    assert batch["images"].shape == (120, P)
+    # cue images are real images of class 0 (first half) and 1 (second half)
+    cue_labels = [int(ds.labels[np.flatnonzero((ds.images[:60] == np.asarray(c)).all(1))[0]]) for c in batch["cue_images"]]
+    assert set(cue_labels[:60]) == {0} and set(cue_labels[60:]) == {1}
+
+
+def test_sampling_is_a_function_of_the_key():
+    task = _task(shift=1)
+    ds = data.load_digits("train")
+    arrays = {"images": ds.images, "labels": ds.labels}
+    a = task.sample(arrays, jax.random.key(4), 8)
+    b = task.sample(arrays, jax.random.key(4), 8)
+    c = task.sample(arrays, jax.random.key(5), 8)
+    np.testing.assert_array_equal(a["images"], b["images"])
+    assert not np.array_equal(a["labels"], c["labels"]) or not np.array_equal(a["images"], c["images"])
+
+
+def test_random_shift():
+    img = jnp.zeros((1, 8, 8)).at[0, 3, 4].set(1.0).reshape(1, 64)
+    assert tasks.random_shift(img, jax.random.key(0), shape=(8, 8), max_shift=0) is img
+    out = tasks.random_shift(jnp.tile(img, (20, 1)), jax.random.key(0), shape=(8, 8), max_shift=1)
+    np.testing.assert_allclose(out.sum(axis=1), 1.0)  # an interior pixel stays inside
+    pos = np.argwhere(np.asarray(out).reshape(20, 8, 8) == 1.0)[:, 1:]
+    assert np.all(np.abs(pos - [3, 4]) <= 1) and len({tuple(p) for p in pos}) > 1
+
+
+@pytest.mark.parametrize("coupling", ["additive", "multiplicative", "full"])
+def test_freeze_hopfield_excludes_exactly_the_hopfield_parameters(coupling):
+    net = tasks.build_network("hopfield_kuramoto", n=20, dim=3, k=4, coupling=coupling, key=jax.random.key(0))
+    spec = tasks.freeze_hopfield(net)
+    w, b = tasks.hopfield_parameters(net)
+    flat = zip(jax.tree_util.tree_leaves(net), jax.tree_util.tree_leaves(spec))
+    trainable = [leaf for leaf, t in flat if t]
+    assert trainable, "something must stay trainable"
+    assert all(eqx.is_inexact_array(leaf) for leaf in trainable)
+    assert not any(leaf is w or leaf is b for leaf in trainable)
+
+
+def test_hopfield_parameters_round_trip_into_the_editing_network():
+    clf = tasks.build_network("hopfield", n=20, key=jax.random.key(0))
+    w, b = tasks.hopfield_parameters(clf)
+    net = tasks.build_network("hopfield_kuramoto", n=20, dim=3, k=4, coupling="multiplicative",
+                              hopfield_weights=w, hopfield_bias=b, key=jax.random.key(1))
+    w2, b2 = tasks.hopfield_parameters(net)
+    np.testing.assert_array_equal(w, w2)
+    np.testing.assert_array_equal(b, b2)
+
+
+def test_example_loss_runs_for_every_model():
+    ex = _example()
+    for model in tasks.MODELS:
+        task = _task(model=model)
+        net = task.build(jax.random.key(0), k=4)
+        loss, (pred, tgt) = task.example_loss(net, ex, jax.random.key(1))
+        assert np.isfinite(float(loss)) and 0 <= int(pred) < C and int(tgt) == int(ex["labels"])
+
+
+def test_retrieval_low_load_recovers_patterns():
+    for model in ("hopfield", "hopfield_kuramoto"):
+        r = tasks.retrieval(model, n=60, n_patterns=2, corruption=0.1, trials=4, dim=3, key=jax.random.key(0))
+        assert r["overlap"] > 0.95 and r["retrieval_rate"] == 1.0 and r["load"] == pytest.approx(2 / 60)
+
+
+def test_bad_model_names_raise():
+    with pytest.raises(ValueError, match="unknown"):
+        tasks.build_network("ising", n=10, key=jax.random.key(0))
+    with pytest.raises(ValueError, match="n_hidden"):
+        tasks.Classification(model="hopfield", n_pixels=4, n_hidden=0, n_classes=2, dim=2, relax_config=tasks.RelaxConfig())

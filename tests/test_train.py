@@ -1,0 +1,150 @@
+"""Tests for hkjax.train: loss goes down, exact resumption, frozen leaves, optimisers."""
+
+from __future__ import annotations
+
+import json
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from hkjax import checkpoint, data, tasks, train
+
+# Training runs in JAX's default float32 (as the CLI does).
+JAX_ENABLE_X64 = False
+
+N_TRAIN = 200
+
+
+@pytest.fixture(scope="module")
+def arrays():
+    tr, te = data.load_digits("train"), data.load_digits("test")
+    return (
+        {"images": tr.images[:N_TRAIN], "labels": tr.labels[:N_TRAIN]},
+        {"images": te.images[:64], "labels": te.labels[:64]},
+    )
+
+
+def _task(model="hopfield", n_hidden=8, **kw):
+    return tasks.Classification(
+        model=model, n_pixels=64, n_hidden=n_hidden, n_classes=10, dim=3,
+        relax_config=tasks.RelaxConfig(max_steps=16), **kw,
+    )
+
+
+def _leaves_equal(a, b) -> bool:
+    la = [x for x in jax.tree_util.tree_leaves(a) if eqx.is_array(x)]
+    lb = [x for x in jax.tree_util.tree_leaves(b) if eqx.is_array(x)]
+    if len(la) != len(lb):
+        return False
+    for x, y in zip(la, lb):
+        if jnp.issubdtype(x.dtype, jax.dtypes.prng_key):
+            x, y = jax.random.key_data(x), jax.random.key_data(y)
+        if x.dtype != y.dtype or not np.array_equal(np.asarray(x), np.asarray(y)):
+            return False
+    return True
+
+
+def test_fit_reduces_the_loss(arrays, tmp_path):
+    tr, te = arrays
+    task = _task()
+    net = task.build(jax.random.key(0))
+    before = train.evaluate(net, task, te, key=jax.random.key(9))
+    res = train.fit(
+        net, task, tr, optimizer=train.make_optimizer("adam", learning_rate=1e-2, steps=40), steps=40,
+        batch_size=16, key=jax.random.key(1), eval_data=te, eval_every=20, log_every=10,
+        metrics_path=tmp_path / "metrics.jsonl", progress=False,
+    )
+    after = train.evaluate(res.model, task, te, key=jax.random.key(9))
+    assert res.step == 40
+    assert after["loss"] < 0.8 * before["loss"]
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if r["split"] == "train"] == [10, 20, 30, 40]
+    assert [r["step"] for r in rows if r["split"] == "eval"] == [20, 40]
+    assert rows == res.history
+    assert all(np.isfinite(r["loss"]) and 0 <= r["accuracy"] <= 1 for r in rows)
+
+
+def test_interrupted_and_resumed_run_is_bit_identical(arrays, tmp_path):
+    """Stop after 3 of 6 steps, resume from the checkpoint: the same bits as 6 straight steps
+    (the oscillator model, so random rotations and initial oscillators are exercised)."""
+    tr, _ = arrays
+    task = _task("kuramoto", n_hidden=4)
+    net = task.build(jax.random.key(0), k=4)
+    kw = dict(
+        optimizer=train.make_optimizer("lion", learning_rate=1e-3, steps=6), steps=6, batch_size=4,
+        key=jax.random.key(5), checkpoint_every=1, progress=False, config={"seed": 5},
+    )
+    full = train.fit(net, task, tr, checkpoint_dir=tmp_path / "a", **kw)
+    part = train.fit(net, task, tr, checkpoint_dir=tmp_path / "b", stop_after=3, metrics_path=tmp_path / "b.jsonl", **kw)
+    assert part.step == 3
+    assert checkpoint.latest(tmp_path / "b").name == "ckpt_00000003.hkjax"
+    resumed = train.fit(net, task, tr, checkpoint_dir=tmp_path / "b", resume=True, metrics_path=tmp_path / "b.jsonl", **kw)
+    assert resumed.step == 6
+    assert not _leaves_equal(part.model, full.model)
+    assert _leaves_equal(resumed.model, full.model)
+    assert _leaves_equal(resumed.opt_state, full.opt_state)
+    # the checkpoints hold model, optimizer state, step, key and config
+    like = {"model": net, "opt_state": full.opt_state, "step": jnp.asarray(0), "key": jax.random.key(0)}
+    tree, meta = checkpoint.load(checkpoint.latest(tmp_path / "b"), like)
+    assert int(tree["step"]) == 6 and meta["config"] == {"seed": 5}
+    assert _leaves_equal(tree["model"], full.model)
+    assert np.array_equal(jax.random.key_data(tree["key"]), jax.random.key_data(jax.random.key(5)))
+    steps = [json.loads(line)["step"] for line in (tmp_path / "b.jsonl").read_text().splitlines()]
+    assert steps == sorted(steps) and steps[-1] == 6
+
+
+def test_frozen_leaves_stay_bit_identical(arrays):
+    tr, _ = arrays
+    clf = tasks.build_network("hopfield", n=64 + 4 + 10, key=jax.random.key(0))
+    w, b = tasks.hopfield_parameters(clf)
+    mapping = tuple(int(m) for m in tasks.edit_map("swap", [0, 1]))
+    task = tasks.MemoryEditing(
+        model="hopfield_kuramoto", n_pixels=64, n_hidden=4, n_classes=10, dim=3,
+        relax_config=tasks.RelaxConfig(max_steps=16), mapping=mapping, associative=True,
+    )
+    for coupling in ("multiplicative",):  # the Hopfield synapse wrapped inside the coupling
+        net = task.build(jax.random.key(1), k=4, coupling=coupling, hopfield_weights=w, hopfield_bias=b, kuramoto_graph=False)
+        res = train.fit(
+            net, task, tr, optimizer=optax.adam(1e-2), steps=3, batch_size=4,
+            trainable=tasks.freeze_hopfield(net), key=jax.random.key(2), progress=False,
+        )
+        w2, b2 = tasks.hopfield_parameters(res.model)
+        assert np.array_equal(np.asarray(w), np.asarray(w2)) and np.array_equal(np.asarray(b), np.asarray(b2))
+        changed = [
+            not np.array_equal(np.asarray(x), np.asarray(y))
+            for x, y in zip(jax.tree_util.tree_leaves(net), jax.tree_util.tree_leaves(res.model))
+            if eqx.is_inexact_array(x)
+        ]
+        assert any(changed), coupling
+
+
+def test_trainable_filter_accepts_bools_and_callables():
+    net = tasks.build_network("hopfield", n=6, key=jax.random.key(0))
+    spec = train.trainable_filter(net)
+    assert sum(jax.tree_util.tree_leaves(spec)) == 2  # weights and bias
+    none = train.trainable_filter(net, lambda leaf: False)
+    assert sum(jax.tree_util.tree_leaves(none)) == 0
+
+
+@pytest.mark.parametrize("name", train.OPTIMIZERS)
+def test_make_optimizer(name):
+    opt = train.make_optimizer(name, learning_rate=1e-2, steps=10, weight_decay=1e-4)
+    params = {"w": jnp.ones(3)}
+    updates, _ = opt.update({"w": jnp.ones(3)}, opt.init(params), params)
+    assert np.all(np.asarray(updates["w"]) < 0)
+
+
+def test_bad_arguments_raise(arrays):
+    tr, _ = arrays
+    task = _task()
+    net = task.build(jax.random.key(0))
+    with pytest.raises(ValueError, match="steps"):
+        train.fit(net, task, tr, optimizer=optax.adam(1e-3), steps=0, key=jax.random.key(0))
+    with pytest.raises(ValueError, match="batch_size"):
+        train.fit(net, task, tr, optimizer=optax.adam(1e-3), steps=1, batch_size=0, key=jax.random.key(0))
+    with pytest.raises(ValueError, match="unknown"):
+        train.make_optimizer("rmsprop")
