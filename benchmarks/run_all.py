@@ -38,7 +38,7 @@ def main(argv=None):
         sys.stdout.write(text)
         md.write("\n".join(ln for ln in text.splitlines() if not ln.startswith("# wrote")) + "\n")
     machine = _common.machine_name()
-    out = _common.write_json(machine, {"suites": results})
+    out = _common.write_json(machine, {"suites": results}, str(_common.RESULTS / f"{machine}.json"))
     (out.parent / f"{machine}.md").write_text(f"# Benchmarks on {machine}\n" + md.getvalue())
     print(f"# wrote {out.parent / (machine + '.md')}")
 
