@@ -161,3 +161,16 @@ def test_edit_end_to_end(trained_run, tmp_path):
     assert 0 <= summary["test_accuracy_cue0"] <= 1 and 0 <= summary["test_accuracy_cue1"] <= 1
     cfg = config.load_toml(out / "config.toml")
     assert cfg.task == "edit" and cfg.osc_init == "reference" and cfg.kuramoto_term is False
+
+
+@pytest.mark.slow
+def test_no_arguments_runs_the_demo(tmp_path, monkeypatch, capsys):
+    """The README's first command, `python -m hkjax`, trains a small classifier on the
+    embedded digits and prints a test accuracy far above chance (0.1)."""
+    monkeypatch.chdir(tmp_path)
+    assert cli.main([]) == 0
+    out = capsys.readouterr().out
+    acc = float(out.split("test accuracy ")[1].split()[0])
+    assert acc > 0.7, out
+    summary = json.loads((tmp_path / "runs" / "demo" / "summary.json").read_text())
+    assert summary["test_accuracy"] == pytest.approx(acc, abs=1e-3)
