@@ -1,5 +1,6 @@
 """A batched sweep versus sequential calls: relax the paper's MNIST-size Hopfield–Kuramoto
-network (additive coupling) for 64 configurations (8 coupling strengths × 8 seeds) and
+network (additive coupling) for 64 configurations (8 coupling strengths in [0, 0.01] × 8
+seeds) and
 report the final energy and order parameter.
 
 ``hk.sweep.run`` evaluates all 64 as one vmapped, device-sharded computation; the baseline
@@ -52,7 +53,10 @@ def main(argv=None):
     ap.add_argument("--json", default=None)
     a = ap.parse_args(argv)
     side = int(round(a.configs**0.5))
-    params = hk.sweep.grid(coupling=np.linspace(0.0, 0.05, side), seed=np.arange(side))
+    # Additive couplings above ~0.015 make the ReLU energy unbounded below at this size: the
+    # solve runs away and hits max_steps, and a vmapped batch then runs in lockstep with its
+    # slowest member. The grid stays in the bounded regime.
+    params = hk.sweep.grid(coupling=np.linspace(0.0, 0.01, side), seed=np.arange(side))
     template, evaluate = make_evaluate(a.n)
 
     t = time.perf_counter()
