@@ -18,6 +18,7 @@ import pathlib
 import sys
 import time
 
+from ._io import atomic_open
 from .config import COMMAND_DEFAULTS, Config, from_dict, load_toml, to_toml
 
 __all__ = ["main", "build_parser"]
@@ -148,10 +149,13 @@ def _optimizer(cfg: Config, steps: int, lr: float):
     )
 
 
+def _write_text(path: pathlib.Path, text: str) -> None:
+    with atomic_open(path, "w") as f:
+        f.write(text)
+
+
 def _write_json(path: pathlib.Path, obj) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
-    tmp.replace(path)
+    _write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
 def _prepare_out(cfg: Config) -> pathlib.Path:
@@ -159,7 +163,7 @@ def _prepare_out(cfg: Config) -> pathlib.Path:
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {str(out)!r} exists and is not a directory")
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.toml").write_text(to_toml(cfg))
+    _write_text(out / "config.toml", to_toml(cfg))
     return out
 
 
@@ -332,7 +336,7 @@ def _edit(cfg: Config) -> dict:
         if ccfg.n_hidden != cfg.n_hidden:
             _log(f"hkjax: using n_hidden={ccfg.n_hidden} of the classifier in {cfg.from_run}")
             cfg = cfg.replace(n_hidden=ccfg.n_hidden)
-            (out / "config.toml").write_text(to_toml(cfg))
+            _write_text(out / "config.toml", to_toml(cfg))
     else:
         ccfg = cfg.replace(task="classify", model="hopfield", out=str(out / "classifier"), resume=cfg.resume)
         _log("hkjax: edit: training the Hopfield classifier first (--from not given)")
@@ -412,8 +416,7 @@ def _retrieve(cfg: Config) -> dict:
                                 dim=cfg.dim, key=jax.random.fold_in(jax.random.key(cfg.seed), i))
             rows.append({"model": model, "patterns": p, **r})
             _log(f"hkjax: retrieve {model} P/N={r['load']:.3f}: overlap {r['overlap']:.3f}, rate {r['retrieval_rate']:.2f}")
-    with open(out / "metrics.jsonl", "w") as f:
-        f.writelines(json.dumps(r) + "\n" for r in rows)
+    _write_text(out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
     try:
         import matplotlib
 

@@ -13,8 +13,8 @@ Gradients (``adjoint``):
   a steady state (needs ``steady_state=True`` and no ``saveat``); memory independent of the
   number of steps. The gradient with respect to the initial state is zero (correct at a
   fixed point): losses that need ``d/d state0`` must use ``"recursive"``. Threshold-only
-  networks: oscillator rest points are not isolated (conserved norms, global rotations), so
-  the implicit Jacobian is singular there and ``relax`` refuses this adjoint.
+  networks only: oscillator rest points are not isolated (conserved norms, global
+  rotations), so the implicit Jacobian is singular and ``relax`` refuses this adjoint.
 * ``"backsolve"``: :class:`diffrax.BacksolveAdjoint` (continuous adjoint; approximate, no
   events, and no gradient for parameters closed over rather than passed in ``args``).
 """

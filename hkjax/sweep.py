@@ -114,8 +114,9 @@ def run(
             program as constants, which is slow to compile and to run.
         devices: devices to shard over (default ``jax.devices()``).
         shard: ``False`` runs on the default device only (for comparison).
-        chunk_size: evaluate at most this many configurations at once (memory bound); the
-            padded chunk is a multiple of the device count.
+        chunk_size: evaluate at most this many configurations at once (memory bound). Every
+            chunk is padded to the same size, a multiple of the device count, so one
+            compiled program serves them all.
         progress: show a progress bar over chunks.
 
     Returns:
@@ -158,15 +159,15 @@ def run(
             return out
 
         batched = eqx.filter_jit(jax.vmap(one, in_axes=(0, None)))
+        sharding = NamedSharding(mesh, PartitionSpec("batch")) if mesh is not None else None
         outs: dict[str, list[np.ndarray]] = {}
         for start in range(0, num, chunk):
             sl = {k: c[start : start + chunk] for k, c in cols.items()}
             size = next(iter(sl.values())).shape[0]
-            pad = (-size) % ndev
+            pad = min(chunk, ndev * math.ceil(num / ndev)) - size
             if pad:  # repeat the last configuration; the padded rows are dropped below
                 sl = {k: np.concatenate([c, np.repeat(c[-1:], pad, axis=0)]) for k, c in sl.items()}
-            if mesh is not None:
-                sharding = NamedSharding(mesh, PartitionSpec("batch"))
+            if sharding is not None:
                 sl = {k: jax.device_put(c, sharding) for k, c in sl.items()}
             res = batched(sl, args)
             for k, v in res.items():

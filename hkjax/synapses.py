@@ -477,7 +477,6 @@ class MultiplicativeCouplingSynapse(_AbstractCoupling):
             return self.strength * jnp.where(p.valid, ws[rows, p.nbr], 0.0)
         return self.strength * ws * p._mask(ws.dtype)
 
-
     def energy(self, g, sigma):
         return self.hopfield.energy(g, sigma) + super().energy(g, sigma)
 

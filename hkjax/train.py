@@ -28,6 +28,7 @@ import numpy as np
 import optax
 
 from . import checkpoint as _ckpt
+from ._io import atomic_open
 
 __all__ = ["FitResult", "fit", "evaluate", "make_optimizer", "trainable_filter", "OPTIMIZERS"]
 
@@ -169,7 +170,8 @@ def _restore_metrics(path: pathlib.Path, step: int) -> list:
                 continue
             if row.get("step", 0) <= step:
                 rows.append(row)
-        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        with atomic_open(path, "w") as f:  # a crash here must not lose the log
+            f.write("".join(json.dumps(r) + "\n" for r in rows))
     return rows
 
 

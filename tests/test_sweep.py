@@ -71,6 +71,23 @@ def test_static_parameters_loop_over_compiled_variants():
     np.testing.assert_allclose(table["energy"][3], ref["energy"], rtol=1e-5)
 
 
+def evaluate_with_template(template, coupling, seed):
+    """``evaluate`` with the network passed in as shared ``args`` instead of built inside."""
+    net = eqx.tree_at(lambda m: m.synapses[-1].weights, template, jnp.asarray(coupling, jnp.float32))
+    kx, ks = jax.random.split(jax.random.fold_in(jax.random.key(1), seed))
+    state = net.init_state(x=jax.random.normal(kx, (12,)), sigma=jax.random.normal(ks, (12, 3)))
+    sol = hk.relax(net, state, t1=0.5)
+    return {"energy": sol.energy[-1], "order": jnp.linalg.norm(jnp.mean(sol.state.sigma, axis=0))}
+
+
+def test_shared_args_and_ragged_chunks_equal_the_closure_version():
+    params = sweep.grid(coupling=[0.0, 0.05, 0.2], seed=[0, 1])  # 6 rows in chunks of 4: 4 + 2
+    ref = sweep.run(evaluate, params)
+    table = sweep.run(evaluate_with_template, params, args=_template(3), chunk_size=4)
+    np.testing.assert_allclose(table["energy"], ref["energy"], rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(table["order"], ref["order"], rtol=1e-6, atol=1e-8)
+
+
 def test_bad_input_is_named():
     with pytest.raises(ValueError, match="different lengths"):
         sweep.run(evaluate, {"coupling": [0.0, 1.0], "seed": [0]})

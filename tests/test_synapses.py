@@ -192,21 +192,29 @@ def test_kuramoto_gradient_and_energy(interaction, graph, formulation, shared):
         np.testing.assert_allclose(e, ref, rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize("graph", ["sparse", "complete"])
-@pytest.mark.parametrize("interaction", INTERACTIONS)
-def test_kuramoto_formulations_agree(interaction, graph):
+def _assert_formulations_agree(build, graph, gradient=lambda closed: closed):
+    """Every formulation of ``build(formulation, seed)`` gives the edge list's energy and
+    (closed-form) gradient, to 1e-10 relative, over ``SEEDS``."""
     n, _ = GRAPHS[graph]
     forms = SPARSE_FORMULATIONS if graph == "sparse" else COMPLETE_FORMULATIONS
     for seed in SEEDS:
         g, sigma = _inputs(n, seed)
         results = {}
         for f in forms:
-            e, _, (_, ds) = _energy_and_gradients(_kuramoto(interaction, graph, f, seed), g, sigma)
-            results[f] = (e, ds)
+            e, _, closed = _energy_and_gradients(build(f, seed), g, sigma)
+            results[f] = (e, gradient(closed))
         ref = results["edges"]
         for f, r in results.items():
             assert_rel_close(r[0], ref[0], 1e-10, f"energy {f} vs edges")
             assert_rel_close(r[1], ref[1], 1e-10, f"gradient {f} vs edges")
+
+
+@pytest.mark.parametrize("graph", ["sparse", "complete"])
+@pytest.mark.parametrize("interaction", INTERACTIONS)
+def test_kuramoto_formulations_agree(interaction, graph):
+    _assert_formulations_agree(
+        lambda f, seed: _kuramoto(interaction, graph, f, seed), graph, gradient=lambda closed: closed[1]
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -228,18 +236,7 @@ def test_coupling_gradient_and_energy(coupling, graph, formulation):
 @pytest.mark.parametrize("graph", ["sparse", "complete"])
 @pytest.mark.parametrize("coupling", COUPLINGS)
 def test_coupling_formulations_agree(coupling, graph):
-    n, _ = GRAPHS[graph]
-    forms = SPARSE_FORMULATIONS if graph == "sparse" else COMPLETE_FORMULATIONS
-    for seed in SEEDS:
-        g, sigma = _inputs(n, seed)
-        results = {}
-        for f in forms:
-            e, _, closed = _energy_and_gradients(_coupling(coupling, graph, f, seed), g, sigma)
-            results[f] = (e, closed)
-        ref = results["edges"]
-        for f, r in results.items():
-            assert_rel_close(r[0], ref[0], 1e-10, f"energy {f} vs edges")
-            assert_rel_close(r[1], ref[1], 1e-10, f"gradient {f} vs edges")
+    _assert_formulations_agree(lambda f, seed: _coupling(coupling, graph, f, seed), graph)
 
 
 # ---------------------------------------------------------------------------------------
