@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import json
 import sys
 
 try:
@@ -28,6 +27,9 @@ def main(argv=None):
         "relax": lambda: relax.main(r),
         "train_step": lambda: train_step.main(r),
         "sweep": lambda: sweep.main(r),
+        # The digits-size network of `hkjax train` (64 + 100 + 11 units, degree 16): where a
+        # single solve is cheap, batching amortises the per-call and per-step overheads.
+        "sweep_digits_size": lambda: sweep.main(r + ["--n", "175", "--k", "16"]),
     }
     results, md = {}, io.StringIO()
     for name, fn in suites.items():

@@ -1,4 +1,4 @@
-"""The ``hkjax`` command: ``train``, ``edit``, ``eval``, ``retrieve``, ``plot``.
+"""The ``hkjax`` command: ``train``, ``edit``, ``eval``, ``retrieve``, ``plot``, ``sweep``.
 
 Every subcommand takes the same options, those of :class:`hkjax.config.Config`, from a TOML
 file (``--config file.toml``) and/or flags (flags win). A run writes into one directory
@@ -29,6 +29,7 @@ COMMANDS = {
     "eval": "evaluate a trained run (--run DIR) on the test split",
     "retrieve": "pattern retrieval of Hebbian memories vs load P/N (Hopfield, Hopfield-Kuramoto)",
     "plot": "redraw the figures of a run (--run DIR)",
+    "sweep": "relax a network over a grid of hyperparameters (vmapped, sharded over devices): CSV/JSON + heatmap",
 }
 
 
@@ -73,6 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
     for name, help_ in COMMANDS.items():
         p = sub.add_parser(name, help=help_, description=help_)
         _add_config_flags(p, name)
+        if name == "sweep":
+            from . import _sweep_cli
+
+            _sweep_cli.add_arguments(p)
     return parser
 
 
@@ -174,7 +179,7 @@ def _fit(cfg, task, net, train_arrays, test_arrays, out, *, steps, lr, trainable
 
     return train.fit(
         net, task, train_arrays, optimizer=_optimizer(cfg, steps, lr), steps=steps,
-        batch_size=cfg.batch_size, trainable=trainable, key=jax.random.key(cfg.seed + 1 + seed_offset),
+        batch_size=cfg.batch_size, microbatch=cfg.microbatch or None, trainable=trainable, key=jax.random.key(cfg.seed + 1 + seed_offset), ema=cfg.ema,
         eval_data=test_arrays, eval_every=cfg.eval_every, log_every=cfg.log_every,
         checkpoint_dir=out / "checkpoints", checkpoint_every=cfg.checkpoint_every,
         resume=cfg.resume if resume is None else resume, metrics_path=out / "metrics.jsonl",
@@ -269,12 +274,30 @@ def _train(cfg: Config, *, figures: bool = True) -> dict:
         **_summary_common(cfg, res), "test_accuracy": ev["accuracy"], "test_loss": ev["loss"],
         "train_accuracy_last": _last_train_accuracy(res.history), "n_test": int(len(ev["targets"])),
     }
+    tta_note = ""
+    if cfg.tta > 0:
+        ev_tta = _evaluate_tta(cfg, res.model, task, test_arrays)
+        summary["test_accuracy_tta"], summary["tta"] = ev_tta["accuracy"], cfg.tta
+        tta_note = f", with test-time augmentation (shifts <= {cfg.tta} px) {ev_tta['accuracy']:.4f}"
     if figures:
         summary["figures"] = _figures(out, cfg, res.model, task, test_arrays, ev)
     summary["wall_seconds"] = round(time.time() - t0, 2)
     _write_json(out / "summary.json", summary)
-    _log(f"hkjax: {cfg.task} {cfg.model}: test accuracy {ev['accuracy']:.4f} ({summary['wall_seconds']:.0f} s) -> {out}")
+    _log(f"hkjax: {cfg.task} {cfg.model}: test accuracy {ev['accuracy']:.4f}{tta_note} "
+         f"({summary['wall_seconds']:.0f} s) -> {out}")
     return summary
+
+
+def _evaluate_tta(cfg: Config, model, task, test_arrays) -> dict:
+    """Test-time augmentation: the accuracy of the class scores averaged over all shifts by up
+    to ``cfg.tta`` pixels (reported next to the plain accuracy, never instead of it)."""
+    import dataclasses as _dc
+
+    import jax
+
+    from . import train
+
+    return train.evaluate(model, _dc.replace(task, tta=cfg.tta), test_arrays, key=jax.random.key(10_000 + cfg.seed))
 
 
 def _load_run(run_dir: pathlib.Path):
@@ -299,9 +322,12 @@ def _load_run(run_dir: pathlib.Path):
     else:
         task = _task(cfg, tr)
         like = _network(cfg, task, jax.random.key(cfg.seed))
-    tree, _ = checkpoint.load(last, {"model": like, "opt_state": _opt_like(cfg, like, task), "step": jax.numpy.asarray(0),
-                                       "key": jax.random.key(0)})
-    return cfg, task, tree["model"]
+    template = {"model": like, "opt_state": _opt_like(cfg, like, task), "step": jax.numpy.asarray(0),
+                "key": jax.random.key(0)}
+    if cfg.ema > 0:
+        template["ema"] = like  # the parameter average: what the run evaluated
+    tree, _ = checkpoint.load(last, template)
+    return cfg, task, tree["ema" if cfg.ema > 0 else "model"]
 
 
 def _opt_like(cfg, model, task):
@@ -333,9 +359,12 @@ def _edit(cfg: Config) -> dict:
         if ccfg.task != "classify" or ccfg.model != "hopfield":
             raise ValueError(f"--from {cfg.from_run}: expected a Hopfield classifier run (task classify, model hopfield), "
                              f"found task {ccfg.task}, model {ccfg.model}")
-        if ccfg.n_hidden != cfg.n_hidden:
-            _log(f"hkjax: using n_hidden={ccfg.n_hidden} of the classifier in {cfg.from_run}")
-            cfg = cfg.replace(n_hidden=ccfg.n_hidden)
+        # the frozen classifier keeps its size and the relaxation it was trained with
+        inherit = {k: getattr(ccfg, k) for k in ("n_hidden", "t1", "max_steps", "solver_steps")
+                   if getattr(ccfg, k) != getattr(cfg, k)}
+        if inherit:
+            _log(f"hkjax: using {', '.join(f'{k}={v}' for k, v in inherit.items())} of the classifier in {cfg.from_run}")
+            cfg = cfg.replace(**inherit)
             _write_text(out / "config.toml", to_toml(cfg))
     else:
         ccfg = cfg.replace(task="classify", model="hopfield", out=str(out / "classifier"), resume=cfg.resume)
@@ -362,11 +391,19 @@ def _edit(cfg: Config) -> dict:
         "note": ("cue0: original labels under cue images of class 0; cue1: edited labels under cue images of class 1"
                  if cfg.associative else "non-associative: every test accuracy is on the edited labels"),
     }
+    tta_note = ""
+    if cfg.tta > 0:
+        ev_tta = _evaluate_tta(cfg, res.model, task, test_arrays)
+        ok_tta = ev_tta["predictions"] == ev_tta["targets"]
+        summary.update(tta=cfg.tta, test_accuracy_tta=float(np.mean(ok_tta)), test_accuracy_cue0_tta=float(np.mean(ok_tta[:n])),
+                       test_accuracy_cue1_tta=float(np.mean(ok_tta[n:])))
+        tta_note = (f" (test-time augmentation, shifts <= {cfg.tta} px: cue0 {summary['test_accuracy_cue0_tta']:.4f}, "
+                    f"cue1 {summary['test_accuracy_cue1_tta']:.4f})")
     summary["figures"] = _figures(out, cfg, res.model, task, test_arrays, ev)
     summary["wall_seconds"] = round(time.time() - t0, 2)
     _write_json(out / "summary.json", summary)
     _log(f"hkjax: edit {cfg.edit} {cfg.class_list()}: before {before['accuracy']:.4f}, cue0 "
-         f"{summary['test_accuracy_cue0']:.4f}, cue1 {summary['test_accuracy_cue1']:.4f} -> {out}")
+         f"{summary['test_accuracy_cue0']:.4f}, cue1 {summary['test_accuracy_cue1']:.4f}{tta_note} -> {out}")
     return summary
 
 
@@ -380,6 +417,8 @@ def _eval(cfg: Config) -> dict:
     _, te = _load_data(rcfg)
     ev = train.evaluate(model, task, _arrays(te, cfg.max_test), key=jax.random.key(10_000 + rcfg.seed))
     result = {"run": str(run_dir), "test_accuracy": ev["accuracy"], "test_loss": ev["loss"], "n_test": len(ev["targets"])}
+    if rcfg.tta > 0:
+        result["test_accuracy_tta"] = _evaluate_tta(rcfg, model, task, _arrays(te, cfg.max_test))["accuracy"]
     _write_json(run_dir / "eval.json", result)
     print(json.dumps(result))
     return result
@@ -469,8 +508,15 @@ def main(argv: list[str] | None = None) -> int:
             return int(e.code or 0)
         if ns.command is None:
             raise _UsageError("hkjax: choose a command: " + ", ".join(COMMANDS) + " (see --help)")
+        sweep_opts = None
+        if ns.command == "sweep":
+            from . import _sweep_cli
+
+            sweep_opts = _sweep_cli.pop_options(ns)
         cfg = _config_from_args(ns)
-        if ns.command == "train":
+        if ns.command == "sweep":
+            _sweep_cli.run_command(cfg, sweep_opts)
+        elif ns.command == "train":
             _train(cfg)
         elif ns.command == "edit":
             _edit(cfg)

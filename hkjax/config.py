@@ -22,7 +22,7 @@ TASKS = ("classify", "addition", "edit", "retrieve")
 #: Defaults that differ by subcommand (documented in ``--help``). Memory editing starts the
 #: hidden and class oscillators at the reference, which lets the cue image act on the class
 #: units through ``Gram(σ)``.
-COMMAND_DEFAULTS = {"edit": {"osc_init": "reference"}}
+COMMAND_DEFAULTS = {"edit": {"osc_init": "reference"}, "sweep": {"out": "runs/sweep"}}
 
 #: ``--steps small``: a quick smoke-test run.
 SMALL_STEPS = 60
@@ -34,7 +34,16 @@ def _f(default, help: str, choices=None, flag: bool = True):
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    """Every option of a run. Defaults reproduce the README's results on the digits data."""
+    """Every option of a run. Defaults reproduce the README's results on the digits data.
+
+    Each field is one option, with the same name in Python (``Config(n_hidden=50)``), in TOML
+    (``n_hidden = 50``) and on the command line (``--n-hidden 50``); its help text (in the
+    field's metadata, printed by ``hkjax train --help``) documents it. Frozen: change fields
+    with :meth:`replace`.
+
+    Raises:
+        ValueError: a value of the wrong type, out of range, or not among a field's choices.
+    """
 
     # what
     task: str = _f("classify", "task to run", TASKS)
@@ -54,6 +63,7 @@ class Config:
     init_scale: float = _f(0.01, "std of the random initial parameters")
     osc_init: str = _f("random", "initial hidden/class oscillators: random unit vectors, or all at the reference e1", ("random", "reference"))
     shift: int = _f(0, "training augmentation: random image translations by up to this many pixels")
+    tta: int = _f(0, "test-time augmentation: average the class scores over all translations (by up to this many pixels) of the image on the threshold units; the summary reports it next to the plain test accuracy (0: off)")
     rotate: bool = _f(True, "random global rotation of the oscillators per sample (augmentation)")
     # relaxation
     t1: float = _f(1.0, "relaxation time")
@@ -62,11 +72,13 @@ class Config:
     # training
     steps: int = _f(1000, "training steps (an integer, or 'small' for a quick run)")
     batch_size: int = _f(32, "batch size")
+    microbatch: int = _f(0, "differentiate the batch this many examples at a time (less memory, same gradient; 0: all at once)")
     optimizer: str = _f("adam", "optimizer", ("adam", "adamw", "lion", "sgd"))
     lr: float = _f(3e-3, "initial learning rate")
     lr_decay: float = _f(0.1, "exponential decay: final lr = lr * lr_decay (1: constant)")
     weight_decay: float = _f(0.0, "weight decay (adamw, lion)")
     clip: float = _f(1.0, "global gradient-norm clipping (0: off)")
+    ema: float = _f(0.0, "decay of an exponential moving average of the trained parameters, used for evaluation and saved in the checkpoints (0: off; e.g. 0.99)")
     eval_every: int = _f(0, "evaluate on the test split every this many steps (0: at the end)")
     log_every: int = _f(10, "write a metrics row every this many steps")
     checkpoint_every: int = _f(0, "checkpoint every this many steps (0: at the end)")
@@ -91,15 +103,15 @@ class Config:
 
     def __post_init__(self):
         checks = {
-            "n_hidden": 1, "dim": 2, "shift": 0, "degree": 2, "max_steps": 1, "solver_steps": 0, "steps": 1,
-            "batch_size": 1, "eval_every": 0, "log_every": 0, "checkpoint_every": 0,
+            "n_hidden": 1, "dim": 2, "shift": 0, "tta": 0, "degree": 2, "max_steps": 1, "solver_steps": 0, "steps": 1,
+            "batch_size": 1, "microbatch": 0, "eval_every": 0, "log_every": 0, "checkpoint_every": 0,
             "max_train": 0, "max_test": 0, "edit_steps": 1, "n_units": 2, "trials": 1,
         }
         for name, lo in checks.items():
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < lo:
                 raise ValueError(f"{name}={v!r} must be an integer >= {lo}")
-        for name in ("rewire", "kappa_h", "kappa_k", "init_scale", "t1", "lr", "lr_decay", "weight_decay", "clip", "edit_lr", "corruption"):
+        for name in ("rewire", "kappa_h", "kappa_k", "init_scale", "t1", "lr", "lr_decay", "weight_decay", "clip", "ema", "edit_lr", "corruption"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
                 raise ValueError(f"{name}={v!r} must be a finite number")
@@ -108,6 +120,8 @@ class Config:
                 raise ValueError(f"{name}={getattr(self, name)} must be positive")
         if not 0 <= self.rewire <= 1 or not 0 <= self.corruption <= 1:
             raise ValueError("rewire and corruption must lie in [0, 1]")
+        if not 0 <= self.ema < 1:
+            raise ValueError(f"ema={self.ema} must lie in [0, 1) (0: no parameter averaging)")
         if not 0 < self.lr_decay <= 1:
             raise ValueError(f"lr_decay={self.lr_decay} must lie in (0, 1]")
         for f in dataclasses.fields(self):
@@ -118,14 +132,22 @@ class Config:
         self.load_list()
 
     def class_list(self) -> list[int]:
-        """``classes`` parsed into integers."""
+        """``classes`` (``"0,1"``) parsed into a list of integers.
+
+        Raises:
+            ValueError: an entry that is not an integer.
+        """
         try:
             return [int(c) for c in str(self.classes).split(",") if c.strip()]
         except ValueError:
             raise ValueError(f"classes={self.classes!r}: pass comma-separated integers, e.g. 0,1") from None
 
     def load_list(self) -> list[float]:
-        """``loads`` parsed into floats."""
+        """``loads`` (``"0.05,0.1"``) parsed into a list of floats.
+
+        Raises:
+            ValueError: an entry that is not a number, no entry, or a load outside ``(0, 10)``.
+        """
         try:
             out = [float(c) for c in str(self.loads).split(",") if c.strip()]
         except ValueError:
@@ -135,9 +157,19 @@ class Config:
         return out
 
     def replace(self, **kw) -> "Config":
+        """A copy with the fields in ``kw`` changed (``config.replace(lr=0.01)``); the copy is
+        validated like a new :class:`Config`. Values are taken as given (no string parsing:
+        use :func:`from_dict` for text values).
+
+        Raises:
+            TypeError: an unknown field name in ``kw``.
+            ValueError: a value out of range or of the wrong type.
+        """
         return dataclasses.replace(self, **kw)
 
     def to_dict(self) -> dict[str, Any]:
+        """Every field as a plain ``{name: value}`` dict (what :func:`to_toml` writes and
+        :func:`from_dict` reads back)."""
         return dataclasses.asdict(self)
 
 
@@ -181,6 +213,11 @@ def _bad(name, value, what):
 def from_dict(d: dict[str, Any], base: Config | None = None) -> Config:
     """A :class:`Config` from a dict (e.g. a TOML table); unknown keys are an error.
 
+    Arguments:
+        d: ``{field name: value}``; values may be strings (``"0.01"``, ``"true"``), which are
+            parsed to the field's type (``steps = "small"`` means the smoke-test step count).
+        base: the config whose other fields are kept (default: ``Config()``).
+
     Raises:
         ValueError: an unknown key or a value of the wrong type / range.
     """
@@ -193,6 +230,10 @@ def from_dict(d: dict[str, Any], base: Config | None = None) -> Config:
 
 def load_toml(path, base: Config | None = None) -> Config:
     """Read a TOML config file (keys as in :class:`Config`, optionally under ``[hkjax]``).
+
+    Arguments:
+        path: the ``.toml`` file.
+        base: the config whose fields the file does not set are kept (default: ``Config()``).
 
     Raises:
         FileNotFoundError: no such file.

@@ -29,21 +29,45 @@ def _log_cosh(s):
 
 
 class AbstractInteraction(eqx.Module):
-    """A pair potential ``F(s)``, evaluated elementwise on the alignments of the edges."""
+    """A pair potential ``F(s)``, evaluated elementwise on the alignments of the edges.
+
+    A :class:`~hkjax.synapses.KuramotoSynapse` on graph ``G`` contributes
+    ``κ Σ_(i,j)∈G F_ij(σᵢ·σⱼ)``. A subclass declares its per-edge parameters in
+    ``param_names`` and implements :meth:`__call__` (and, for speed, :meth:`derivative`).
+    """
 
     #: Names of the per-edge parameters, in the order ``from_array`` stacks them.
     param_names: ClassVar[tuple[str, ...]] = ()
 
     @abc.abstractmethod
     def __call__(self, s: Float[Array, " e"]) -> Float[Array, " e"]:
-        """The potential ``F(s)`` of each edge."""
+        """The potential ``F(s)`` of each edge.
+
+        Arguments:
+            s: alignments ``σᵢ·σⱼ ∈ [−1, 1]``, one per edge (any shape that broadcasts with
+                the parameters: ``(E,)`` for edge lists, ``(n, n)`` for dense layouts).
+
+        Returns:
+            ``F(s)``, elementwise, with the shape of ``s``.
+        """
 
     def derivative(self, s: Float[Array, " e"]) -> Float[Array, " e"]:
-        """``F'(s)`` of each edge (by autodiff unless a subclass gives a closed form)."""
+        """``F'(s)`` of each edge (by autodiff unless a subclass gives a closed form).
+
+        Arguments:
+            s: alignments, as for :meth:`__call__`.
+
+        Returns:
+            ``dF/ds`` elementwise, with the shape of ``s``.
+        """
         return jax.grad(lambda t: jnp.sum(self(t)))(s)
 
     def num_edges(self) -> int | None:
-        """The number of edges the parameters describe, or ``None`` if they are shared."""
+        """The number of edges the parameters describe, or ``None`` if they are shared.
+
+        Raises:
+            ValueError: per-edge parameters of different lengths.
+        """
         sizes = {jnp.shape(getattr(self, p)) for p in self.param_names if jnp.ndim(getattr(self, p)) == 1}
         if not sizes:
             return None
@@ -53,7 +77,17 @@ class AbstractInteraction(eqx.Module):
         return shape[0]
 
     def per_edge(self, num_edges: int, *, key: PRNGKeyArray, scale: float = 1e-2):
-        """A copy with parameters of shape ``(num_edges,)`` drawn from ``N(0, scale²)``."""
+        """A copy with parameters of shape ``(num_edges,)`` drawn from ``N(0, scale²)``.
+
+        Arguments:
+            num_edges: the number of edges ``E``.
+            key: PRNG key for the draw (keyword only).
+            scale: standard deviation of the parameters (the paper's ``1e-2``).
+
+        Returns:
+            The per-edge interaction (``self`` unchanged if it has no per-edge parameters,
+            e.g. the shared MLP part of :class:`MLP` stays shared).
+        """
         if not self.param_names:
             return self
         keys = jax.random.split(key, len(self.param_names))
@@ -63,7 +97,18 @@ class AbstractInteraction(eqx.Module):
         return eqx.tree_at(lambda m: [getattr(m, p) for p in self.param_names], self, list(new.values()))
 
     def from_array(self, weights, num_edges: int, *, name: str = "weights"):
-        """A copy with per-edge parameters given as an array ``(E,)`` or ``(E, P)``."""
+        """A copy with per-edge parameters given as an array ``(E,)`` or ``(E, P)``.
+
+        Arguments:
+            weights: ``(E, P)`` array, column ``p`` holding parameter ``param_names[p]`` of
+                every edge (``(E,)`` when there is one parameter).
+            num_edges: the expected number of edges ``E``.
+            name: the argument's name in error messages.
+
+        Raises:
+            ValueError: ``weights`` of the wrong shape.
+            TypeError: ``weights`` not floating point.
+        """
         w = jnp.asarray(weights)
         p = len(self.param_names)
         if w.ndim == 1 and p == 1:
@@ -82,18 +127,23 @@ class AbstractInteraction(eqx.Module):
 
 class AbstractAffineInteraction(AbstractInteraction):
     """``F(s) = A s + B φ(s)`` with ``φ(0) = 0``: the potential vanishes wherever its
-    parameters do, and the linear part is a plain matrix product (fast paths use both)."""
+    parameters do, and the linear part is a plain matrix product (fast paths use both).
+
+    Arguments:
+        a: ``A``, a scalar (shared) or ``(E,)`` (per edge).
+        b: ``B``, a scalar (shared) or ``(E,)`` (per edge).
+    """
 
     a: eqx.AbstractVar[Float[Array, "*e"] | float]
     b: eqx.AbstractVar[Float[Array, "*e"] | float]
 
     @abc.abstractmethod
     def phi(self, s):
-        """The nonlinear part ``φ(s)``."""
+        """The nonlinear part ``φ(s)`` (with ``φ(0) = 0``), elementwise in ``s``."""
 
     @abc.abstractmethod
     def phi_prime(self, s):
-        """``φ'(s)``."""
+        """``φ'(s)``, elementwise in ``s``."""
 
     def __call__(self, s):
         return self.a * s + self.b * self.phi(s)
@@ -103,7 +153,12 @@ class AbstractAffineInteraction(AbstractInteraction):
 
 
 class Linear(AbstractInteraction):
-    """``F(s) = w s`` (classical Kuramoto on the sphere)."""
+    """``F(s) = w s`` (classical Kuramoto on the sphere; ``w < 0`` aligns, ``w > 0``
+    anti-aligns, since the energy is a plus sum).
+
+    Arguments:
+        w: scalar or ``(E,)`` coefficient.
+    """
 
     w: Float[Array, "*e"] | float = 1.0
     param_names: ClassVar[tuple[str, ...]] = ("w",)
@@ -116,45 +171,66 @@ class Linear(AbstractInteraction):
 
 
 class ReLU(AbstractAffineInteraction):
-    """``F(s) = A s + B relu(s)²/2`` (the paper's interaction)."""
+    """``F(s) = A s + B relu(s)²/2`` (the paper's interaction).
+
+    Arguments:
+        a: ``A``, scalar or ``(E,)``.
+        b: ``B``, scalar or ``(E,)``.
+    """
 
     a: Float[Array, "*e"] | float = 1.0
     b: Float[Array, "*e"] | float = 1.0
     param_names: ClassVar[tuple[str, ...]] = ("a", "b")
 
     def phi(self, s):
+        """``φ(s) = relu(s)²/2``."""
         return 0.5 * jax.nn.relu(s) ** 2
 
     def phi_prime(self, s):
+        """``φ'(s) = relu s``."""
         return jax.nn.relu(s)
 
 
 class Tanh(AbstractAffineInteraction):
-    """``F(s) = A s + B log cosh s``."""
+    """``F(s) = A s + B log cosh s``.
+
+    Arguments:
+        a: ``A``, scalar or ``(E,)``.
+        b: ``B``, scalar or ``(E,)``.
+    """
 
     a: Float[Array, "*e"] | float = 1.0
     b: Float[Array, "*e"] | float = 1.0
     param_names: ClassVar[tuple[str, ...]] = ("a", "b")
 
     def phi(self, s):
+        """``φ(s) = log cosh s``."""
         return _log_cosh(s)
 
     def phi_prime(self, s):
+        """``φ'(s) = tanh s``."""
         return jnp.tanh(s)
 
 
 class Sigmoid(AbstractAffineInteraction):
     """``F(s) = A s + B (softplus(s) − log 2)`` (shifted so that ``F(0) = 0``; the shift
-    is a constant per edge and changes no flow)."""
+    is a constant per edge and changes no flow).
+
+    Arguments:
+        a: ``A``, scalar or ``(E,)``.
+        b: ``B``, scalar or ``(E,)``.
+    """
 
     a: Float[Array, "*e"] | float = 1.0
     b: Float[Array, "*e"] | float = 1.0
     param_names: ClassVar[tuple[str, ...]] = ("a", "b")
 
     def phi(self, s):
+        """``φ(s) = softplus(s) − log 2``."""
         return jax.nn.softplus(s) - jnp.log(2.0).astype(jnp.result_type(s))
 
     def phi_prime(self, s):
+        """``φ'(s) = sigmoid s``."""
         return jax.nn.sigmoid(s)
 
 
@@ -164,6 +240,7 @@ class MLP(AbstractInteraction):
 
     Arguments:
         width, depth: size of the MLP (``tanh`` hidden activations).
+        w: scalar or ``(E,)`` per-edge weight.
         key: initialisation key (keyword only).
     """
 

@@ -31,15 +31,33 @@ __all__ = [
 
 
 class AbstractLagrangian(eqx.Module):
-    """A convex function ``L: R^N → R`` whose gradient is the activation of the units."""
+    """A convex function ``L: R^N → R`` whose gradient is the activation of the units.
+
+    A subclass implements :meth:`__call__` (``L``) and :meth:`activation` (``∇L`` in closed
+    form); :class:`~hkjax.ThresholdUnits` uses them for the Legendre energy ``x·g − L(x)``.
+    """
 
     @abc.abstractmethod
     def __call__(self, x: Float[Array, " n"]) -> Float[Array, ""]:
-        """The Lagrangian ``L(x)``."""
+        """The Lagrangian ``L(x)``.
+
+        Arguments:
+            x: ``(n,)`` threshold states.
+
+        Returns:
+            The scalar ``L(x)``.
+        """
 
     @abc.abstractmethod
     def activation(self, x: Float[Array, " n"]) -> Float[Array, " n"]:
-        """The activation ``g = ∇L(x)``."""
+        """The activation ``g = ∇L(x)``.
+
+        Arguments:
+            x: ``(n,)`` threshold states.
+
+        Returns:
+            ``(n,)`` activations ``g``, the gradient of :meth:`__call__` at ``x``.
+        """
 
 
 class Identity(AbstractLagrangian):
@@ -49,6 +67,7 @@ class Identity(AbstractLagrangian):
         return 0.5 * jnp.sum(x**2)
 
     def activation(self, x):
+        """``g = x``. See :meth:`AbstractLagrangian.activation`."""
         return x
 
 
@@ -61,6 +80,7 @@ class Tanh(AbstractLagrangian):
         return jnp.sum(ax + jnp.log1p(jnp.exp(-2.0 * ax)) - jnp.log(2.0))
 
     def activation(self, x):
+        """``g = tanh x`` (elementwise), in ``(−1, 1)``. See :meth:`AbstractLagrangian.activation`."""
         return jnp.tanh(x)
 
 
@@ -71,6 +91,7 @@ class Sigmoid(AbstractLagrangian):
         return jnp.sum(jax.nn.softplus(x))
 
     def activation(self, x):
+        """``g = sigmoid x = 1/(1 + e^{−x})`` (elementwise), in ``(0, 1)``. See :meth:`AbstractLagrangian.activation`."""
         return jax.nn.sigmoid(x)
 
 
@@ -81,6 +102,7 @@ class ReLU(AbstractLagrangian):
         return 0.5 * jnp.sum(jax.nn.relu(x) ** 2)
 
     def activation(self, x):
+        """``g = relu x = max(x, 0)`` (elementwise). See :meth:`AbstractLagrangian.activation`."""
         return jax.nn.relu(x)
 
 
@@ -101,6 +123,7 @@ class Softmax(AbstractLagrangian):
         return jax.nn.logsumexp(self.beta * x) / self.beta
 
     def activation(self, x):
+        """``g = softmax(β x)``: non-negative, summing to 1. See :meth:`AbstractLagrangian.activation`."""
         return jax.nn.softmax(self.beta * x)
 
 
@@ -131,5 +154,6 @@ class LayerNorm(AbstractLagrangian):
         return n * self.gamma * jnp.sqrt(var + self.eps) + self.delta * jnp.sum(x)
 
     def activation(self, x):
+        """``g = γ (x − x̄)/√(Var(x) + ε) + δ``. See :meth:`AbstractLagrangian.activation`."""
         xc = x - jnp.mean(x)
         return self.gamma * xc / jnp.sqrt(jnp.mean(xc**2) + self.eps) + self.delta

@@ -38,6 +38,16 @@ __all__ = ["Network", "hopfield", "kuramoto", "hopfield_kuramoto", "COUPLINGS"]
 COUPLINGS = ("full", "additive", "multiplicative")
 
 
+@eqx.filter_jit  # compiled: a Hessian traced op by op is slow (seconds at n = 64)
+def _effective_weights(network, state):
+    g = network._activation(state)
+
+    def e_syn(g):
+        return sum(s.energy(g, state.sigma) for s in network.synapses)
+
+    return -jax.hessian(e_syn)(g) / network.threshold.kappa
+
+
 class Network(eqx.Module):
     """Threshold units and/or oscillators bound by synapses into one energy.
 
@@ -100,7 +110,20 @@ class Network(eqx.Module):
         return None if self.threshold is None else self.threshold.activation(state.x)
 
     def energy(self, state: State) -> Float[Array, ""]:
-        """The scalar energy ``E(state)``."""
+        """The scalar energy ``E(state) = κ_H (x·g − L(x)) + Σ_synapses E_s(g, σ)``.
+
+        Arguments:
+            state: a :class:`~hkjax.State` with ``x`` ``(n,)`` and/or ``sigma`` ``(m, dim)``
+                for the units this network has (single sample; ``vmap`` for batches).
+
+        Returns:
+            The scalar energy (the units' Legendre term plus every synapse's energy).
+
+        Raises:
+            TypeError: ``state`` is not a :class:`~hkjax.State`.
+            ValueError: ``state`` lacks a field the network needs, has one it lacks, or has
+                the wrong shapes.
+        """
         self._check_structure(state)
         g = self._activation(state)
         e = 0.0 if self.threshold is None else self.threshold.energy(state.x, g)
@@ -126,6 +149,17 @@ class Network(eqx.Module):
 
         ``ẋ = −(κ x + ∂E_syn/∂g)/τ``, ``σ̇ = −P_σ ∂E_syn/∂σ / τ_σ + Ω σ``.
         Signature ``(t, y, args)`` as Diffrax expects.
+
+        Arguments:
+            t: time (unused: the flow is autonomous).
+            state: the :class:`~hkjax.State` ``y`` at which to evaluate the flow.
+            args: unused (Diffrax's ``args``).
+
+        Returns:
+            A :class:`~hkjax.State` of time derivatives, with the structure of ``state``.
+
+        Raises:
+            ValueError: a ``state`` that does not fit the network (see :meth:`energy`).
         """
         self._check_structure(state)
         dg, ds = self.synapse_gradient(state)
@@ -140,15 +174,20 @@ class Network(eqx.Module):
 
     def effective_weights(self, state: State) -> Float[Array, "n n"]:
         """The weights the threshold units feel at ``state``: ``−∂²E_syn/∂g²`` divided by the
-        Hopfield scale ``κ_H`` (``W_s + κ_H⁻¹ C ⊙ Gram(σ)`` for the Hopfield–Kuramoto model)."""
+        Hopfield scale ``κ_H`` (``W_s + κ_H⁻¹ C ⊙ Gram(σ)`` for the Hopfield–Kuramoto model).
+
+        Arguments:
+            state: the :class:`~hkjax.State` at which the oscillators' ``Gram(σ)`` is taken.
+
+        Returns:
+            The ``(n, n)`` effective weight matrix (by autodiff: a Hessian, so ``O(n²)``).
+
+        Raises:
+            ValueError: the network has no threshold units.
+        """
         if self.threshold is None:
             raise ValueError("effective_weights needs threshold units")
-        g = self._activation(state)
-
-        def e_syn(g):
-            return sum(s.energy(g, state.sigma) for s in self.synapses)
-
-        return -jax.hessian(e_syn)(g) / self.threshold.kappa
+        return _effective_weights(self, state)
 
     # -- states ------------------------------------------------------------------------
     def init_state(self, x=None, sigma=None, *, key: PRNGKeyArray | None = None) -> State:

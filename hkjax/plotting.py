@@ -612,7 +612,8 @@ def singular_values(matrices: Mapping[str, Any], path: PathLike | None = None) -
 
     Singular values are sorted in decreasing order and plotted against their index
     (1-based). Each legend entry gives the numerical rank (values above
-    ``s_max · max(shape) · eps``, NumPy's ``matrix_rank`` tolerance); exact zeros cannot be
+    ``s_max · max(shape) · eps``, NumPy's ``matrix_rank`` tolerance, with the ``eps`` of the
+    matrix's own floating dtype: float32 for a float32 JAX array); exact zeros cannot be
     shown on a log axis and are counted in the legend instead. Comparing e.g. a Hopfield
     coupling with the Hopfield–Kuramoto one shows the latter to be a rank-``D`` correction.
 
@@ -641,7 +642,11 @@ def singular_values(matrices: Mapping[str, Any], path: PathLike | None = None) -
         if not np.all(np.isfinite(a)):
             raise ValueError(f"{label} has non-finite entries")
         s = np.linalg.svd(a, compute_uv=False)
-        tol = s.max(initial=0.0) * max(a.shape) * np.finfo(np.float64).eps
+        # the tolerance follows the precision the matrix was computed in (a float32 JAX
+        # array carries rounding errors ~1e-7·s_max that are no rank)
+        dtype = np.asarray(m).dtype
+        eps = np.finfo(dtype).eps if np.issubdtype(dtype, np.floating) else np.finfo(np.float64).eps
+        tol = s.max(initial=0.0) * max(a.shape) * max(eps, np.finfo(np.float64).eps)
         spectra[str(name)] = (s, int(np.sum(s > tol)), a.shape)
 
     fig = _new_figure(6.4, 4.0)

@@ -25,11 +25,29 @@ Example::
 
     table = hk.sweep.run(evaluate, hk.sweep.grid(coupling=np.linspace(0, 1, 8), seed=range(8)),
                          static={"dim": [3, 5]})
+
+The command ``hkjax sweep`` wraps this for the networks of :mod:`hkjax.tasks` (see
+``hkjax sweep --help``).
+
+**Sweeps on several GPUs/hosts.** On one machine nothing changes: the mesh covers every
+device in ``jax.devices()`` and each holds ``rows / devices`` configurations (a chunk is
+padded to a multiple of the device count). On several hosts, start the same program on
+every host (one process per host, or per GPU) and call ``jax.distributed.initialize()``
+before any other JAX call (its arguments are detected under SLURM, Open MPI and Cloud TPU;
+elsewhere pass ``coordinator_address="host0:1234", num_processes=N, process_id=i``), then
+make the same ``run`` call: ``jax.devices()`` then lists the devices of every host, so the
+mesh spans them all. Every process must pass the same ``params``, ``static`` and ``args``;
+each feeds only the rows of its own devices (:func:`jax.make_array_from_callback`) and
+receives the whole table (gathered across hosts), so let one process write it
+(``if jax.process_index() == 0``). ``hkjax sweep --distributed`` does exactly this. The
+results equal those of one process with as many devices (checked with 2 processes × 2 CPU
+devices, ``jax_cpu_collectives_implementation="gloo"``).
 """
 
 from __future__ import annotations
 
 import csv
+import functools
 import itertools
 import json
 import math
@@ -86,6 +104,26 @@ def _columns(params: Mapping[str, Sequence]) -> dict[str, np.ndarray]:
     if len(set(lengths.values())) != 1:
         raise ValueError(f"params have different lengths {lengths}; use hk.sweep.grid for a product")
     return cols
+
+
+@functools.lru_cache(maxsize=32)
+def _batched(fn: Callable, fixed: tuple, with_args: bool):
+    """The jit-compiled, vmapped ``fn`` for one static combination. Cached, so that calling
+    :func:`run` again with the same ``fn`` reuses the compiled program instead of tracing and
+    compiling it anew (jit caches per function object)."""
+    fixed = dict(fixed)
+
+    def one(p, shared):
+        out = fn(shared, **p, **fixed) if with_args else fn(**p, **fixed)
+        if not isinstance(out, Mapping):
+            raise ValueError(f"fn must return a dict of scalars, got {type(out).__name__}")
+        out = {k: jnp.asarray(v) for k, v in out.items()}
+        shapes = {k: v.shape for k, v in out.items() if v.shape != ()}
+        if shapes:
+            raise ValueError(f"fn must return scalars; got shapes {shapes}")
+        return out
+
+    return eqx.filter_jit(jax.vmap(one, in_axes=(0, None)))
 
 
 def run(
@@ -147,18 +185,13 @@ def run(
     rows: list[Table] = []
     for combo in combos:
         fixed = dict(zip(static, combo))
-
-        def one(p, shared, fixed=fixed):
-            out = fn(**p, **fixed) if args is None else fn(shared, **p, **fixed)
-            if not isinstance(out, Mapping):
-                raise ValueError(f"fn must return a dict of scalars, got {type(out).__name__}")
-            out = {k: jnp.asarray(v) for k, v in out.items()}
-            shapes = {k: v.shape for k, v in out.items() if v.shape != ()}
-            if shapes:
-                raise ValueError(f"fn must return scalars; got shapes {shapes}")
-            return out
-
-        batched = eqx.filter_jit(jax.vmap(one, in_axes=(0, None)))
+        key = (fn, tuple(fixed.items()), args is not None)
+        try:
+            hash(key)
+        except TypeError:  # unhashable static values: compile for this call only
+            batched = _batched.__wrapped__(*key)
+        else:
+            batched = _batched(*key)
         sharding = NamedSharding(mesh, PartitionSpec("batch")) if mesh is not None else None
         outs: dict[str, list[np.ndarray]] = {}
         for start in range(0, num, chunk):
@@ -168,10 +201,10 @@ def run(
             if pad:  # repeat the last configuration; the padded rows are dropped below
                 sl = {k: np.concatenate([c, np.repeat(c[-1:], pad, axis=0)]) for k, c in sl.items()}
             if sharding is not None:
-                sl = {k: jax.device_put(c, sharding) for k, c in sl.items()}
+                sl = {k: _put(c, sharding) for k, c in sl.items()}
             res = batched(sl, args)
             for k, v in res.items():
-                outs.setdefault(k, []).append(np.asarray(v)[:size])
+                outs.setdefault(k, []).append(_fetch(v)[:size])
             if bar is not None:
                 bar.update(1)
         block = {k: c.copy() for k, c in cols.items()}
@@ -182,6 +215,21 @@ def run(
     if bar is not None:
         bar.close()
     return {k: np.concatenate([r[k] for r in rows]) for k in rows[0]}
+
+
+def _put(column: np.ndarray, sharding: NamedSharding) -> jax.Array:
+    """``column`` laid out by ``sharding``; every process (host) holds the whole column and
+    hands over the rows of its own devices (no cross-host transfer or equality check)."""
+    return jax.make_array_from_callback(column.shape, sharding, lambda index: column[index])
+
+
+def _fetch(x: jax.Array) -> np.ndarray:
+    """All rows of an output on this process: across hosts, gathered from the others."""
+    if getattr(x, "is_fully_addressable", True):
+        return np.asarray(x)
+    from jax.experimental import multihost_utils
+
+    return np.asarray(multihost_utils.process_allgather(x, tiled=True))
 
 
 def _atomic_write(path: Path, text: str) -> Path:

@@ -61,10 +61,30 @@ class AbstractSynapse(eqx.Module):
 
     @abc.abstractmethod
     def energy(self, g: Float[Array, " n"] | None, sigma: Float[Array, "m dim"] | None) -> Float[Array, ""]:
-        """The energy this synapse contributes."""
+        """The energy ``E(g, σ)`` this synapse contributes (its formula is in the class
+        docstring).
+
+        Arguments:
+            g: ``(n,)`` activations ``g = ∇L(x)`` of the threshold units, or ``None`` when the
+                network has none (a synapse that needs them is never given ``None``).
+            sigma: ``(m, dim)`` unit-vector oscillators, or ``None`` when the network has none.
+
+        Returns:
+            The scalar energy.
+        """
 
     def gradient(self, g, sigma):
-        """``(∂E/∂g, ∂E/∂σ)`` (``None`` for an absent argument); autodiff of :meth:`energy`."""
+        """``(∂E/∂g, ∂E/∂σ)`` (``None`` for an argument the energy does not use); autodiff of
+        :meth:`energy` unless a subclass gives a closed form (tested against autodiff).
+
+        Arguments:
+            g: ``(n,)`` threshold activations (or ``None``), as for :meth:`energy`.
+            sigma: ``(m, dim)`` oscillators (or ``None``), as for :meth:`energy`.
+
+        Returns:
+            A pair ``(dE/dg, dE/dσ)``: ``(n,)`` or ``None``, and ``(m, dim)`` or ``None``
+            (the full Euclidean gradient; the network projects it onto the sphere).
+        """
         return jax.grad(self.energy, argnums=(0, 1))(g, sigma)
 
     def prepare(self) -> tuple["AbstractSynapse", ...]:
@@ -203,6 +223,12 @@ class HopfieldSynapse(AbstractSynapse):
         weights: ``(n, n)`` weights ``W`` (symmetrised whenever used).
         bias: ``(n,)`` bias ``b``.
         kappa: energy scale ``κ`` (the paper's ``κ_H``).
+        symmetric: whether ``weights`` is already symmetric, so that ``W_s = W`` is used as
+            is (set by :meth:`prepare`; leave ``False`` for arbitrary weights).
+
+    Raises:
+        ValueError: non-square ``weights``, a ``bias`` of the wrong length, or NaN/inf.
+        TypeError: non-floating-point arrays.
     """
 
     weights: Float[Array, "n n"]
@@ -221,12 +247,14 @@ class HopfieldSynapse(AbstractSynapse):
         self.symmetric = symmetric
 
     def symmetric_weights(self):
-        """``W_s = (W + Wᵀ)/2``."""
+        """``W_s = (W + Wᵀ)/2``, the ``(n, n)`` weights the energy uses (``W`` itself when
+        ``symmetric``)."""
         if self.symmetric:
             return self.weights
         return 0.5 * (self.weights + self.weights.T)
 
     def prepare(self):
+        """This synapse with ``W_s`` computed once (``symmetric=True``)."""
         ws = self.symmetric_weights()
         return (HopfieldSynapse(ws, self.bias, kappa=self.kappa, symmetric=True),)
 
@@ -321,6 +349,8 @@ class KuramotoSynapse(AbstractSynapse):
         return self.pairs.n
 
     def prepare(self):
+        """This synapse with the interaction's per-edge parameters laid out for the graph's
+        formulation (``(n, n)`` matrices or neighbour tables; unchanged for ``"edges"``)."""
         if self.pairs.formulation == "edges":
             return (self,)
         return (eqx.tree_at(lambda m: m.interaction, self, _laid_out(self.interaction, self.pairs)),)
@@ -362,7 +392,9 @@ class _AbstractCoupling(AbstractSynapse):
 
     @abc.abstractmethod
     def coefficients(self):
-        """``C``: a scalar or per-edge array (``"edges"``), or a dense ``(n, n)`` matrix."""
+        """``C`` as the graph's formulation uses it: a scalar (one value on every edge), a
+        per-edge ``(E,)`` array (``"edges"``), a dense ``(n, n)`` matrix, or an ``(n, m)``
+        neighbour table (``"neighbours"``)."""
 
     def _field(self, g, sigma):
         # Y_i = Σ_j C_ij g_j σ_j  (so that E = −½ Σ_i g_i σ_i·Y_i).
@@ -373,6 +405,10 @@ class _AbstractCoupling(AbstractSynapse):
             return jnp.einsum("nm,nmd->nd", c, gs[p.nbr])
         if jnp.ndim(c) == 2:
             return c @ gs
+        if p.formulation == "dense":
+            # One scalar on a masked graph: keep it out of the matrix, so that the mask is
+            # shared by a whole batch (a sweep over c) and the batch folds into one product.
+            return c * (p._mask(gs.dtype) @ gs)
         # One scalar on a complete graph: Σ_{j≠i} c g_j σ_j costs O(n D).
         return c * (jnp.sum(gs, axis=0, keepdims=True) - gs)
 
@@ -425,7 +461,7 @@ class CouplingSynapse(_AbstractCoupling):
 
     def _laid_out(self) -> bool:
         w, f = self.weights, self.pairs.formulation
-        return f == "edges" or w.ndim == 2 or (w.ndim == 0 and f == "all")
+        return f == "edges" or w.ndim == 2 or (w.ndim == 0 and f in ("all", "dense"))
 
     def coefficients(self):
         if self._laid_out():
@@ -434,6 +470,9 @@ class CouplingSynapse(_AbstractCoupling):
         return p.table(self.weights) if p.formulation == "neighbours" else p.dense(self.weights)
 
     def prepare(self):
+        """This synapse with ``C`` laid out for the graph's formulation (an ``(n, n)`` matrix
+        or a neighbour table); unchanged when already laid out, for ``"edges"``, and for a
+        scalar ``c`` on a dense or complete graph (kept scalar, see :meth:`coefficients`)."""
         if self._laid_out():
             return (self,)
         return (eqx.tree_at(lambda m: m.weights, self, self.coefficients()),)
@@ -485,6 +524,9 @@ class MultiplicativeCouplingSynapse(_AbstractCoupling):
         return dg + self.hopfield.gradient(g, sigma)[0], ds
 
     def prepare(self):
+        """Two synapses with the same energy: the prepared Hopfield synapse and a
+        :class:`CouplingSynapse` holding ``C = α W_s`` (the tie is undone for the solve only;
+        gradients still reach the one weight array)."""
         # Untie: a Hopfield synapse plus a coupling with the coefficients computed once.
         c = self.coefficients()
         coupling = eqx.tree_at(lambda m: m.weights, CouplingSynapse(self.pairs, jnp.zeros(())), c)

@@ -3,13 +3,18 @@ memory editing and pattern retrieval.
 
 A *task* is a small Equinox module holding only static configuration. It knows how to turn
 one example (a dict of arrays) into an initial :class:`~hkjax.State`, how to read a
-prediction off the relaxed state, and the loss. :func:`hkjax.train.fit` needs four methods:
+prediction off the relaxed state, and the loss. :func:`hkjax.train.fit` needs these methods:
 
 * ``sample(arrays, key, batch_size) -> batch``: a random training batch (dict of arrays
   with a leading batch axis), drawn only from ``key`` (so a run can be resumed exactly),
 * ``eval_batch(arrays, key) -> batch``: the full, deterministic evaluation set,
 * ``example_loss(network, example, key) -> (loss, (prediction, target))``: one example,
-* ``n_classes``.
+* ``eval_loss(network, example, key)``: the same for evaluation (``example_loss``, or a
+  test-time-augmented version of it),
+* ``n_classes``,
+
+and ``prepare(arrays) -> arrays`` (identity except for :class:`MemoryEditing`, whose cue
+pools are computed there once, so that ``sample`` traces with the data as an argument).
 
 **Unit layout** (the same for every model, so trained weights transfer between them): with
 ``P`` pixels, ``H ≥ 1`` hidden and ``C`` class units the network has ``n = P + H + C``
@@ -50,6 +55,7 @@ __all__ = [
     "oscillator_readout",
     "squared_loss",
     "random_shift",
+    "all_shifts",
     "edit_map",
     "Classification",
     "Addition",
@@ -104,6 +110,10 @@ def build_network(
             in dimension ``dim`` on a small-world graph) or ``"hopfield_kuramoto"`` (both,
             coupled with ``coupling`` on a second small-world graph).
         hopfield_weights, hopfield_bias: explicit Hopfield parameters (memory editing).
+        n: number of units (threshold units and/or oscillators).
+        dim, k, rewire, coupling, kappa_h, kappa_k, init_scale: oscillator dimension, graph
+            degree and rewiring, Hopfield–Kuramoto coupling form (see ``COUPLINGS``),
+            energy scales ``κ_H`` and ``κ_K``, and the spread of the initial parameters.
         kuramoto_graph: whether the Hopfield–Kuramoto model has a Kuramoto term at all.
         key: PRNG key (keyword only).
 
@@ -136,7 +146,11 @@ def build_network(
 
 def hopfield_parameters(network: Network) -> tuple[Array, Array]:
     """``(W, b)`` of the (first) Hopfield synapse of ``network``, wherever it sits (also
-    inside a multiplicative coupling)."""
+    inside a multiplicative coupling).
+
+    Raises:
+        ValueError: the network has no Hopfield synapse.
+    """
     found = [
         s for s in jax.tree_util.tree_leaves(network, is_leaf=lambda x: isinstance(x, HopfieldSynapse))
         if isinstance(s, HopfieldSynapse)
@@ -165,17 +179,19 @@ def freeze_hopfield(network: Network):
 
 
 def threshold_readout(state: State, n_classes: int) -> Float[Array, " c"]:
-    """The final class units ``x[-C:]``."""
+    """The final class units ``x[-C:]`` of ``state``, ``C = n_classes`` (threshold models)."""
     return state.x[-n_classes:]
 
 
 def oscillator_readout(state: State, n_classes: int, ref_index: int) -> Float[Array, " c"]:
-    """``σ_class · σ_ref`` for each class oscillator (the last ``C`` rows)."""
+    """``σ_class · σ_ref`` for each class oscillator (the last ``C = n_classes`` rows of
+    ``state.sigma``), against the reference oscillator in row ``ref_index``."""
     return state.sigma[-n_classes:] @ state.sigma[ref_index]
 
 
 def squared_loss(scores: Float[Array, " c"], label: Int[Array, ""], n_classes: int) -> Float[Array, ""]:
-    """``Σ_c (y_c − (2·onehot(label) − 1)_c)²``; zero exactly at the ±1 target."""
+    """``Σ_c (y_c − (2·onehot(label) − 1)_c)²`` for the readout ``y = scores`` of
+    ``n_classes`` classes; zero exactly at the ±1 target."""
     return jnp.sum((scores - _data.one_hot_targets(label, n_classes)) ** 2)
 
 
@@ -219,6 +235,18 @@ class RelaxConfig(eqx.Module):
     atol: float = eqx.field(static=True, default=1e-6)
 
     def __call__(self, network: Network, state0: State, *, saveat=None):
+        """Relax ``state0`` under ``network`` with this configuration.
+
+        Arguments:
+            network: the network.
+            state0: the initial state of one example.
+            saveat: as for :func:`hkjax.relax` (default: the final state only).
+
+        Returns:
+            A :class:`~hkjax.Solution`, solved with ``throw=False``: a failed solve (divergence,
+            too many steps) returns non-finite values and ``succeeded = False`` instead of
+            raising, so that one bad example does not abort a batch.
+        """
         if self.steps > 0:
             return relax(
                 network, state0, t1=self.t1, dt0=self.t1 / self.steps,
@@ -243,7 +271,14 @@ def _pick(arrays: dict, idx) -> dict:
 
 def random_shift(images: Float[Array, "b p"], key: PRNGKeyArray, *, shape: tuple[int, int], max_shift: int):
     """Translate each (flattened) image by a random integer offset in
-    ``[−max_shift, max_shift]²`` with zero fill (training augmentation)."""
+    ``[−max_shift, max_shift]²`` with zero fill (training augmentation).
+
+    Arguments:
+        images: ``(B, h·w)`` flattened images.
+        key: PRNG key (one offset per image).
+        shape: ``(h, w)``, the image shape.
+        max_shift: the largest shift in pixels (``≤ 0``: ``images`` returned unchanged).
+    """
     if max_shift <= 0:
         return images
     h, w = shape
@@ -257,6 +292,28 @@ def random_shift(images: Float[Array, "b p"], key: PRNGKeyArray, *, shape: tuple
     return jax.vmap(one)(padded, off)
 
 
+def all_shifts(image: Float[Array, " p"], *, shape: tuple[int, int], max_shift: int) -> Float[Array, "m p"]:
+    """Every translation of a (flattened) image by an integer offset in
+    ``[−max_shift, max_shift]²`` with zero fill, ``m = (2·max_shift + 1)²`` rows in row-major
+    order of the offset (the unshifted image is the middle row); for test-time augmentation.
+
+    Arguments:
+        image: the flattened ``(h·w,)`` image.
+        shape: ``(h, w)``.
+        max_shift: the largest offset in pixels.
+
+    Returns:
+        ``((2·max_shift + 1)², h·w)`` translated images.
+    """
+    h, w = shape
+    s = int(max_shift)
+    padded = jnp.pad(image.reshape(h, w), ((s, s), (s, s)))
+    return jnp.stack([
+        padded[s - dy : s - dy + h, s - dx : s - dx + w].reshape(h * w)
+        for dy in range(-s, s + 1) for dx in range(-s, s + 1)
+    ])
+
+
 class _Base(eqx.Module):
     model: str = eqx.field(static=True)
     n_pixels: int = eqx.field(static=True)
@@ -266,7 +323,10 @@ class _Base(eqx.Module):
     relax_config: RelaxConfig
     #: training augmentation: random translations by up to ``shift`` pixels (0: off)
     shift: int = eqx.field(static=True, default=0, kw_only=True)
-    #: image shape for ``shift`` (default: square)
+    #: test-time augmentation (:meth:`eval_loss`): average the class scores over all
+    #: translations by up to ``tta`` pixels (0: off)
+    tta: int = eqx.field(static=True, default=0, kw_only=True)
+    #: image shape for ``shift`` / ``tta`` (default: square)
     image_shape: tuple | None = eqx.field(static=True, default=None, kw_only=True)
     #: initial hidden and class oscillators: ``"random"`` unit vectors (the paper) or all at
     #: the ``"reference"`` ``e₁`` (then ``σ_hidden·σ_pixel`` starts at the pixel value).
@@ -287,18 +347,66 @@ class _Base(eqx.Module):
 
     @property
     def ref_index(self) -> int:
+        """Row ``P = n_pixels`` of ``sigma``: the reference oscillator ``e₁`` of the readout
+        ``σ_class·σ_ref``."""
         return self.n_pixels
 
-    def _shift(self, images, key):
-        if self.shift <= 0:
-            return images
+    def _image_shape(self) -> tuple[int, int]:
         shape = self.image_shape
         if shape is None:
             side = int(round(np.sqrt(self.n_pixels)))
             if side * side != self.n_pixels:
                 raise ValueError(f"shift augmentation needs image_shape for {self.n_pixels} pixels")
             shape = (side, side)
-        return random_shift(images, key, shape=tuple(shape), max_shift=self.shift)
+        return tuple(shape)
+
+    def _shift(self, images, key):
+        if self.shift <= 0:
+            return images
+        return random_shift(images, key, shape=self._image_shape(), max_shift=self.shift)
+
+    def example_loss(self, network: Network, example: dict, key: PRNGKeyArray):
+        """Relax one example from :meth:`init_state` and score its readout.
+
+        Arguments:
+            network: the network being trained or evaluated.
+            example: one example (no batch axis).
+            key: PRNG key for :meth:`init_state`.
+
+        Returns:
+            ``(loss, (prediction, target))``: the :func:`squared_loss` of :meth:`scores`, its
+            ``argmax`` and :meth:`target`.
+        """
+        sol = self.relax_config(network, self.init_state(example, key))
+        y = self.scores(network, sol.state)
+        t = self.target(example)
+        return squared_loss(y, t, self.n_classes), (jnp.argmax(y), t)
+
+    def eval_loss(self, network: Network, example: dict, key: PRNGKeyArray):
+        """What :func:`hkjax.train.evaluate` computes per example: ``example_loss``, or with
+        ``tta > 0`` (test-time augmentation) the loss and prediction of the class scores
+        averaged over the ``(2·tta + 1)²`` translations of ``example["images"]`` (the image
+        on the threshold units; :func:`all_shifts`), each relaxed on its own.
+
+        Arguments:
+            network: the network to evaluate.
+            example: one example, as from :meth:`eval_batch`.
+            key: PRNG key of the example (oscillator initialisation, rotations).
+
+        Returns:
+            ``(loss, (prediction, target))``.
+        """
+        if self.tta <= 0:
+            return self.example_loss(network, example, key)
+        imgs = all_shifts(example["images"], shape=self._image_shape(), max_shift=self.tta)
+
+        def one(img, k):
+            sol = self.relax_config(network, self.init_state({**example, "images": img}, k))
+            return self.scores(network, sol.state)
+
+        y = jnp.mean(jax.vmap(one)(imgs, jax.random.split(key, imgs.shape[0])), axis=0)
+        t = self.target(example)
+        return squared_loss(y, t, self.n_classes), (jnp.argmax(y), t)
 
     def _x0(self, pixels):
         return _data.threshold_state(pixels, n_hidden=self.n_hidden, n_classes=self.n_classes)
@@ -313,15 +421,26 @@ class _Base(eqx.Module):
         return s
 
     def scores(self, network: Network, state: State) -> Float[Array, " c"]:
-        """The readout of a relaxed state (class units, or ``σ_class·σ_ref``)."""
+        """The readout of a relaxed ``state``: its class units, or ``σ_class·σ_ref`` for the
+        Kuramoto model; non-finite values (a failed solve) become 0. ``network`` is not used
+        by these readouts."""
         if self.model == "kuramoto":
             y = oscillator_readout(state, self.n_classes, self.ref_index)
         else:
             y = threshold_readout(state, self.n_classes)
         return _finite(y)
 
+    def prepare(self, arrays: dict) -> dict:
+        """Precompute, once and outside any traced function, what :meth:`sample` needs from
+        ``arrays`` besides the arrays themselves (nothing here; see
+        :meth:`MemoryEditing.prepare`). :func:`hkjax.train.fit` calls it before it compiles the
+        sampler with the data as an argument."""
+        return arrays
+
     def build(self, key: PRNGKeyArray, **kwargs) -> Network:
-        """:func:`build_network` sized for this task."""
+        """:func:`build_network` sized for this task (``n = P + H + C`` units, this task's
+        ``model`` and ``dim``), drawn from ``key``; ``kwargs`` are the other arguments of
+        :func:`build_network` (``k``, ``coupling``, ``kappa_h``, ...)."""
         return build_network(self.model, n=self.n, dim=self.dim, key=key, **kwargs)
 
 
@@ -332,31 +451,57 @@ class Classification(_Base):
     unit vectors, turned by one random global rotation per sample (``rotate``; the energy is
     rotation invariant, so this is a pure augmentation). An example is
     ``{"images": (P,), "labels": ()}``.
+
+    Arguments:
+        model: ``"hopfield"``, ``"kuramoto"`` or ``"hopfield_kuramoto"`` (see ``MODELS``).
+        n_pixels: ``P``, pixels per image.
+        n_hidden: ``H ≥ 1`` hidden units (``N_augment``; one pairs with the reference).
+        n_classes: ``C`` class units.
+        dim: oscillator dimension ``D``.
+        relax_config: the :class:`RelaxConfig` every example is relaxed with.
+        rotate: one random global rotation of the oscillators per example.
+        shift: training augmentation, random translations by up to ``shift`` pixels (0: off).
+        tta: test-time augmentation in :meth:`eval_loss`: average the class scores over the
+            translations by up to ``tta`` pixels (0: off).
+        image_shape: ``(h, w)`` of the images for ``shift`` (default: square).
+        osc_init: the initial hidden and class oscillators, ``"random"`` unit vectors (the
+            paper) or all at the ``"reference"`` ``e₁``.
+
+    Raises:
+        ValueError: an unknown ``model`` or ``osc_init``, or ``n_hidden < 1``.
     """
 
     rotate: bool = eqx.field(static=True, default=True)
 
     def init_state(self, example: dict, key: PRNGKeyArray) -> State:
+        """The initial state of one example: threshold units at pixels ⊕ 0 (``x = None`` for
+        the Kuramoto model); oscillators at the pixel encoding ⊕ ``e₁`` ⊕ hidden and class
+        oscillators (``osc_init``), rotated when ``rotate`` (``sigma = None`` for the
+        Hopfield model).
+
+        Arguments:
+            example: ``{"images": (P,), ...}``.
+            key: PRNG key for the random oscillators and the rotation.
+        """
         img = example["images"]
         x = None if self.model == "kuramoto" else self._x0(img)
         s = None if self.model == "hopfield" else self._sigma0(img, key, self.rotate)
         return State(x=x, sigma=s)
 
     def target(self, example: dict):
+        """The class to predict: ``example["labels"]``."""
         return example["labels"]
 
-    def example_loss(self, network: Network, example: dict, key: PRNGKeyArray):
-        sol = self.relax_config(network, self.init_state(example, key))
-        y = self.scores(network, sol.state)
-        t = self.target(example)
-        return squared_loss(y, t, self.n_classes), (jnp.argmax(y), t)
-
     def sample(self, arrays: dict, key: PRNGKeyArray, batch_size: int) -> dict:
+        """A random training batch, a function of ``key`` only: ``batch_size`` examples drawn
+        with replacement from ``arrays`` (``{"images": (N, P), "labels": (N,)}``), shifted
+        when ``shift > 0``. Returns ``{"images": (B, P), "labels": (B,)}``."""
         ki, ks = jax.random.split(key)
         ex = _pick(arrays, jax.random.randint(ki, (batch_size,), 0, len(arrays["labels"])))
         return {**ex, "images": self._shift(ex["images"], ks)}
 
     def eval_batch(self, arrays: dict, key: PRNGKeyArray) -> dict:
+        """The whole split ``arrays``, in order and unaugmented (``key`` is not used)."""
         return _pick(arrays, jnp.arange(len(arrays["labels"])))
 
 
@@ -364,7 +509,14 @@ class Addition(_Base):
     """Addition modulo ``C`` (paper, Sec. 4.2): image ``a`` enters the threshold units,
     image ``b`` the oscillators; target ``(label_a + label_b) mod C``; Hopfield–Kuramoto
     model, threshold class-unit readout. An example is
-    ``{"images": (P,), "labels": (), "images_b": (P,), "labels_b": ()}``."""
+    ``{"images": (P,), "labels": (), "images_b": (P,), "labels_b": ()}``.
+
+    ``model``, ``n_pixels``, ``n_hidden``, ``n_classes``, ``dim``, ``relax_config``,
+    ``rotate``, ``shift``, ``tta``, ``image_shape`` and ``osc_init`` are as for :class:`Classification`.
+
+    Raises:
+        ValueError: a ``model`` other than ``"hopfield_kuramoto"``.
+    """
 
     rotate: bool = eqx.field(static=True, default=True)
 
@@ -375,28 +527,30 @@ class Addition(_Base):
             )
 
     def init_state(self, example: dict, key: PRNGKeyArray) -> State:
+        """Threshold units from ``example["images"]`` (pixels ⊕ 0), oscillators from
+        ``example["images_b"]`` (encoding ⊕ ``e₁`` ⊕ hidden/class oscillators, rotated when
+        ``rotate``; the random parts drawn with ``key``)."""
         return State(x=self._x0(example["images"]), sigma=self._sigma0(example["images_b"], key, self.rotate))
 
     def target(self, example: dict):
+        """``(labels + labels_b) mod C`` of ``example``."""
         return (example["labels"] + example["labels_b"]) % self.n_classes
-
-    def example_loss(self, network: Network, example: dict, key: PRNGKeyArray):
-        sol = self.relax_config(network, self.init_state(example, key))
-        y = self.scores(network, sol.state)
-        t = self.target(example)
-        return squared_loss(y, t, self.n_classes), (jnp.argmax(y), t)
 
     def _pairs(self, arrays, ia, ib):
         a, b = _pick(arrays, ia), _pick(arrays, ib)
         return {"images": a["images"], "labels": a["labels"], "images_b": b["images"], "labels_b": b["labels"]}
 
     def sample(self, arrays: dict, key: PRNGKeyArray, batch_size: int) -> dict:
+        """``batch_size`` pairs ``(a, b)`` of images drawn independently, with replacement,
+        from ``arrays``, both shifted when ``shift > 0``; a function of ``key`` only."""
         n = len(arrays["labels"])
         ka, kb, ks, kt = jax.random.split(key, 4)
         ex = self._pairs(arrays, jax.random.randint(ka, (batch_size,), 0, n), jax.random.randint(kb, (batch_size,), 0, n))
         return {**ex, "images": self._shift(ex["images"], ks), "images_b": self._shift(ex["images_b"], kt)}
 
     def eval_batch(self, arrays: dict, key: PRNGKeyArray) -> dict:
+        """Every image of ``arrays`` as ``a``, paired with the images in an order permuted
+        with ``key`` as ``b`` (the same ``key`` gives the same pairs)."""
         n = len(arrays["labels"])
         return self._pairs(arrays, jnp.arange(n), jax.random.permutation(key, n))
 
@@ -414,10 +568,17 @@ class MemoryEditing(_Base):
     ``eval_batch`` draw cue images from the split they are given (train cues for training,
     test cues for evaluation), and ``eval_batch`` pairs every image with both cues.
 
-    Arguments (besides those of :class:`Classification`):
+    Arguments:
         mapping: ``(C,)`` label map from :func:`edit_map` (a tuple).
         associative: see above.
         cue_classes: the classes whose images serve as cue 0 and cue 1.
+
+    ``model``, ``n_pixels``, ``n_hidden``, ``n_classes``, ``dim``, ``relax_config``,
+    ``rotate``, ``shift``, ``tta``, ``image_shape`` and ``osc_init`` are as for :class:`Classification`.
+
+    Raises:
+        ValueError: a ``model`` other than ``"hopfield_kuramoto"``, or a ``mapping`` that
+            does not have ``n_classes`` entries.
     """
 
     mapping: tuple = eqx.field(static=True, default=tuple(range(10)))
@@ -432,6 +593,10 @@ class MemoryEditing(_Base):
             raise ValueError(f"mapping has {len(self.mapping)} entries; expected n_classes={self.n_classes}")
 
     def init_state(self, example: dict, key: PRNGKeyArray) -> State:
+        """Threshold units from ``example["images"]``; oscillators encoding
+        ``example["cue_images"]`` (associative), or random unit vectors for the pixel
+        oscillators (non-associative); hidden and class oscillators as in
+        :class:`Classification`; the random parts drawn with ``key``."""
         if self.associative:
             s = self._sigma0(example["cue_images"], key, self.rotate)
         else:
@@ -443,32 +608,50 @@ class MemoryEditing(_Base):
         return State(x=self._x0(example["images"]), sigma=s)
 
     def target(self, example: dict):
+        """``mapping[label]`` under cue 1 (``example["cues"] == 1``) and the original label
+        under cue 0; always ``mapping[label]`` when not associative."""
         edited = jnp.asarray(self.mapping)[example["labels"]]
         if not self.associative:
             return edited
         return jnp.where(example["cues"] == 1, edited, example["labels"])
 
-    def example_loss(self, network: Network, example: dict, key: PRNGKeyArray):
-        sol = self.relax_config(network, self.init_state(example, key))
-        y = self.scores(network, sol.state)
-        t = self.target(example)
-        return squared_loss(y, t, self.n_classes), (jnp.argmax(y), t)
+    def prepare(self, arrays: dict) -> dict:
+        """``arrays`` plus ``"cue_pools"``: the indices of the images of each cue class (two
+        integer arrays), computed once with NumPy, outside any traced function, so that
+        :meth:`sample` can be compiled with the data as an argument. Idempotent.
 
-    def _cue_pool(self, arrays):
-        labels = np.asarray(arrays["labels"])
-        pools = [np.flatnonzero(labels == c) for c in self.cue_classes]
+        Raises:
+            ValueError: the data have no image of a cue class.
+        """
+        if "cue_pools" in arrays:
+            return arrays
+        try:
+            labels = np.asarray(arrays["labels"])
+        except jax.errors.TracerArrayConversionError:
+            raise ValueError(
+                "MemoryEditing.sample was traced with unprepared data; call task.prepare(arrays) "
+                "first, outside jit (hkjax.train.fit does)"
+            ) from None
+        pools = tuple(np.flatnonzero(labels == c).astype(np.int32) for c in self.cue_classes)
         if any(len(p) == 0 for p in pools):
             raise ValueError(f"the data have no image of a cue class {self.cue_classes}")
-        return [jnp.asarray(p) for p in pools]
+        return {**arrays, "cue_pools": pools}
 
     def _cues(self, arrays, cues, key):
-        pools = self._cue_pool(arrays)
+        pools = self.prepare(arrays)["cue_pools"]
         k0, k1 = jax.random.split(key)
-        i0 = pools[0][jax.random.randint(k0, cues.shape, 0, len(pools[0]))]
-        i1 = pools[1][jax.random.randint(k1, cues.shape, 0, len(pools[1]))]
+        i0 = jnp.asarray(pools[0])[jax.random.randint(k0, cues.shape, 0, len(pools[0]))]
+        i1 = jnp.asarray(pools[1])[jax.random.randint(k1, cues.shape, 0, len(pools[1]))]
         return jnp.asarray(arrays["images"])[jnp.where(cues == 1, i1, i0)]
 
     def sample(self, arrays: dict, key: PRNGKeyArray, batch_size: int) -> dict:
+        """As :meth:`Classification.sample`, plus a random cue (0 or 1) per example and a cue
+        image of that cue's class drawn from ``arrays``: ``{"images", "labels",
+        "cue_images", "cues"}`` with ``batch_size`` rows; a function of ``key`` only.
+
+        Raises:
+            ValueError: ``arrays`` has no image of a cue class (see :meth:`prepare`).
+        """
         ki, kc, kq, ks = jax.random.split(key, 4)
         ex = _pick(arrays, jax.random.randint(ki, (batch_size,), 0, len(arrays["labels"])))
         cues = jax.random.randint(kc, (batch_size,), 0, 2)
@@ -476,6 +659,8 @@ class MemoryEditing(_Base):
         return {**ex, "cue_images": self._cues(arrays, cues, kq), "cues": cues}
 
     def eval_batch(self, arrays: dict, key: PRNGKeyArray) -> dict:
+        """Every image of ``arrays`` twice, under cue 0 and under cue 1 (``2N`` examples),
+        with cue images of the cue classes drawn from ``arrays`` with ``key``."""
         n = len(arrays["labels"])
         ex = _pick(arrays, jnp.concatenate([jnp.arange(n), jnp.arange(n)]))
         cues = jnp.concatenate([jnp.zeros(n, jnp.int32), jnp.ones(n, jnp.int32)])
@@ -488,7 +673,8 @@ class MemoryEditing(_Base):
 
 
 def hebbian_weights(patterns: Float[Array, "p n"], *, gain: float = 4.0) -> Float[Array, "n n"]:
-    """Hebbian weights ``W = gain · N⁻¹ Σ_μ ξ^μ ξ^μᵀ`` with a zero diagonal."""
+    """Hebbian weights ``W = gain · N⁻¹ Σ_μ ξ^μ ξ^μᵀ`` with a zero diagonal, for the
+    ``(P, N)`` array ``patterns`` of ``P`` patterns ``ξ^μ``."""
     p = jnp.asarray(patterns)
     w = gain * (p.T @ p) / p.shape[1]
     return w - jnp.diag(jnp.diag(w))
@@ -519,9 +705,15 @@ def retrieval(
     stored pattern's Hebbian weight): seen from the threshold units the oscillators add the
     rank-``D`` Hebbian term ``C · Gram(σ)`` of the current state, a short-term memory of the cue.
 
+    ``model`` is ``"hopfield"`` or ``"hopfield_kuramoto"``; ``trials`` cues are drawn,
+    all from ``key`` (keyword only), and relaxed as one batch.
+
     Returns:
         ``{"overlap": mean |ξ·sign(x)|/n, "retrieval_rate": fraction with overlap ≥
         threshold, "load": n_patterns / n}``.
+
+    Raises:
+        ValueError: another ``model``.
     """
     if model not in ("hopfield", "hopfield_kuramoto"):
         raise ValueError(f"retrieval supports model='hopfield' or 'hopfield_kuramoto', got {model!r}")

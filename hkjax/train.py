@@ -8,9 +8,19 @@ checkpoint adjoint), and apply the Optax update to the *trainable* leaves only.
 Because nothing depends on a stateful iterator, a run that is interrupted and resumed from
 a checkpoint ends bit-identical (on the same machine / backend) to one that was not.
 
+The training data are an *argument* of the compiled sampler (never a constant baked into
+the program); whatever a task must precompute from them (e.g. the cue pools of memory
+editing) is done once by ``task.prepare`` before compiling.
+
+**Parameter averaging** (``ema > 0``): an exponential moving average of the trainable
+parameters, ``ē_s = d_s ē_{s−1} + (1 − d_s) θ_s`` after update ``s`` (``ē_0 = θ_0``) with
+the warm-up ``d_s = min(ema, (1 + s) / (10 + s))``, is what evaluations use and what
+:func:`fit` returns as ``model`` (Polyak / EMA averaging; the optimiser keeps updating ``θ``).
+
 Checkpoints (``checkpoint_dir/ckpt_<step>.hkjax``, via :func:`hkjax.checkpoint.save_step`,
-never pickle) hold ``{"model", "opt_state", "step", "key"}``; the config (a JSON-able dict)
-goes into the metadata.
+never pickle) hold ``{"model", "opt_state", "step", "key"}`` (``model``: the optimiser's
+iterate ``θ``) plus ``"ema"`` (the averaged model) when ``ema > 0``; the config (a JSON-able
+dict) goes into the metadata.
 """
 
 from __future__ import annotations
@@ -30,7 +40,7 @@ import optax
 from . import checkpoint as _ckpt
 from ._io import atomic_open
 
-__all__ = ["FitResult", "fit", "evaluate", "make_optimizer", "trainable_filter", "OPTIMIZERS"]
+__all__ = ["FitResult", "fit", "evaluate", "make_optimizer", "trainable_filter", "ema_decay", "OPTIMIZERS"]
 
 OPTIMIZERS = ("adam", "adamw", "lion", "sgd")
 
@@ -48,8 +58,20 @@ def make_optimizer(
     ``decay · learning_rate`` over ``steps`` (``decay=1``: constant), as in the paper
     (which uses Lion). ``clip``: global gradient-norm clipping (``None``: off).
 
+    Arguments:
+        name: one of ``OPTIMIZERS``: ``"adam"``, ``"adamw"``, ``"lion"``, ``"sgd"`` (momentum 0.9).
+        learning_rate: the initial learning rate.
+        steps: the number of updates over which the rate decays.
+        decay: the final rate as a fraction of ``learning_rate``, in ``(0, 1]``.
+        weight_decay: decoupled weight decay (``"adamw"`` and ``"lion"`` only).
+        clip: the global gradient-norm bound, or ``None``.
+
+    Returns:
+        An ``optax.GradientTransformation``.
+
     Raises:
-        ValueError: unknown ``name`` or a non-positive rate / step count.
+        ValueError: unknown ``name``, a non-positive ``learning_rate`` or a ``decay``
+            outside ``(0, 1]``.
     """
     if name not in OPTIMIZERS:
         raise ValueError(f"optimizer={name!r} is unknown; choose one of {OPTIMIZERS}")
@@ -74,7 +96,11 @@ def make_optimizer(
 def trainable_filter(model, trainable=None):
     """The boolean pytree of leaves to train: floating-point arrays of ``model``, restricted by
     ``trainable`` (``None``: all of them; a pytree of bools with ``model``'s structure, a
-    prefix of it, or a callable ``leaf -> bool``)."""
+    prefix of it, or a callable ``leaf -> bool``).
+
+    Raises:
+        ValueError: a ``trainable`` tree that does not match ``model``'s structure.
+    """
     base = jax.tree_util.tree_map(eqx.is_inexact_array, model)
     if trainable is None:
         return base
@@ -98,11 +124,13 @@ class FitResult:
     """What :func:`fit` returns.
 
     Attributes:
-        model: the trained model.
+        model: the trained model: the parameter average when ``ema > 0`` (what the
+            evaluations used), else the optimiser's iterate.
         opt_state: the final optimiser state.
         step: the number of steps done.
         history: the metric rows (one dict per logged step / evaluation), as in the JSONL log.
         wall_time: seconds spent in this call.
+        raw_model: the optimiser's iterate (the same as ``model`` when ``ema == 0``).
     """
 
     model: Any
@@ -110,26 +138,29 @@ class FitResult:
     step: int
     history: list
     wall_time: float
+    raw_model: Any = None
 
 
-def _batched(task, network, batch, keys):
+def _batched(task, network, batch, keys, microbatch=None):
+    if microbatch:  # a few examples at a time: the batched intermediates stay micro-batch-sized
+        return jax.lax.map(lambda a: task.example_loss(network, *a), (batch, keys), batch_size=microbatch)
     return jax.vmap(task.example_loss, in_axes=(None, 0, 0))(network, batch, keys)
 
 
 @eqx.filter_jit
 def _eval_chunk(model, task, batch, keys):
-    loss, (pred, tgt) = _batched(task, model, batch, keys)
+    loss, (pred, tgt) = jax.vmap(task.eval_loss, in_axes=(None, 0, 0))(model, batch, keys)
     return loss, pred, tgt
 
 
 @eqx.filter_jit
-def _train_step(params, frozen, opt_state, batch, k, task, optimizer):
+def _train_step(params, frozen, opt_state, batch, k, task, optimizer, microbatch=None):
     # Module level (compiled once per task / optimizer / shapes); the frozen arrays travel as
     # an argument, not as closed-over constants.
     keys = jax.random.split(k, jax.tree_util.tree_leaves(batch)[0].shape[0])
 
     def loss_fn(p):
-        loss, (pred, tgt) = _batched(task, eqx.combine(p, frozen), batch, keys)
+        loss, (pred, tgt) = _batched(task, eqx.combine(p, frozen), batch, keys, microbatch)
         return jnp.mean(loss), jnp.mean(pred == tgt)
 
     (loss, acc), grads = eqx.filter_value_and_grad(loss_fn, has_aux=True)(params)
@@ -137,12 +168,43 @@ def _train_step(params, frozen, opt_state, batch, k, task, optimizer):
     return eqx.apply_updates(params, updates), opt_state, loss, acc
 
 
-def evaluate(model, task, arrays: dict, *, key, chunk: int = 512) -> dict:
-    """Loss and accuracy of ``model`` on the task's full evaluation set of ``arrays``.
+def ema_decay(step, ema: float):
+    """The decay ``d_s = min(ema, (1 + s) / (10 + s))`` of the parameter average after update
+    ``s = step`` (1-based): the warm-up keeps the initial parameters from dominating early on.
+    ``ema`` is the asymptotic decay (``Config.ema``)."""
+    return jnp.minimum(ema, (1.0 + step) / (10.0 + step))
 
-    Returns ``{"loss", "accuracy", "predictions", "targets"}`` (the last two as NumPy arrays).
+
+@eqx.filter_jit
+def _ema_step(avg, params, step, ema):
+    d = ema_decay(step, ema)  # step: a traced float32 scalar (one compile for the run)
+    return jax.tree_util.tree_map(lambda a, p: (d * a + (1 - d) * p).astype(a.dtype), avg, params)
+
+
+@eqx.filter_jit
+def _sample(task, arrays, key, batch_size):
+    # The data are traced arguments (not constants of the compiled program); batch_size and
+    # the task's static configuration are static.
+    return task.sample(arrays, key, batch_size)
+
+
+def evaluate(model, task, arrays: dict, *, key, chunk: int = 512) -> dict:
+    """Loss and accuracy of ``model`` on the task's full evaluation set of ``arrays``, per
+    example with ``task.eval_loss`` (``example_loss`` unless the task does test-time
+    augmentation).
+
+    Arguments:
+        model: the network to evaluate.
+        task: a task (:class:`~hkjax.Classification`, ...) whose ``eval_batch`` builds the set.
+        arrays: the split, ``{"images", "labels"}`` as from :mod:`hkjax.data`.
+        key: PRNG key (oscillator initialisation and rotations, cue images); the same key
+            gives the same result.
+        chunk: examples per compiled batch (bounds the memory of the batched solve).
+
+    Returns:
+        ``{"loss", "accuracy", "predictions", "targets"}`` (the last two as NumPy arrays).
     """
-    batch = task.eval_batch(arrays, jax.random.fold_in(key, 0))
+    batch = task.eval_batch(task.prepare(arrays), jax.random.fold_in(key, 0))
     n = int(jax.tree_util.tree_leaves(batch)[0].shape[0])
     keys = jax.random.split(jax.random.fold_in(key, 1), n)
 
@@ -183,8 +245,10 @@ def fit(
     optimizer: optax.GradientTransformation,
     steps: int,
     batch_size: int = 32,
+    microbatch: int | None = None,
     trainable=None,
     key,
+    ema: float = 0.0,
     eval_data: dict | None = None,
     eval_every: int = 0,
     log_every: int = 10,
@@ -206,9 +270,17 @@ def fit(
         optimizer: any Optax ``GradientTransformation`` (see :func:`make_optimizer`).
         steps: total number of steps (also when resuming: training continues up to it).
         batch_size: examples per step.
+        microbatch: differentiate the batch this many examples at a time
+            (``jax.lax.map`` with ``batch_size``) instead of all at once (``vmap``): the
+            same mean loss and gradient (up to float round-off), with the batched
+            intermediates of the backward pass — the per-example ``n × n`` arrays of dense
+            Kuramoto terms — micro-batch-sized. Lowers peak memory; on a CPU it can cost
+            time (``benchmarks/train_step.py``). ``None``: the whole batch at once.
         trainable: which leaves to train (see :func:`trainable_filter`); the others stay
             bit-identical. Used to freeze the Hopfield classifier in memory editing.
         key: PRNG key (keyword only); step ``s`` uses ``fold_in(key, s)``.
+        ema: decay of the exponential moving average of the trainable parameters used for
+            evaluation and returned as ``model`` (0: off; e.g. 0.99). See the module docstring.
         eval_data, eval_every: evaluate on ``eval_data`` every ``eval_every`` steps and at the
             end (0: only at the end; no ``eval_data``: never).
         log_every: write a metrics row every ``log_every`` steps.
@@ -238,10 +310,15 @@ def fit(
         raise ValueError(f"steps={steps!r} must be a positive integer")
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size={batch_size!r} must be a positive integer")
+    if microbatch is not None and (not isinstance(microbatch, int) or microbatch < 1):
+        raise ValueError(f"microbatch={microbatch!r} must be a positive integer or None (the whole batch)")
+    if isinstance(ema, bool) or not isinstance(ema, (int, float)) or not 0 <= ema < 1:
+        raise ValueError(f"ema={ema!r} must be a number in [0, 1) (0: no parameter averaging)")
     t_start = time.time()
     spec = trainable_filter(model, trainable)
     params, static = eqx.partition(model, spec)
     opt_state = optimizer.init(params)
+    avg = params if ema > 0 else None
     step = 0
     ckdir = None if checkpoint_dir is None else pathlib.Path(checkpoint_dir)
     mpath = None if metrics_path is None else pathlib.Path(metrics_path)
@@ -251,10 +328,14 @@ def fit(
         last = _ckpt.latest(ckdir)
         if last is not None:
             like = {"model": model, "opt_state": opt_state, "step": jnp.asarray(0), "key": key}
+            if ema > 0:
+                like["ema"] = model
             tree, _ = _ckpt.load(last, like)
             model, opt_state, step = tree["model"], tree["opt_state"], int(tree["step"])
             key = tree["key"]
             params, static = eqx.partition(model, spec)
+            if ema > 0:
+                avg, _ = eqx.partition(tree["ema"], spec)
             if mpath is not None:
                 history = _restore_metrics(mpath, step)
     elif mpath is not None and mpath.exists():
@@ -262,8 +343,12 @@ def fit(
     if mpath is not None:
         mpath.parent.mkdir(parents=True, exist_ok=True)
 
-    np_data = {k: np.asarray(v) for k, v in data.items()}
-    sample = jax.jit(lambda k: task.sample(np_data, k, batch_size))
+    # Precompute (NumPy, once) what sampling needs, then hand the data to the compiled
+    # sampler as an argument.
+    train_data = jax.tree_util.tree_map(jnp.asarray, task.prepare({k: np.asarray(v) for k, v in data.items()}))
+
+    def eval_model():
+        return eqx.combine(avg if ema > 0 else params, static)
 
     def write(row):
         history.append(row)
@@ -277,12 +362,14 @@ def fit(
         if ckdir is None:
             return
         tree = {"model": eqx.combine(params, static), "opt_state": opt_state, "step": jnp.asarray(step), "key": key}
+        if ema > 0:
+            tree["ema"] = eval_model()
         _ckpt.save_step(ckdir, step, tree, metadata={"config": config or {}})
 
     def run_eval():
         if eval_data is None:
             return
-        ev = evaluate(eqx.combine(params, static), task, eval_data, key=jax.random.fold_in(key, -1 % 2**31))
+        ev = evaluate(eval_model(), task, eval_data, key=jax.random.fold_in(key, -1 % 2**31))
         write({"step": step, "split": "eval", "loss": ev["loss"], "accuracy": ev["accuracy"]})
 
     bar = None
@@ -298,11 +385,14 @@ def fit(
     try:
         while step < last:
             k = jax.random.fold_in(key, step)
-            batch = sample(jax.random.fold_in(k, 0))
+            batch = _sample(task, train_data, jax.random.fold_in(k, 0), batch_size)
             params, opt_state, loss, acc, step = (
-                *_train_step(params, static, opt_state, batch, jax.random.fold_in(k, 1), task, optimizer),
+                *_train_step(params, static, opt_state, batch, jax.random.fold_in(k, 1), task, optimizer,
+                             microbatch),
                 step + 1,
             )
+            if ema > 0:
+                avg = _ema_step(avg, params, jnp.asarray(step, jnp.float32), float(ema))
             loss, acc = float(loss), float(acc)
             run_loss, run_acc, run_n = run_loss + loss, run_acc + acc, run_n + 1
             if bar is not None:
@@ -331,6 +421,6 @@ def fit(
         run_eval()
     save()
     return FitResult(
-        model=eqx.combine(params, static), opt_state=opt_state, step=step, history=history,
-        wall_time=time.time() - t_start,
+        model=eval_model(), opt_state=opt_state, step=step, history=history,
+        wall_time=time.time() - t_start, raw_model=eqx.combine(params, static),
     )

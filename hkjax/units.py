@@ -21,7 +21,12 @@ __all__ = ["State", "ThresholdUnits", "OscillatorUnits"]
 class State(eqx.Module):
     """The state of a network: threshold states ``x`` ``(n,)`` and oscillators ``sigma``
     ``(m, dim)`` (unit vectors). Either may be ``None`` when the network has no such units.
-    Batch states by stacking with :func:`jax.vmap` (leading axes)."""
+    Batch states by stacking with :func:`jax.vmap` (leading axes).
+
+    Arguments:
+        x: ``(n,)`` threshold states, or ``None``.
+        sigma: ``(m, dim)`` oscillators, or ``None``.
+    """
 
     x: Float[Array, " n"] | None = None
     sigma: Float[Array, "m dim"] | None = None
@@ -67,11 +72,26 @@ class ThresholdUnits(eqx.Module):
         _positive(self.tau, "tau", "ThresholdUnits")
 
     def activation(self, x: Float[Array, " n"]) -> Float[Array, " n"]:
-        """``g = ∇L(x)``."""
+        """``g = ∇L(x)``, the firing of the units.
+
+        Arguments:
+            x: ``(n,)`` states.
+
+        Returns:
+            ``(n,)`` activations.
+        """
         return self.lagrangian.activation(x)
 
     def energy(self, x: Float[Array, " n"], g: Float[Array, " n"] | None = None) -> Float[Array, ""]:
-        """The Legendre term ``κ (x·g − L(x))``."""
+        """The Legendre term ``κ (x·g − L(x))``.
+
+        Arguments:
+            x: ``(n,)`` states.
+            g: ``(n,)`` activations, if already computed (default: :meth:`activation` of ``x``).
+
+        Returns:
+            The scalar energy of the units themselves.
+        """
         g = self.activation(x) if g is None else g
         return self.kappa * (jnp.dot(x, g) - self.lagrangian(x))
 
@@ -137,7 +157,14 @@ class OscillatorUnits(eqx.Module):
         return self.omega is not None and self.omega.ndim == 3
 
     def rotation(self, sigma: Float[Array, "n dim"]) -> Float[Array, "n dim"]:
-        """``Ωᵢ σᵢ`` for every oscillator (zero without ``omega``)."""
+        """``Ωᵢ σᵢ`` for every oscillator (zero without ``omega``).
+
+        Arguments:
+            sigma: ``(n, dim)`` oscillators.
+
+        Returns:
+            ``(n, dim)`` rotation velocities, with ``Ω`` antisymmetrised first.
+        """
         if self.omega is None:
             return jnp.zeros_like(sigma)
         om = 0.5 * (self.omega - jnp.swapaxes(self.omega, -1, -2))
@@ -147,13 +174,28 @@ class OscillatorUnits(eqx.Module):
 
     @staticmethod
     def project(sigma: Float[Array, "n dim"], v: Float[Array, "n dim"]) -> Float[Array, "n dim"]:
-        """The tangent projection ``P_σ v = v − (σ·v) σ / |σ|²`` of each row."""
+        """The tangent projection ``P_σ v = v − (σ·v) σ / |σ|²`` of each row.
+
+        Arguments:
+            sigma: ``(n, dim)`` points (need not be unit vectors; non-zero).
+            v: ``(n, dim)`` vectors to project onto the tangent spaces at ``sigma``.
+
+        Returns:
+            ``(n, dim)``, each row orthogonal to the matching row of ``sigma``.
+        """
         coef = jnp.sum(sigma * v, axis=-1, keepdims=True) / jnp.sum(sigma * sigma, axis=-1, keepdims=True)
         return v - coef * sigma
 
     @staticmethod
     def normalise(sigma: Float[Array, "n dim"]) -> Float[Array, "n dim"]:
-        """Map each row back onto the unit sphere."""
+        """Map each row back onto the unit sphere, ``σᵢ / |σᵢ|``.
+
+        Arguments:
+            sigma: ``(n, dim)`` non-zero vectors.
+
+        Returns:
+            ``(n, dim)`` unit vectors.
+        """
         return sigma / jnp.linalg.norm(sigma, axis=-1, keepdims=True)
 
 

@@ -45,6 +45,10 @@ def test_config_validation():
         config.from_dict({"steps": "many"})
     assert config.from_dict({"steps": "small"}).steps == config.SMALL_STEPS
     assert config.Config(classes="2, 5,7").class_list() == [2, 5, 7]
+    for bad in (1.0, -0.1, float("nan")):
+        with pytest.raises(ValueError, match="ema"):
+            config.Config(ema=bad)
+    assert config.from_dict({"ema": "0.99"}).ema == 0.99
 
 
 # -- help and errors --------------------------------------------------------------------
@@ -114,6 +118,52 @@ def test_python_dash_m_help():
 # -- end to end -----------------------------------------------------------------------
 
 
+def test_ema_run_evaluates_and_reloads_the_average(tmp_path, capsys):
+    """--ema: the summary's accuracy is the averaged model's, and `hkjax eval` reloads that
+    average (not the optimiser's iterate) from the checkpoint."""
+    from hkjax import checkpoint, tasks
+
+    out = tmp_path / "run"
+    argv = ["train", "--task", "classify", "--model", "hopfield", "--steps", "6", "--lr", "0.05", "--ema", "0.5", "--tta", "1",
+            "--max-train", "100", "--max-test", "40", "--out", str(out)] + FAST
+    with jax.enable_x64(False):
+        assert cli.main(argv) == 0
+        summary = json.loads((out / "summary.json").read_text())
+        _, task, model = cli._load_run(out)
+        ck = checkpoint.latest(out / "checkpoints")
+        raw = checkpoint.load(ck, {"model": model, "opt_state": cli._opt_like(config.load_toml(out / "config.toml"), model, task),
+                                   "step": jax.numpy.asarray(0), "key": jax.random.key(0), "ema": model})[0]
+    assert config.load_toml(out / "config.toml").ema == 0.5
+    w_avg, w_ema, w_raw = (tasks.hopfield_parameters(m)[0] for m in (model, raw["ema"], raw["model"]))
+    assert (w_avg == w_ema).all() and not (w_avg == w_raw).all()
+    capsys.readouterr()
+    assert cli.main(["eval", "--run", str(out), "--max-test", "40"]) == 0
+    ev = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert ev["test_accuracy"] == summary["test_accuracy"]
+    # --tta: reported next to (never instead of) the plain accuracy
+    assert summary["tta"] == 1 and 0 <= summary["test_accuracy_tta"] <= 1
+    assert ev["test_accuracy_tta"] == summary["test_accuracy_tta"]
+
+
+@pytest.mark.slow
+def test_edit_keeps_the_classifiers_size_and_relaxation(tmp_path, capsys):
+    """`hkjax edit --from RUN` relaxes the frozen classifier as it was trained (n_hidden, t1,
+    max_steps, solver_steps of RUN), and --tta adds test-time-augmented cue accuracies."""
+    clf, out = tmp_path / "clf", tmp_path / "edit"
+    small = ["--no-progress", "--max-train", "60", "--max-test", "40", "--degree", "4"]
+    with jax.enable_x64(False):
+        assert cli.main(["train", "--model", "hopfield", "--steps", "2", "--n-hidden", "5", "--solver-steps", "3",
+                         "--t1", "0.5", "--out", str(clf)] + small) == 0
+        assert cli.main(["edit", "--from", str(clf), "--associative", "--edit-steps", "1", "--n-hidden", "9",
+                         "--tta", "1", "--out", str(out)] + small) == 0
+    cfg = config.load_toml(out / "config.toml")
+    assert (cfg.n_hidden, cfg.solver_steps, cfg.t1, cfg.max_steps) == (5, 3, 0.5, config.Config().max_steps)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["tta"] == 1
+    assert all(0 <= summary[k] <= 1 for k in ("test_accuracy_cue0_tta", "test_accuracy_cue1_tta", "test_accuracy_tta"))
+    assert "n_hidden=5" in capsys.readouterr().err
+
+
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory):
     """A small Hopfield classifier trained through the CLI (shared by the end-to-end tests)."""
@@ -174,3 +224,195 @@ def test_no_arguments_runs_the_demo(tmp_path, monkeypatch, capsys):
     assert acc > 0.7, out
     summary = json.loads((tmp_path / "runs" / "demo" / "summary.json").read_text())
     assert summary["test_accuracy"] == pytest.approx(acc, abs=1e-3)
+
+
+# -- hkjax sweep ----------------------------------------------------------------------
+
+SWEEP_FAST = ["--no-progress", "--n-hidden", "8", "--max-steps", "16", "--degree", "4", "--coupling", "additive"]
+
+
+def test_sweep_param_grammar():
+    from hkjax import _sweep_cli as sc
+
+    name, v = sc.parse_param("coupling=0:0.01:5")
+    assert name == "coupling" and v.tolist() == [0.0, 0.0025, 0.005, 0.0075, 0.01]
+    assert sc.parse_param("seed=0:7")[1].tolist() == list(range(8))
+    assert sc.parse_param("dim=3,5")[1].tolist() == [3, 5]
+    assert sc.parse_param("kappa-h=0.5")[0] == "kappa_h"
+    assert sc.parse_param("seed=0:3:4")[1].dtype.kind == "i"  # integer parameter from a linspace
+
+
+@pytest.mark.parametrize(
+    "argv, match",
+    [
+        (["--param", "bogus=1,2"], "unknown parameter 'bogus'"),
+        (["--param", "coupling"], "NAME=VALUES"),
+        (["--param", "coupling=0:1:x"], "not an integer"),
+        (["--param", "coupling=0:1:2:3"], "start:stop:num"),
+        (["--param", "coupling=0,,1"], "empty item"),
+        (["--param", "coupling=a,b"], "not a number"),
+        (["--param", "seed=5:2"], "start <= stop"),
+        (["--param", "seed=0.5,1"], "integers"),
+        (["--param", "kappa_h=0,1"], "positive"),
+        (["--param", "noise=-1"], ">= 0"),
+        (["--param", "seed=1", "--param", "seed=2"], "twice"),
+        (["--param", "dim=1"], "dim=1"),
+        (["--metric", "nope"], "--metric"),
+        (["--images", "0"], "--images"),
+        (["--plot", "dim"], "--plot"),
+        (["--task", "retrieve"], "retrieve"),
+        (["--from", "/nonexistent/run"], "does not exist"),
+        (["--model", "hopfield", "--param", "coupling=0,1"], "coupling"),
+        (["--param", "coupling=0,1", "--param", "dim=3", "--from", "/x"], "with --from"),
+    ],
+)
+def test_sweep_bad_input_exits_2_with_one_line(argv, match, capsys, tmp_path):
+    assert cli.main(["sweep", *argv, "--out", str(tmp_path / "out")] + SWEEP_FAST) == 2
+    assert match in _one_error_line(capsys)
+
+
+def test_sweep_unwritable_out_exits_2(capsys, tmp_path):
+    f = tmp_path / "file.txt"
+    f.write_text("x")
+    for out, match in ((f, "not a directory"), (f / "sub", "not a writable directory")):
+        assert cli.main(["sweep", "--param", "seed=0", "--out", str(out)] + SWEEP_FAST) == 2
+        assert match in _one_error_line(capsys)
+
+
+def test_sweep_help_documents_options_and_grammar(capsys):
+    assert cli.main(["sweep", "--help"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    for opt in ("--param", "--metric", "--images", "--plot", "--chunk-size", "--coupling", "--from"):
+        assert opt in out
+    assert "(default: 'energy')" in out and "(default: 4)" in out and "(default: 'runs/sweep')" in out
+    assert "start:stop:num" in out and "kappa_h" in out and "seed=0:7" in out
+
+
+@pytest.fixture(scope="module")
+def sweep_run(tmp_path_factory):
+    """``hkjax sweep`` at tiny size: 2 κ_H × 2 couplings × 2 seeds, one static dim, 2 images."""
+    out = tmp_path_factory.mktemp("sweep") / "run"
+    argv = ["sweep", "--param", "kappa_h=0.05,0.2", "--param", "coupling=0:0.02:2", "--param", "seed=0:1",
+            "--param", "dim=3", "--images", "2", "--metric", "energy,order", "--out", str(out)] + SWEEP_FAST
+    with jax.enable_x64(False):
+        assert cli.main(argv) == 0
+    return out
+
+
+def test_sweep_end_to_end_files(sweep_run):
+    import csv
+
+    import numpy as np
+    from matplotlib.image import imread
+
+    rows = list(csv.DictReader((sweep_run / "sweep.csv").open()))
+    assert len(rows) == 8
+    assert list(rows[0]) == ["kappa_h", "coupling", "seed", "dim", "energy", "order", "overlap", "accuracy",
+                             "prediction", "steps", "result"]
+    assert np.all(np.isfinite([[float(v) for v in r.values()] for r in rows]))
+    assert all(r["result"] == "0" and r["dim"] == "3" for r in rows)
+    assert len({r["energy"] for r in rows}) > 2  # the parameters reach the computation
+    s = json.loads((sweep_run / "sweep.json").read_text())
+    assert s["grid"] == {"kappa_h": [0.05, 0.2], "coupling": [0.0, 0.02], "seed": [0, 1], "dim": [3]}
+    assert s["config"]["n_hidden"] == 8 and s["continuous"] == ["kappa_h", "coupling", "seed"] and len(s["rows"]) == 8
+    for metric in ("energy", "order"):  # a heatmap over kappa_h × coupling (seeds averaged)
+        png = sweep_run / f"sweep_{metric}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert imread(png).ndim == 3
+
+
+def test_sweep_row_equals_a_direct_relax(sweep_run):
+    """One grid point (κ_H = 0.2, c = 0.02, seed 1) against hk.relax on the network built
+    directly with those values: the sweep's parameter substitution and batching are exact."""
+    import csv
+
+    import equinox as eqx
+    import jax.numpy as jnp
+    import numpy as np
+
+    import hkjax as hk
+
+    row = [r for r in csv.DictReader((sweep_run / "sweep.csv").open())
+           if (r["kappa_h"], r["coupling"], r["seed"]) == ("0.2", "0.02", "1")]
+    assert len(row) == 1
+    row = row[0]
+    with jax.enable_x64(False):
+        net = hk.tasks.build_network("hopfield_kuramoto", n=64 + 8 + 10, dim=3, k=4, rewire=0.1, coupling="additive",
+                                     kappa_h=0.2, kappa_k=1.0, init_scale=0.01, kuramoto_graph=False,
+                                     key=jax.random.key(0))
+        net = eqx.tree_at(lambda m: m.synapses[-1].weights, net, jnp.asarray(0.02))
+        task = hk.Classification(model="hopfield_kuramoto", n_pixels=64, n_hidden=8, n_classes=10, dim=3,
+                                 relax_config=hk.tasks.RelaxConfig())
+        test = hk.data.load_digits("test")
+
+        @eqx.filter_jit
+        def direct(net, example, key):
+            sol = hk.relax(net, task.init_state(example, key), t1=1.0, max_steps=16, throw=False)
+            return sol.energy[-1], jnp.linalg.norm(jnp.mean(sol.state.sigma, axis=0)), sol.stats["num_steps"]
+
+        energy, order, steps = [], [], []
+        for i in range(2):
+            example = {"images": jnp.asarray(test.images[i]), "labels": jnp.asarray(test.labels[i])}
+            _, ks = jax.random.split(jax.random.fold_in(jax.random.key(1), i))
+            e, o, n = direct(net, example, ks)
+            energy.append(float(e))
+            order.append(float(o))
+            steps.append(int(n))
+    np.testing.assert_allclose(float(row["energy"]), np.mean(energy), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(float(row["order"]), np.mean(order), rtol=1e-4, atol=1e-6)
+    assert float(row["steps"]) == np.mean(steps)
+
+
+def test_sweep_line_plot_for_one_axis(tmp_path):
+    import numpy as np
+
+    from hkjax import _sweep_cli as sc
+
+    table = {"coupling": np.repeat([0.0, 0.1, 0.2], 2), "seed": np.tile([0, 1], 3), "energy": np.arange(6.0)}
+    files = sc._figures(table, {"coupling": np.asarray([0.0, 0.1, 0.2]), "seed": np.asarray([0, 1])},
+                        {"metric": ["energy"], "plot": []}, tmp_path)
+    assert files == [str(tmp_path / "sweep_energy.png")]
+    assert (tmp_path / "sweep_energy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_sweep_distributed_needs_the_whole_environment(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("JAX_NUM_PROCESSES", "2")
+    monkeypatch.delenv("JAX_PROCESS_ID", raising=False)
+    assert cli.main(["sweep", "--distributed", "--out", str(tmp_path / "out")] + SWEEP_FAST) == 2
+    assert "JAX_PROCESS_ID" in _one_error_line(capsys)
+
+
+@pytest.mark.slow
+def test_sweep_distributed_over_two_processes_equals_one(sweep_run, tmp_path):
+    """`hkjax sweep --distributed` in 2 processes × 2 CPU devices (a 2-host run on one
+    machine): process 0 writes the whole table, equal to the 1-process sweep."""
+    import csv
+    import os
+    import socket
+
+    import numpy as np
+
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "dist"
+    argv = [sys.executable, "-m", "hkjax", "sweep", "--distributed", "--param", "kappa_h=0.05,0.2",
+            "--param", "coupling=0:0.02:2", "--param", "seed=0:1", "--param", "dim=3", "--images", "2",
+            "--metric", "energy,order", "--out", str(out)] + SWEEP_FAST
+    procs = []
+    for i in range(2):
+        env = dict(os.environ, JAX_COORDINATOR_ADDRESS=f"localhost:{port}", JAX_NUM_PROCESSES="2",
+                   JAX_PROCESS_ID=str(i), JAX_NUM_CPU_DEVICES="2", JAX_CPU_COLLECTIVES_IMPLEMENTATION="gloo",
+                   JAX_PLATFORMS="cpu")
+        env.pop("XLA_FLAGS", None)
+        procs.append(subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    results = [p.communicate(timeout=600) for p in procs]
+    for p, (_, err) in zip(procs, results):
+        assert p.returncode == 0, err[-3000:]
+    summary = json.loads((out / "sweep.json").read_text())
+    assert summary["processes"] == 2 and len(summary["devices"]) == 4
+    one = list(csv.DictReader((sweep_run / "sweep.csv").open()))
+    two = list(csv.DictReader((out / "sweep.csv").open()))
+    assert [r["kappa_h"] for r in two] == [r["kappa_h"] for r in one]
+    for key in ("energy", "order", "overlap"):
+        np.testing.assert_allclose([float(r[key]) for r in two], [float(r[key]) for r in one], rtol=1e-4, atol=1e-6)

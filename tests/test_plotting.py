@@ -287,6 +287,16 @@ def test_singular_values_rank_in_legend():
     assert fig.axes[0].get_yscale() == "log"
 
 
+def test_singular_values_rank_uses_the_matrix_precision():
+    # a rank-3 product computed in float32 has rounding-level singular values ~1e-7·s_max,
+    # far above float64's eps: they must not count as rank
+    u = rng.standard_normal((48, 3)).astype(np.float32)
+    m = (u @ u.T - np.eye(48, dtype=np.float32)) + np.eye(48, dtype=np.float32)
+    assert m.dtype == np.float32 and np.linalg.matrix_rank(m.astype(np.float64), tol=1e-12) > 3
+    fig = plotting.singular_values({"lowrank": m})
+    assert "rank 3" in fig.axes[0].get_legend().get_texts()[0].get_text()
+
+
 # ---------------------------------------------------------------------------
 # validation: ValueError naming the argument
 # ---------------------------------------------------------------------------

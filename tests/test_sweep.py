@@ -88,6 +88,23 @@ def test_shared_args_and_ragged_chunks_equal_the_closure_version():
     np.testing.assert_allclose(table["order"], ref["order"], rtol=1e-6, atol=1e-8)
 
 
+def test_repeated_runs_reuse_the_compiled_program():
+    traces = []
+
+    def fn(template, coupling, seed, *, dim):
+        traces.append(dim)  # Python side effect: runs once per trace, not per call
+        return evaluate_with_template(template, coupling, seed)
+
+    params = sweep.grid(coupling=[0.0, 0.1], seed=[0, 1])
+    first = sweep.run(fn, params, args=_template(3), static={"dim": [3]})
+    again = sweep.run(fn, params, args=_template(3), static={"dim": [3]})
+    assert traces == [3]  # one trace for both calls
+    np.testing.assert_array_equal(first["energy"], again["energy"])
+    # Unhashable static values still work (compiled for that call only).
+    table = sweep.run(fn, params, args=_template(3), static={"dim": [3]}, chunk_size=2)
+    assert table["energy"].shape == (4,)
+
+
 def test_bad_input_is_named():
     with pytest.raises(ValueError, match="different lengths"):
         sweep.run(evaluate, {"coupling": [0.0, 1.0], "seed": [0]})

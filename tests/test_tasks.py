@@ -135,6 +135,61 @@ def test_sampling_is_a_function_of_the_key():
     assert not np.array_equal(a["labels"], c["labels"]) or not np.array_equal(a["images"], c["images"])
 
 
+def test_memory_editing_samples_under_jit_with_prepared_data():
+    """``prepare`` computes the cue pools once (NumPy); ``sample`` then traces with the data as
+    an argument, and its cue images are real images of the cue's class."""
+    m = tuple(int(v) for v in tasks.edit_map("conflate", [0, 1]))
+    task = _task(tasks.MemoryEditing, mapping=m, associative=True)
+    ds = data.load_digits("train")
+    arrays = {"images": ds.images[:200], "labels": ds.labels[:200]}
+    prepared = task.prepare(arrays)
+    assert task.prepare(prepared) is prepared  # idempotent
+    for c, pool in zip((0, 1), prepared["cue_pools"]):
+        np.testing.assert_array_equal(pool, np.flatnonzero(ds.labels[:200] == c))
+    jitted = jax.jit(task.sample, static_argnums=2)
+    b = jitted(jax.tree_util.tree_map(jnp.asarray, prepared), jax.random.key(3), 16)
+    eager = task.sample(arrays, jax.random.key(3), 16)  # unprepared data work outside jit
+    for k in ("images", "labels", "cue_images", "cues"):
+        np.testing.assert_array_equal(np.asarray(b[k]), np.asarray(eager[k]))
+    imgs = np.asarray(ds.images[:200])
+    for cue, img in zip(np.asarray(b["cues"]), np.asarray(b["cue_images"])):
+        idx = np.flatnonzero((imgs == img).all(1))
+        assert any(int(ds.labels[i]) == cue for i in idx)
+    with pytest.raises(ValueError, match="prepare"):
+        jitted(jax.tree_util.tree_map(jnp.asarray, arrays), jax.random.key(3), 16)
+    with pytest.raises(ValueError, match="cue class"):
+        task.prepare({"images": ds.images[:5], "labels": np.full(5, 7)})
+
+
+def test_all_shifts_and_test_time_augmentation():
+    """``all_shifts`` lists every translation once (the middle row unshifted); with ``tta`` the
+    evaluation loss is the squared loss of the class scores averaged over those shifts."""
+    img = jnp.zeros((8, 8)).at[3, 4].set(1.0).reshape(64)
+    rows = tasks.all_shifts(img, shape=(8, 8), max_shift=1)
+    assert rows.shape == (9, 64)
+    np.testing.assert_array_equal(rows[4], img)
+    pos = [tuple(np.argwhere(np.asarray(r).reshape(8, 8) == 1.0)[0]) for r in rows]
+    assert pos == [(3 + dy, 4 + dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
+    edge = tasks.all_shifts(jnp.zeros((8, 8)).at[0, 0].set(1.0).reshape(64), shape=(8, 8), max_shift=1)
+    assert float(edge.sum()) == 4.0  # shifted out of the frame: zero fill, no wrap-around
+
+    plain = _task(model="hopfield")
+    aug = _task(model="hopfield", tta=1)
+    net = plain.build(jax.random.key(0))
+    net = eqx.tree_at(lambda n: tasks.hopfield_parameters(n)[0], net, 0.3 * jax.random.normal(jax.random.key(2), (P + H + C,) * 2))
+    ex = _example()
+    key = jax.random.key(1)
+    a, b = plain.eval_loss(net, ex, key), plain.example_loss(net, ex, key)
+    np.testing.assert_array_equal(a[0], b[0])
+    imgs = tasks.all_shifts(ex["images"], shape=(8, 8), max_shift=1)
+    ys = [plain.scores(net, plain.relax_config(net, plain.init_state({**ex, "images": i}, key)).state) for i in imgs]
+    y = np.mean(np.stack(ys), axis=0)
+    loss, (pred, tgt) = aug.eval_loss(net, ex, key)
+    np.testing.assert_allclose(float(loss), float(tasks.squared_loss(jnp.asarray(y), ex["labels"], C)), rtol=1e-5)
+    assert int(pred) == int(np.argmax(y)) and int(tgt) == int(ex["labels"])
+    assert not np.allclose(y, np.asarray(ys[4]))  # the average differs from the plain scores
+
+
 def test_random_shift():
     img = jnp.zeros((1, 8, 8)).at[0, 3, 4].set(1.0).reshape(1, 64)
     assert tasks.random_shift(img, jax.random.key(0), shape=(8, 8), max_shift=0) is img

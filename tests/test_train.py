@@ -68,15 +68,17 @@ def test_fit_reduces_the_loss(arrays, tmp_path):
     assert all(np.isfinite(r["loss"]) and 0 <= r["accuracy"] <= 1 for r in rows)
 
 
-def test_interrupted_and_resumed_run_is_bit_identical(arrays, tmp_path):
+@pytest.mark.parametrize("ema", [0.0, 0.9])
+def test_interrupted_and_resumed_run_is_bit_identical(arrays, tmp_path, ema):
     """Stop after 3 of 6 steps, resume from the checkpoint: the same bits as 6 straight steps
-    (the oscillator model, so random rotations and initial oscillators are exercised)."""
+    (the oscillator model, so random rotations and initial oscillators are exercised), also
+    for the parameter average (``ema``), which the checkpoints carry."""
     tr, _ = arrays
     task = _task("kuramoto", n_hidden=4)
     net = task.build(jax.random.key(0), k=4)
     kw = dict(
         optimizer=train.make_optimizer("lion", learning_rate=1e-3, steps=6), steps=6, batch_size=4,
-        key=jax.random.key(5), checkpoint_every=1, progress=False, config={"seed": 5},
+        key=jax.random.key(5), checkpoint_every=1, progress=False, config={"seed": 5}, ema=ema,
     )
     full = train.fit(net, task, tr, checkpoint_dir=tmp_path / "a", **kw)
     part = train.fit(net, task, tr, checkpoint_dir=tmp_path / "b", stop_after=3, metrics_path=tmp_path / "b.jsonl", **kw)
@@ -86,15 +88,117 @@ def test_interrupted_and_resumed_run_is_bit_identical(arrays, tmp_path):
     assert resumed.step == 6
     assert not _leaves_equal(part.model, full.model)
     assert _leaves_equal(resumed.model, full.model)
+    assert _leaves_equal(resumed.raw_model, full.raw_model)
     assert _leaves_equal(resumed.opt_state, full.opt_state)
-    # the checkpoints hold model, optimizer state, step, key and config
+    assert _leaves_equal(full.model, full.raw_model) == (ema == 0)
+    # the checkpoints hold model, optimizer state, step, key and config (and the average)
     like = {"model": net, "opt_state": full.opt_state, "step": jnp.asarray(0), "key": jax.random.key(0)}
+    if ema:
+        like["ema"] = net
     tree, meta = checkpoint.load(checkpoint.latest(tmp_path / "b"), like)
     assert int(tree["step"]) == 6 and meta["config"] == {"seed": 5}
-    assert _leaves_equal(tree["model"], full.model)
+    assert _leaves_equal(tree["model"], full.raw_model)
+    if ema:
+        assert _leaves_equal(tree["ema"], full.model)
     assert np.array_equal(jax.random.key_data(tree["key"]), jax.random.key_data(jax.random.key(5)))
     steps = [json.loads(line)["step"] for line in (tmp_path / "b.jsonl").read_text().splitlines()]
     assert steps == sorted(steps) and steps[-1] == 6
+
+
+def test_ema_is_the_exponential_average_of_the_iterates(arrays):
+    """``model`` of an ``ema`` run equals ``ē_s = d_s ē_{s−1} + (1 − d_s) θ_s`` with
+    ``d_s = min(ema, (1 + s)/(10 + s))`` and ``ē_0 = θ_0``, recomputed here from the iterates
+    ``θ_s`` (read off runs stopped after ``s`` steps), and evaluations use it."""
+    tr, te = arrays
+    task = _task(n_hidden=4)
+    net = task.build(jax.random.key(0))
+    ema, n = 0.3, 4
+    kw = dict(optimizer=optax.adam(1e-2), steps=n, batch_size=8, key=jax.random.key(3), progress=False, ema=ema)
+    thetas = [net] + [train.fit(net, task, tr, stop_after=s, **kw).raw_model for s in range(1, n + 1)]
+    res = train.fit(net, task, tr, eval_data=te, **kw)
+    assert _leaves_equal(res.raw_model, thetas[-1])
+    decays = [min(ema, (1 + s) / (10 + s)) for s in range(1, n + 1)]
+    assert decays[-1] == ema and decays[0] < ema  # the warm-up and the plateau are both exercised
+    expect = [np.asarray(w, np.float64) for w in tasks.hopfield_parameters(thetas[0])]
+    for s, d in enumerate(decays, start=1):
+        expect = [d * e + (1 - d) * np.asarray(t) for e, t in zip(expect, tasks.hopfield_parameters(thetas[s]))]
+    for got, want in zip(tasks.hopfield_parameters(res.model), expect):
+        np.testing.assert_allclose(np.asarray(got), want, rtol=1e-5, atol=1e-7)
+    assert not np.allclose(tasks.hopfield_parameters(res.model)[0], tasks.hopfield_parameters(res.raw_model)[0])
+    # the final evaluation row is the averaged model's
+    ev = train.evaluate(res.model, task, te, key=jax.random.fold_in(jax.random.key(3), -1 % 2**31))
+    assert res.history[-1]["split"] == "eval" and res.history[-1]["loss"] == pytest.approx(ev["loss"])
+    np.testing.assert_allclose(float(train.ema_decay(jnp.asarray(1.0), 0.99)), 2 / 11, rtol=1e-6)
+    with pytest.raises(ValueError, match="ema"):
+        train.fit(net, task, tr, optimizer=optax.adam(1e-3), steps=1, key=jax.random.key(0), ema=1.0)
+
+
+def test_the_sampler_takes_the_data_as_an_argument(arrays, monkeypatch):
+    """Two fits on different data of the same shape share one trace of the sampler (the data
+    are an argument, not a constant compiled into it), and each samples its own data."""
+    tr, _ = arrays
+    traces = []
+    original = tasks.Classification.sample
+
+    def counting(self, arrs, key, batch_size):
+        traces.append(1)
+        return original(self, arrs, key, batch_size)
+
+    monkeypatch.setattr(tasks.Classification, "sample", counting)
+    task = _task(n_hidden=4, shift=1)
+    net = task.build(jax.random.key(0))
+    kw = dict(optimizer=optax.adam(1e-2), steps=2, batch_size=4, key=jax.random.key(1), progress=False)
+    a = train.fit(net, task, tr, **kw)
+    flipped = {"images": -np.asarray(tr["images"]), "labels": np.asarray(tr["labels"])}
+    b = train.fit(net, task, flipped, **kw)
+    assert len(traces) == 1  # a closed-over dataset would be traced (and compiled) once per fit
+    assert not _leaves_equal(a.model, b.model)  # the second fit did see the flipped images
+    batch = train._sample(task, flipped, jax.random.key(7), 4)
+    ref = train._sample(task, tr, jax.random.key(7), 4)
+    np.testing.assert_array_equal(np.asarray(batch["images"]), -np.asarray(ref["images"]))
+
+
+def test_the_training_step_compiles_once(arrays, monkeypatch):
+    """Steps after the first reuse the compiled step: the per-example loss (called inside
+    the jitted step) is traced once for the whole run, also across a second fit."""
+    tr, _ = arrays
+    task = _task(n_hidden=4)
+    counted = eqx.debug.assert_max_traces(tasks.Classification.example_loss, max_traces=1)
+    monkeypatch.setattr(tasks.Classification, "example_loss", lambda self, *a: counted(self, *a))
+    net = task.build(jax.random.key(0))
+    kw = dict(optimizer=optax.adam(1e-2), batch_size=4, key=jax.random.key(1), progress=False)
+    res = train.fit(net, task, tr, steps=6, **kw)
+    train.fit(res.model, task, tr, steps=3, **kw)  # new parameter values, same compiled step
+    assert res.step == 6
+
+
+def test_microbatches_give_the_same_gradient(arrays):
+    """Differentiating the batch 3 examples at a time (8 = 3 + 3 + 2) gives the same mean
+    loss and gradient as all at once (to float32 round-off, relative to the gradient's size),
+    and ``fit`` accepts the option."""
+    tr, _ = arrays
+    task = _task(n_hidden=4)
+    net = task.build(jax.random.key(0))
+    batch = train._sample(task, tr, jax.random.key(3), 8)
+    keys = jax.random.split(jax.random.key(4), 8)
+    params, static = eqx.partition(net, eqx.is_inexact_array)
+
+    def grad(micro):
+        def loss(p):
+            return jnp.mean(train._batched(task, eqx.combine(p, static), batch, keys, micro)[0])
+
+        return eqx.filter_jit(jax.value_and_grad(loss))(params)
+
+    (l_all, g_all), (l_mb, g_mb) = grad(None), grad(3)
+    np.testing.assert_allclose(float(l_mb), float(l_all), rtol=1e-5)
+    for a, b in zip(jax.tree_util.tree_leaves(g_all), jax.tree_util.tree_leaves(g_mb)):
+        scale = float(np.max(np.abs(np.asarray(a))))
+        assert scale > 0
+        np.testing.assert_allclose(np.asarray(b), np.asarray(a), atol=1e-4 * scale)
+    kw = dict(optimizer=optax.sgd(0.1), steps=2, batch_size=8, key=jax.random.key(1), progress=False)
+    assert train.fit(net, task, tr, microbatch=3, **kw).step == 2
+    with pytest.raises(ValueError, match="microbatch"):
+        train.fit(net, task, tr, microbatch=0, **kw)
 
 
 def test_frozen_leaves_stay_bit_identical(arrays):
