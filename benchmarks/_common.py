@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import resource
 import shlex
 import sys
 import time
@@ -65,11 +64,6 @@ def dot_gflops(m: int, k: int, n: int, *, repeats: int = 10, dtype=jnp.float32) 
     f = jax.jit(jnp.dot)
     med, *_ = timeit(f, a, b, repeats=repeats)
     return 2.0 * m * k * n / med / 1e9
-
-
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process so far (MB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def device_info() -> dict:

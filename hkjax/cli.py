@@ -288,6 +288,16 @@ def _train(cfg: Config, *, figures: bool = True) -> dict:
     return summary
 
 
+def _cue_accuracies(ev: dict) -> tuple[float, float]:
+    """Accuracies under cue 0 and cue 1 of a memory-editing evaluation (``eval_batch`` puts
+    every test image under cue 0 first, then under cue 1)."""
+    import numpy as np
+
+    ok = ev["predictions"] == ev["targets"]
+    n = len(ok) // 2
+    return float(np.mean(ok[:n])), float(np.mean(ok[n:]))
+
+
 def _evaluate_tta(cfg: Config, model, task, test_arrays) -> dict:
     """Test-time augmentation: the accuracy of the class scores averaged over all shifts by up
     to ``cfg.tta`` pixels (reported next to the plain accuracy, never instead of it)."""
@@ -381,22 +391,21 @@ def _edit(cfg: Config) -> dict:
     w2, b2 = tasks.hopfield_parameters(res.model)
     frozen = bool(np.array_equal(np.asarray(w), np.asarray(w2)) and np.array_equal(np.asarray(b), np.asarray(b2)))
     ev = train.evaluate(res.model, task, test_arrays, key=jax.random.key(10_000 + cfg.seed))
-    n = len(ev["targets"]) // 2
-    ok = ev["predictions"] == ev["targets"]
+    cue0, cue1 = _cue_accuracies(ev)
     summary = {
         **_summary_common(cfg, res), "edit": cfg.edit, "classes": cfg.class_list(), "associative": cfg.associative,
         "coupling": cfg.coupling, "accuracy_before_edit": before["accuracy"],
-        "test_accuracy": ev["accuracy"], "test_accuracy_cue0": float(np.mean(ok[:n])),
-        "test_accuracy_cue1": float(np.mean(ok[n:])), "hopfield_frozen": frozen,
+        "test_accuracy": ev["accuracy"], "test_accuracy_cue0": cue0,
+        "test_accuracy_cue1": cue1, "hopfield_frozen": frozen,
         "note": ("cue0: original labels under cue images of class 0; cue1: edited labels under cue images of class 1"
                  if cfg.associative else "non-associative: every test accuracy is on the edited labels"),
     }
     tta_note = ""
     if cfg.tta > 0:
         ev_tta = _evaluate_tta(cfg, res.model, task, test_arrays)
-        ok_tta = ev_tta["predictions"] == ev_tta["targets"]
-        summary.update(tta=cfg.tta, test_accuracy_tta=float(np.mean(ok_tta)), test_accuracy_cue0_tta=float(np.mean(ok_tta[:n])),
-                       test_accuracy_cue1_tta=float(np.mean(ok_tta[n:])))
+        cue0_tta, cue1_tta = _cue_accuracies(ev_tta)
+        summary.update(tta=cfg.tta, test_accuracy_tta=ev_tta["accuracy"], test_accuracy_cue0_tta=cue0_tta,
+                       test_accuracy_cue1_tta=cue1_tta)
         tta_note = (f" (test-time augmentation, shifts <= {cfg.tta} px: cue0 {summary['test_accuracy_cue0_tta']:.4f}, "
                     f"cue1 {summary['test_accuracy_cue1_tta']:.4f})")
     summary["figures"] = _figures(out, cfg, res.model, task, test_arrays, ev)

@@ -28,7 +28,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float
 
 from .network import Network
-from .units import State
+from .units import OscillatorUnits, State
 
 __all__ = ["relax", "Solution", "SphereProjection", "ADJOINTS"]
 
@@ -96,7 +96,7 @@ def _field(t, y, network):
 
 def _onto_sphere(y):
     if isinstance(y, State) and y.sigma is not None:
-        return State(x=y.x, sigma=y.sigma / jnp.linalg.norm(y.sigma, axis=-1, keepdims=True))
+        return State(x=y.x, sigma=OscillatorUnits.normalise(y.sigma))
     return y  # e.g. the augmented state of a backsolve adjoint: left alone
 
 
@@ -272,7 +272,7 @@ def relax(
         final_ys, final_ts = sol.ys, sol.ts
     else:
         (final_ys, states), (final_ts, ts) = sol.ys, sol.ts
-    if project:  # saved states between steps are interpolated: project them too
+    if project and sub is not None:  # the requested saves are interpolated between steps
         states = jax.vmap(_onto_sphere)(states)
     final = jax.tree_util.tree_map(lambda y: y[-1], final_ys)
     t_final = final_ts[-1]
