@@ -5,6 +5,10 @@ arXiv 2505.03648. Units and synapses are Equinox modules composed into one energ
 Lyapunov flow is solved with Diffrax.
 """
 
+from . import _xla
+
+_xla.apply()  # before any JAX computation: see hkjax/_xla.py
+
 from . import checkpoint, config, data, graphs, interactions, lagrangians, sweep, synapses, tasks, train, units
 from .config import Config
 from .network import COUPLINGS, Network, hopfield, hopfield_kuramoto, kuramoto

@@ -1,0 +1,71 @@
+"""Tests for hkjax/_xla.py: the XLA:CPU flag hkjax adds at import, and when it does not.
+
+Each case runs in a fresh interpreter (XLA reads its flags once per process)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from hkjax import _xla
+
+PROBE = r"""
+import json, os, sys
+pre = sys.argv[1]
+if pre == "jax-first":
+    import jax, jax.numpy as jnp
+    jnp.ones(2).block_until_ready()  # starts the backend before hkjax is imported
+import hkjax, jax, jax.numpy as jnp
+# A leading-axis reduction and a vmapped gradient: the flag must be accepted and correct.
+x = jnp.arange(24.0).reshape(2, 3, 4)
+s = jax.jit(lambda a: a.sum(0))(x)
+g = jax.grad(lambda w: jax.vmap(lambda v: (w * v).sum())(x).sum())(jnp.ones((3, 4)))
+print(json.dumps({"flags": os.environ.get("XLA_FLAGS", ""), "sum": s.tolist(), "grad": g.tolist()}))
+"""
+
+
+def _probe(env_extra: dict, pre: str = "") -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "HKJAX_XLA_FLAGS")}
+    env.update(env_extra)
+    out = subprocess.run([sys.executable, "-c", PROBE, pre], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _expected_sum():  # (x.sum(0), d/dw Σ_b w·x_b = x.sum(0))
+    import numpy as np
+
+    x = np.arange(24.0).reshape(2, 3, 4)
+    return x.sum(0).tolist(), x.sum(0).tolist()
+
+
+def test_flag_added_on_known_jaxlib_and_results_unchanged():
+    import jaxlib
+
+    r = _probe({})
+    known = _xla._version(jaxlib.__version__) in _xla.KNOWN
+    assert (f"{_xla.FLAG}={_xla.VALUE}" in r["flags"]) == known
+    s, g = _expected_sum()
+    assert r["sum"] == s and r["grad"] == g
+
+
+def test_opt_out_and_user_flags_are_respected():
+    assert _xla.FLAG not in _probe({"HKJAX_XLA_FLAGS": "0"})["flags"]
+    mine = f"{_xla.FLAG}=dot"
+    assert _probe({"XLA_FLAGS": mine})["flags"] == mine
+
+
+def test_no_flag_once_jax_has_started():
+    r = _probe({}, pre="jax-first")
+    assert _xla.FLAG not in r["flags"]
+    s, g = _expected_sum()
+    assert r["sum"] == s and r["grad"] == g
+
+
+@pytest.mark.parametrize("text,expected", [("0.10.2", (0, 10)), ("0.4.30", (0, 4)), ("dev", (-1, -1))])
+def test_version_parsing(text, expected):
+    assert _xla._version(text) == expected
