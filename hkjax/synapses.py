@@ -18,11 +18,6 @@ formulations, all equal up to round-off:
 * ``"all"``: all-to-all graphs without any mask (the Hopfield–Kuramoto coupling then costs
   ``O(n D)`` via ``|Σ gᵢσᵢ|²``, the rank-D structure of the paper).
 
-The dense force of an affine pair potential (:class:`~hkjax.interactions.ReLU`, ``Tanh``,
-``Sigmoid``) has a hand-written backward pass (``_affine_dense_force``): it uses the
-symmetry of the weights and of ``σσᵀ`` to avoid the per-sample ``(n, n)`` transposes that
-autodiff emits (a training step of the paper's network 8–10% faster on a 2-core CPU).
-
 ``formulation="auto"`` (default) picks ``"all"`` for complete graphs, ``"dense"`` for
 ``n ≤ 4096`` and ``"neighbours"`` beyond. On the paper's MNIST-size network (n = 896,
 small-world k = 150, 17% density) on a 2-core CPU, dense was 4–6× faster than either
@@ -33,7 +28,6 @@ streaming matrix products; ``benchmarks/vector_field.py --formulation compare`` 
 from __future__ import annotations
 
 import abc
-import functools
 from typing import ClassVar
 
 import equinox as eqx
@@ -222,53 +216,6 @@ def _laid_out(interaction: AbstractInteraction, pairs: Pairs):
     )
 
 
-def _static_phi_prime(inter: AbstractInteraction):
-    """``φ'`` of an affine interaction as a function of ``s`` alone (its instance stripped of
-    ``A`` and ``B``), or ``None`` when ``inter`` is not affine or ``φ`` has array parameters
-    of its own (then autodiff must see them)."""
-    if not isinstance(inter, AbstractAffineInteraction):
-        return None
-    rest = eqx.tree_at(lambda m: (m.a, m.b), inter, (None, None), is_leaf=lambda x: x is None)
-    if any(eqx.is_array(leaf) for leaf in jax.tree_util.tree_leaves(rest)):
-        return None
-    return functools.partial(type(inter).phi_prime, rest)
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
-def _affine_dense_force(phi_prime, a, b, sigma):
-    """``(A + B ⊙ φ'(σσᵀ)) σ``: the dense Kuramoto force of an affine potential
-    ``F_ij(s) = A_ij s + B_ij φ(s)`` with symmetric ``(n, n)`` matrices ``A``, ``B`` (zero
-    off the graph).
-
-    Its backward pass is written out (and tested against autodiff): autodiff of the
-    forward transposes ``(n, n)`` matrices per sample (``fpᵀ ct`` and ``ct_Sᵀ``), which
-    XLA:CPU runs 2–3× slower than plain products. With ``S = σσᵀ``, ``P = φ'(S)``,
-    ``Q = φ''(S)`` and ``ct`` the output cotangent:
-
-    * ``ct_A = ct σᵀ`` and ``ct_B = (ct σᵀ) ⊙ P``;
-    * ``ct_σ = (A + B ⊙ P) ct + (B ⊙ Q ⊙ K) σ`` with ``K = ct σᵀ + σ ctᵀ``, one product
-      ``[ct, σ][σ, ct]ᵀ`` (``A``, ``B``, ``S`` symmetric, so no transposes are needed).
-    """
-    return (a + b * phi_prime(sigma @ sigma.T)) @ sigma
-
-
-def _affine_dense_force_fwd(phi_prime, a, b, sigma):
-    return _affine_dense_force(phi_prime, a, b, sigma), (a, b, sigma)
-
-
-def _affine_dense_force_bwd(phi_prime, res, ct):
-    a, b, sigma = res
-    s = sigma @ sigma.T
-    p, q = jax.jvp(phi_prime, (s,), (jnp.ones_like(s),))
-    ct_fp = ct @ sigma.T
-    k = jnp.concatenate([ct, sigma], axis=1) @ jnp.concatenate([sigma, ct], axis=1).T
-    ct_sigma = (a + b * p) @ ct + (b * q * k) @ sigma
-    return ct_fp, ct_fp * p, ct_sigma
-
-
-_affine_dense_force.defvjp(_affine_dense_force_fwd, _affine_dense_force_bwd)
-
-
 class HopfieldSynapse(AbstractSynapse):
     """Dense Hopfield synapse ``E = −κ (b·g + ½ gᵀ W_s g)``, ``W_s = (W + Wᵀ)/2``.
 
@@ -392,14 +339,6 @@ class KuramotoSynapse(AbstractSynapse):
             fp = jnp.where(p.valid, _laid_out(self.interaction, p).derivative(s), 0.0)
             return None, self.kappa * jnp.einsum("nm,nmd->nd", fp, sn)
         inter = _laid_out(self.interaction, p)
-        phi_prime = _static_phi_prime(inter)
-        if phi_prime is not None:  # affine potential: a hand-written backward pass
-            if _vanishes_off_graph(inter):
-                a, b = inter.a, inter.b
-            else:
-                m = p._mask(sigma.dtype)
-                a, b = inter.a * m, inter.b * m
-            return None, self.kappa * _affine_dense_force(phi_prime, a, b, sigma)
         s = sigma @ sigma.T
         fp = inter.derivative(s)
         if not _vanishes_off_graph(inter):

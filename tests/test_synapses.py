@@ -224,9 +224,9 @@ _AFFINE = [p for p in INTERACTIONS if p.id in ("ReLU", "Tanh", "Sigmoid")]
 @pytest.mark.parametrize("shared", [False, True], ids=["per_edge", "shared"])
 @pytest.mark.parametrize("interaction", _AFFINE)
 def test_kuramoto_force_backward_pass(interaction, graph, formulation, shared):
-    """The dense force of an affine potential has a hand-written backward pass: its
-    gradients (with respect to σ and to every potential parameter) equal autodiff through
-    the edge list's gathers and scatters, to 1e-10 relative."""
+    """Reverse mode through the force (the second derivatives of the energy that training
+    takes): its gradients with respect to σ and every potential parameter in the dense
+    layouts equal those through the edge list's gathers and scatters, to 1e-10 relative."""
     n, _ = GRAPHS[graph]
     weights = jax.random.normal(jax.random.key(7), (n, D))
 
@@ -254,9 +254,26 @@ def test_kuramoto_force_backward_pass(interaction, graph, formulation, shared):
         assert_rel_close(grads[formulation][1], grads["edges"][1], 1e-10, "d/dσ")
 
 
+@pytest.mark.parametrize("interaction", _AFFINE)
+def test_kuramoto_force_forward_and_reverse_mode_agree(interaction):
+    """Forward-mode autodiff works through the force (``jax.jacfwd``, which Diffrax's
+    implicit solvers and stability analyses use) and equals reverse mode. (A hand-written
+    ``custom_vjp`` for this force was tried and dropped: it made training 8% faster but
+    forward mode raised.)"""
+    n, _ = GRAPHS["sparse"]
+    _, sigma = _inputs(n, 0)
+    syn = _kuramoto(interaction, "sparse", "dense", 0)
+
+    def force(s):
+        return syn.gradient(None, s)[1]
+
+    fwd, rev = jax.jacfwd(force)(sigma), jax.jacrev(force)(sigma)
+    assert_rel_close(fwd, rev, 1e-10, "jacfwd vs jacrev")
+
+
 def test_kuramoto_force_backward_pass_shared_array_parameters():
     """Shared parameters given as 0-d arrays are learnable: their gradients through the
-    masked dense force equal the edge list's."""
+    masked dense force (reverse mode) equal the edge list's."""
     n, _ = GRAPHS["sparse"]
     _, sigma = _inputs(n, 0)
     inter = I.ReLU(jnp.asarray(0.4), jnp.asarray(-0.9))
