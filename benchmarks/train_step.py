@@ -45,20 +45,21 @@ CONFIGS = [
 ]
 
 
-def _vmrss_mb() -> float:
+def _status_mb(field: str) -> float:
+    """A memory field of ``/proc/self/status`` (``VmRSS``, ``VmHWM``) in MB."""
     with open("/proc/self/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024.0
     return float("nan")
+
+
+def _vmrss_mb() -> float:
+    return _status_mb("VmRSS")
 
 
 def _vmhwm_mb() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024.0
-    return float("nan")
+    return _status_mb("VmHWM")
 
 
 def child(cfg: dict, repeats: int, batch: int) -> dict:

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from hkjax import _xla
@@ -36,11 +37,10 @@ def _probe(env_extra: dict, pre: str = "") -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def _expected_sum():  # (x.sum(0), d/dw Σ_b w·x_b = x.sum(0))
-    import numpy as np
-
-    x = np.arange(24.0).reshape(2, 3, 4)
-    return x.sum(0).tolist(), x.sum(0).tolist()
+def _assert_results_unchanged(r: dict):
+    # x.sum(0), and d/dw Σ_b (w·x_b) = Σ_b x_b: the same numbers, computed two ways.
+    expected = np.arange(24.0).reshape(2, 3, 4).sum(0).tolist()
+    assert r["sum"] == expected and r["grad"] == expected
 
 
 def test_flag_added_on_known_jaxlib_and_results_unchanged():
@@ -49,8 +49,7 @@ def test_flag_added_on_known_jaxlib_and_results_unchanged():
     r = _probe({})
     known = _xla._version(jaxlib.__version__) in _xla.KNOWN
     assert (f"{_xla.FLAG}={_xla.VALUE}" in r["flags"]) == known
-    s, g = _expected_sum()
-    assert r["sum"] == s and r["grad"] == g
+    _assert_results_unchanged(r)
 
 
 def test_opt_out_and_user_flags_are_respected():
@@ -62,8 +61,7 @@ def test_opt_out_and_user_flags_are_respected():
 def test_no_flag_once_jax_has_started():
     r = _probe({}, pre="jax-first")
     assert _xla.FLAG not in r["flags"]
-    s, g = _expected_sum()
-    assert r["sum"] == s and r["grad"] == g
+    _assert_results_unchanged(r)
 
 
 @pytest.mark.parametrize("text,expected", [("0.10.2", (0, 10)), ("0.4.30", (0, 4)), ("dev", (-1, -1))])
