@@ -29,7 +29,10 @@ def main(argv=None):
         "sweep": lambda: sweep.main(r),
         # The digits-size network of `hkjax train` (64 + 100 + 11 units, degree 16): where a
         # single solve is cheap, batching amortises the per-call and per-step overheads.
-        "sweep_digits_size": lambda: sweep.main(r + ["--n", "175", "--k", "16"]),
+        "sweep_digits_size": lambda: sweep.main(
+            r + ["--n", "175", "--k", "16", "--json",
+                 str(_common.RESULTS / f"sweep_digits_size-{_common.machine_name()}.json")]
+        ),
     }
     results, md = {}, io.StringIO()
     for name, fn in suites.items():
