@@ -17,6 +17,7 @@ import json
 import pathlib
 import sys
 import time
+import tomllib
 
 from ._io import atomic_open
 from .config import COMMAND_DEFAULTS, Config, from_dict, load_toml, to_toml
@@ -141,7 +142,8 @@ def _task(cfg: Config, ds, *, kind: str | None = None, model: str | None = None)
 def _network(cfg: Config, task, key, **kw):
     return task.build(
         key, k=cfg.degree, rewire=cfg.rewire, coupling=cfg.coupling, kappa_h=cfg.kappa_h,
-        kappa_k=cfg.kappa_k, init_scale=cfg.init_scale, kuramoto_graph=cfg.kuramoto_term, **kw,
+        kappa_k=cfg.kappa_k, init_scale=cfg.init_scale, kuramoto_graph=cfg.kuramoto_term,
+        formulation=cfg.formulation, **kw,
     )
 
 
@@ -263,10 +265,12 @@ def _train(cfg: Config, *, figures: bool = True) -> dict:
     if cfg.task not in ("classify", "addition"):
         raise ValueError(f"hkjax train: --task {cfg.task} is not trained here; use `hkjax edit` / `hkjax retrieve`")
     t0 = time.time()
-    out = _prepare_out(cfg)
     tr, te = _load_data(cfg)
     train_arrays, test_arrays = _arrays(tr, cfg.max_train), _arrays(te, cfg.max_test)
     task = _task(cfg, tr)
+    if cfg.resume and cfg.formulation == "auto":
+        cfg = _saved_layout(cfg, task, _read_toml(pathlib.Path(cfg.out) / "config.toml"))
+    out = _prepare_out(cfg)
     net = _network(cfg, task, jax.random.key(cfg.seed))
     res = _fit(cfg, task, net, train_arrays, test_arrays, out, steps=cfg.steps, lr=cfg.lr)
     ev = train.evaluate(res.model, task, test_arrays, key=jax.random.key(10_000 + cfg.seed))
@@ -326,11 +330,11 @@ def _load_run(run_dir: pathlib.Path):
     if last is None:
         raise FileNotFoundError(f"no checkpoint in {str(run_dir / 'checkpoints')!r}")
     tr, _ = _load_data(cfg)
+    task = _task(cfg, tr, kind="edit", model="hopfield_kuramoto") if cfg.task == "edit" else _task(cfg, tr)
+    cfg = _saved_layout(cfg, task, _read_toml(cfg_path))
     if cfg.task == "edit":
-        task = _task(cfg, tr, kind="edit", model="hopfield_kuramoto")
         like = _network(cfg.replace(model="hopfield_kuramoto"), task, jax.random.key(cfg.seed + 7))
     else:
-        task = _task(cfg, tr)
         like = _network(cfg, task, jax.random.key(cfg.seed))
     template = {"model": like, "opt_state": _opt_like(cfg, like, task), "step": jax.numpy.asarray(0),
                 "key": jax.random.key(0)}
@@ -338,6 +342,29 @@ def _load_run(run_dir: pathlib.Path):
         template["ema"] = like  # the parameter average: what the run evaluated
     tree, _ = checkpoint.load(last, template)
     return cfg, task, tree["ema" if cfg.ema > 0 else "model"]
+
+
+def _read_toml(path: pathlib.Path) -> dict | None:
+    """The table of a run's config.toml, or ``None`` if there is none to read."""
+    try:
+        d = tomllib.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return None
+    return d.get("hkjax", d)
+
+
+def _saved_layout(cfg: Config, task, saved: dict | None) -> Config:
+    """``cfg`` with the graph layout of the run whose config.toml table is ``saved``.
+
+    A run written before the ``formulation`` option existed (no such key in its config.toml)
+    had its graphs laid out by the old ``"auto"``: dense up to 4096 units, whatever the
+    density. Its checkpoints hold that layout's arrays (dense masks), so evaluating or
+    resuming it needs the same layout; a run that records its formulation is left alone.
+    """
+    if saved is None or "formulation" in saved:
+        return cfg
+    n = task.n
+    return cfg.replace(formulation="all" if cfg.degree >= n - 1 else ("dense" if n <= 4096 else "neighbours"))
 
 
 def _opt_like(cfg, model, task):
@@ -359,6 +386,9 @@ def _edit(cfg: Config) -> dict:
 
     t0 = time.time()
     cfg = cfg.replace(task="edit", model="hopfield_kuramoto")
+    # Resuming a run written before `formulation` existed: its layout, read before the
+    # config.toml is rewritten (applied once the network's size is known, below).
+    saved = _read_toml(pathlib.Path(cfg.out) / "config.toml") if cfg.resume and cfg.formulation == "auto" else None
     out = _prepare_out(cfg)
     tr, te = _load_data(cfg)
     train_arrays, test_arrays = _arrays(tr, cfg.max_train), _arrays(te, cfg.max_test)
@@ -385,6 +415,9 @@ def _edit(cfg: Config) -> dict:
     w, b = tasks.hopfield_parameters(classifier)
     # 2. the Hopfield-Kuramoto network around the frozen classifier
     task = _task(cfg, tr, kind="edit", model="hopfield_kuramoto")
+    if _saved_layout(cfg, task, saved) != cfg:
+        cfg = _saved_layout(cfg, task, saved)
+        _write_text(out / "config.toml", to_toml(cfg))
     net = _network(cfg, task, jax.random.key(cfg.seed + 7), hopfield_weights=w, hopfield_bias=b)
     res = _fit(cfg, task, net, train_arrays, test_arrays, out, steps=cfg.edit_steps, lr=cfg.edit_lr,
                trainable=tasks.freeze_hopfield(net), seed_offset=100)

@@ -58,6 +58,7 @@ class Config:
     rewire: float = _f(0.1, "small-world rewiring probability")
     kuramoto_term: bool = _f(False, "Hopfield-Kuramoto: add the paper's Kuramoto energy among the oscillators (off by default: ~10x slower per step on CPU)")
     coupling: str = _f("full", "Hopfield-Kuramoto coupling", ("full", "additive", "multiplicative"))
+    formulation: str = _f("auto", "how the graph terms are evaluated: dense matrices, edge lists (segment sums), sparse BCOO matrices, or neighbour tables; 'auto' picks by graph size and density (benchmarks/formulations.py); 'all' only for complete graphs", ("auto", "dense", "edges", "bcoo", "neighbours", "all"))
     kappa_h: float = _f(0.1, "Hopfield energy scale kappa_H")
     kappa_k: float = _f(1.0, "Kuramoto energy scale kappa_K")
     init_scale: float = _f(0.01, "std of the random initial parameters")

@@ -5,7 +5,7 @@ A synapse is an energy function plus its parameters. The flow is derived from th
 closed-form (faster) gradient, and the test suite checks every override against
 ``jax.grad`` of :meth:`AbstractSynapse.energy`.
 
-Sums over the edges of a graph (Kuramoto and Hopfield–Kuramoto terms) come in four
+Sums over the edges of a graph (Kuramoto and Hopfield–Kuramoto terms) come in five
 formulations, all equal up to round-off:
 
 * ``"neighbours"``: a padded neighbour table ``(n, max degree)``; every node gathers its
@@ -13,16 +13,22 @@ formulations, all equal up to round-off:
   ``O(n · max degree)``, for graphs too large for a dense ``(n, n)`` layout.
 * ``"edges"``: per-edge gathers and ``segment_sum`` (memory ``O(E)``; the way research
   code usually writes it, kept as the reference and for very sparse graphs),
+* ``"bcoo"``: per-edge values (gathers on the edges) assembled into a symmetric sparse
+  matrix (``jax.experimental.sparse.BCOO``, both orientations of every edge) and applied
+  with one sparse–dense product per term (memory ``O(E)``),
 * ``"dense"``: a dense symmetric ``(n, n)`` mask and matrix products (best for dense-ish
   graphs at moderate ``n``; batches fold into matrix–matrix products under ``vmap``),
 * ``"all"``: all-to-all graphs without any mask (the Hopfield–Kuramoto coupling then costs
   ``O(n D)`` via ``|Σ gᵢσᵢ|²``, the rank-D structure of the paper).
 
-``formulation="auto"`` (default) picks ``"all"`` for complete graphs, ``"dense"`` for
-``n ≤ 4096`` and ``"neighbours"`` beyond. On the paper's MNIST-size network (n = 896,
-small-world k = 150, 17% density) on a 2-core CPU, dense was 4–6× faster than either
-sparse layout, because XLA:CPU gathers and scatters cost far more per element than
-streaming matrix products; ``benchmarks/vector_field.py --formulation compare`` measures it.
+``formulation="auto"`` (default, :func:`auto_formulation`) picks ``"all"`` for complete
+graphs, ``"dense"`` for graphs of density ≥ 8 % up to 4096 nodes, and ``"neighbours"``
+otherwise. On the paper's MNIST-size network (n = 896, small-world k = 150, 17% density)
+dense is the fastest on a 2-core CPU (XLA:CPU gathers and scatters cost far more per element
+than streaming matrix products) and ties with the neighbour table on an H100; on sparse
+graphs the dense layout does ``1/density`` times the necessary work and loses by up to 8×
+(gradients at n = 2048, degree 16). ``benchmarks/formulations.py`` measures every
+formulation over sizes and degrees.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental import sparse as jsparse
 from jaxtyping import Array, Bool, Float, Int
 
 from . import graphs as _graphs
@@ -48,9 +55,14 @@ __all__ = [
     "MultiplicativeCouplingSynapse",
     "LowRankSynapse",
     "FORMULATIONS",
+    "auto_formulation",
 ]
 
-FORMULATIONS = ("auto", "neighbours", "edges", "dense", "all")
+FORMULATIONS = ("auto", "neighbours", "edges", "bcoo", "dense", "all")
+
+#: Formulations that keep per-edge parameters as ``(E,)`` arrays and evaluate pair terms
+#: on the edge list.
+_EDGE_WISE = ("edges", "bcoo")
 
 
 class AbstractSynapse(eqx.Module):
@@ -117,9 +129,36 @@ def _float_array(value, shape: tuple, name: str) -> Array:
     return a
 
 
+#: ``formulation="auto"``: dense layouts for graphs at least this dense ...
+AUTO_DENSE_DENSITY = 0.08
+#: ... with at most this many nodes; neighbour tables otherwise.
+AUTO_DENSE_MAX_N = 4096
+
+
+def auto_formulation(n: int, num_edges: int) -> str:
+    """The formulation ``"auto"`` picks for a graph of ``n`` nodes and ``num_edges`` edges.
+
+    ``"all"`` for a complete graph; ``"dense"`` for graphs of density at least
+    :data:`AUTO_DENSE_DENSITY` on at most :data:`AUTO_DENSE_MAX_N` nodes; ``"neighbours"``
+    otherwise. The rule looks at the graph alone, never at the device, so that a network
+    saved on one machine loads on another (a saved network holds its layout's arrays).
+
+    Measured with ``benchmarks/formulations.py`` (relax and value + gradient through
+    ``relax``, batch 10): on a 2-core CPU the neighbour table was within 1.3× of the best
+    layout on every graph of density ≤ 6 % and 2.6–8× faster than dense in the gradient;
+    at 9 % (n = 175, degree 16) and 17 % (the paper's n = 896, degree 150) dense was the
+    fastest. On an H100 the neighbour table was the fastest or within 1.1× of it on every
+    graph measured.
+    """
+    if num_edges == n * (n - 1) // 2:
+        return "all"
+    density = 2 * num_edges / (n * (n - 1)) if n > 1 else 1.0
+    return "dense" if density >= AUTO_DENSE_DENSITY and n <= AUTO_DENSE_MAX_N else "neighbours"
+
+
 class Pairs(eqx.Module):
     """The edges ``(i, j)``, ``i < j``, of a graph on ``n`` nodes, and how sums over them
-    are evaluated (``formulation``: ``"edges"``, ``"dense"`` or ``"all"``)."""
+    are evaluated (``formulation``: one of :data:`FORMULATIONS`)."""
 
     i: Int[Array, " e"]
     j: Int[Array, " e"]
@@ -127,6 +166,7 @@ class Pairs(eqx.Module):
     nbr: Int[Array, "n m"] | None
     slot_edge: Int[Array, "n m"] | None
     valid: Bool[Array, "n m"] | None
+    both: Int[Array, "2e 2"] | None
     n: int = eqx.field(static=True)
     formulation: str = eqx.field(static=True)
 
@@ -141,7 +181,7 @@ class Pairs(eqx.Module):
         num = e.shape[0]
         complete = num == n * (n - 1) // 2
         if formulation == "auto":
-            formulation = "all" if complete else ("dense" if n <= 4096 else "neighbours")
+            formulation = auto_formulation(n, num)
         if formulation == "all" and not complete:
             raise ValueError(f"formulation='all' needs a complete graph; {name} has {num} of {n * (n - 1) // 2} edges")
         self.n, self.formulation = n, formulation
@@ -149,6 +189,8 @@ class Pairs(eqx.Module):
         self.j = jnp.asarray(e[:, 1], dtype=jnp.int32)
         self.mask = jnp.asarray(_graphs.to_dense(e, n), dtype=bool) if formulation == "dense" else None
         self.nbr = self.slot_edge = self.valid = None
+        # Both orientations of every edge, (i, j) then (j, i): the indices of a symmetric BCOO.
+        self.both = jnp.asarray(np.concatenate([e, e[:, ::-1]]), jnp.int32) if formulation == "bcoo" else None
         if formulation == "neighbours":
             nbr, slot_edge, valid = _graphs.neighbour_lists(e, n)
             self.nbr = jnp.asarray(nbr, jnp.int32)
@@ -183,6 +225,13 @@ class Pairs(eqx.Module):
         m = jnp.zeros((self.n, self.n), values.dtype)
         return m.at[self.i, self.j].set(values).at[self.j, self.i].set(values)
 
+    def sparse(self, values):
+        """The symmetric ``(n, n)`` BCOO matrix with ``values`` (scalar or per-edge) on the
+        edges (``formulation="bcoo"``)."""
+        values = jnp.broadcast_to(jnp.asarray(values), (self.num_edges,))
+        return jsparse.BCOO((jnp.concatenate([values, values]), self.both), shape=(self.n, self.n),
+                            unique_indices=True)
+
     def _mask(self, dtype):
         if self.mask is not None:
             return self.mask.astype(dtype)
@@ -206,7 +255,7 @@ def _laid_out(interaction: AbstractInteraction, pairs: Pairs):
     symmetric ``(n, n)`` matrices (``"dense"``, ``"all"``) or ``(n, m)`` neighbour tables
     (``"neighbours"``). Parameters already laid out (2-d) are left alone."""
     names = [p for p in interaction.param_names if jnp.ndim(getattr(interaction, p)) == 1]
-    if not names or pairs.formulation == "edges":
+    if not names or pairs.formulation in _EDGE_WISE:
         return interaction
     layout = pairs.table if pairs.formulation == "neighbours" else pairs.dense
     return eqx.tree_at(
@@ -319,7 +368,7 @@ class KuramotoSynapse(AbstractSynapse):
 
     def energy(self, g, sigma):
         p = self.pairs
-        if p.formulation == "edges":
+        if p.formulation in _EDGE_WISE:
             return self.kappa * jnp.sum(self.interaction(p.dots(sigma)))
         if p.formulation == "neighbours":
             s, _ = p.table_dots(sigma)
@@ -334,6 +383,8 @@ class KuramotoSynapse(AbstractSynapse):
         if p.formulation == "edges":
             fp = self.interaction.derivative(p.dots(sigma))[:, None]
             return None, self.kappa * p.scatter(fp * sigma[p.j], fp * sigma[p.i])
+        if p.formulation == "bcoo":
+            return None, self.kappa * (p.sparse(self.interaction.derivative(p.dots(sigma))) @ sigma)
         if p.formulation == "neighbours":
             s, sn = p.table_dots(sigma)
             fp = jnp.where(p.valid, _laid_out(self.interaction, p).derivative(s), 0.0)
@@ -351,7 +402,7 @@ class KuramotoSynapse(AbstractSynapse):
     def prepare(self):
         """This synapse with the interaction's per-edge parameters laid out for the graph's
         formulation (``(n, n)`` matrices or neighbour tables; unchanged for ``"edges"``)."""
-        if self.pairs.formulation == "edges":
+        if self.pairs.formulation in _EDGE_WISE:
             return (self,)
         return (eqx.tree_at(lambda m: m.interaction, self, _laid_out(self.interaction, self.pairs)),)
 
@@ -403,6 +454,8 @@ class _AbstractCoupling(AbstractSynapse):
         gs = g[:, None] * sigma
         if p.formulation == "neighbours":
             return jnp.einsum("nm,nmd->nd", c, gs[p.nbr])
+        if p.formulation == "bcoo":
+            return p.sparse(c) @ gs
         if jnp.ndim(c) == 2:
             return c @ gs
         if p.formulation == "dense":
@@ -461,7 +514,7 @@ class CouplingSynapse(_AbstractCoupling):
 
     def _laid_out(self) -> bool:
         w, f = self.weights, self.pairs.formulation
-        return f == "edges" or w.ndim == 2 or (w.ndim == 0 and f in ("all", "dense"))
+        return f in _EDGE_WISE or w.ndim == 2 or (w.ndim == 0 and f in ("all", "dense"))
 
     def coefficients(self):
         if self._laid_out():
@@ -509,7 +562,7 @@ class MultiplicativeCouplingSynapse(_AbstractCoupling):
     def coefficients(self):
         ws = self.hopfield.symmetric_weights()
         p = self.pairs
-        if p.formulation == "edges":
+        if p.formulation in _EDGE_WISE:
             return self.strength * ws[p.i, p.j]
         if p.formulation == "neighbours":
             rows = jnp.arange(p.n)[:, None]

@@ -97,6 +97,7 @@ def build_network(
     hopfield_weights=None,
     hopfield_bias=None,
     kuramoto_graph: bool = True,
+    formulation: str = "auto",
     key: PRNGKeyArray,
 ) -> Network:
     """A network of ``n`` units for the tasks, with the paper's ingredients.
@@ -115,6 +116,7 @@ def build_network(
             degree and rewiring, Hopfield–Kuramoto coupling form (see ``COUPLINGS``),
             energy scales ``κ_H`` and ``κ_K``, and the spread of the initial parameters.
         kuramoto_graph: whether the Hopfield–Kuramoto model has a Kuramoto term at all.
+        formulation: how the graph terms are evaluated (:data:`hkjax.synapses.FORMULATIONS`).
         key: PRNG key (keyword only).
 
     Raises:
@@ -132,7 +134,7 @@ def build_network(
     if model == "kuramoto":
         return kuramoto(
             n, dim, edges=_graph(n, k, rewire, kg1), interaction=_interactions.ReLU(),
-            kappa=kappa_k, init_scale=init_scale, key=kp,
+            kappa=kappa_k, init_scale=init_scale, formulation=formulation, key=kp,
         )
     return hopfield_kuramoto(
         n, dim,
@@ -140,7 +142,7 @@ def build_network(
         edges_hk=_graph(n, k, rewire, kg2),
         coupling=coupling, lagrangian=relu_l, interaction=_interactions.ReLU(),
         kappa_h=kappa_h, kappa_k=kappa_k, hopfield_weights=hopfield_weights,
-        hopfield_bias=hopfield_bias, init_scale=init_scale, key=kp,
+        hopfield_bias=hopfield_bias, init_scale=init_scale, formulation=formulation, key=kp,
     )
 
 

@@ -84,6 +84,8 @@ def test_help_exits_zero_and_documents_defaults(capsys):
         (["frobnicate"], "invalid choice"),
         (["--steps", "3"], "choose from"),
         (["retrieve", "--loads", "a,b"], "loads"),
+        (["train", "--formulation", "sparse"], "invalid choice"),
+        (["train", "--steps", "1", "--formulation", "all"], "complete graph"),
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(argv, match, capsys, tmp_path, monkeypatch):
@@ -162,6 +164,69 @@ def test_edit_keeps_the_classifiers_size_and_relaxation(tmp_path, capsys):
     assert summary["tta"] == 1
     assert all(0 <= summary[k] <= 1 for k in ("test_accuracy_cue0_tta", "test_accuracy_cue1_tta", "test_accuracy_tta"))
     assert "n_hidden=5" in capsys.readouterr().err
+
+
+def test_formulation_flag_reaches_the_network_and_trains_alike(tmp_path):
+    """`--formulation` picks how the graph terms are evaluated; the same run in two
+    formulations follows the same losses (float32 round-off) and records its choice."""
+    small = ["--no-progress", "--n-hidden", "6", "--degree", "4", "--max-train", "40", "--max-test", "20",
+             "--steps", "3", "--batch-size", "4", "--log-every", "1", "--eval-every", "3"]
+    losses = {}
+    for form in ("dense", "bcoo"):
+        out = tmp_path / form
+        with jax.enable_x64(False):
+            assert cli.main(["train", "--model", "hopfield_kuramoto", "--kuramoto-term", "--formulation", form,
+                             "--out", str(out)] + small) == 0
+        assert config.load_toml(out / "config.toml").formulation == form
+        rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+        losses[form] = [r["loss"] for r in rows if r.get("split") == "train"]
+    assert len(losses["dense"]) == 3
+    assert losses["dense"] == pytest.approx(losses["bcoo"], rel=1e-4)
+
+
+def test_runs_saved_before_the_formulation_option_still_load(tmp_path, capsys):
+    """A run directory whose config.toml predates `formulation` (its graphs laid out by the
+    old "auto": dense) still evaluates and resumes, although "auto" now picks neighbour
+    tables for its sparse graph; nothing saved is lost."""
+    from hkjax.synapses import auto_formulation
+
+    run = tmp_path / "old"
+    small = ["--no-progress", "--n-hidden", "8", "--degree", "4", "--max-train", "40", "--max-test", "20",
+             "--batch-size", "4", "--model", "hopfield_kuramoto", "--out", str(run)]
+    with jax.enable_x64(False):
+        assert cli.main(["train", "--formulation", "dense", "--steps", "2"] + small) == 0
+    n = 64 + 8 + 11
+    assert auto_formulation(n, n * 4 // 2) == "neighbours"  # what "auto" would pick today
+    toml = run / "config.toml"
+    toml.write_text("".join(line for line in toml.read_text().splitlines(keepends=True)
+                            if not line.startswith("formulation")))
+    before = json.loads((run / "summary.json").read_text())["test_accuracy"]
+    capsys.readouterr()
+    with jax.enable_x64(False):
+        assert cli.main(["eval", "--run", str(run), "--max-test", "20"]) == 0
+    assert json.loads((run / "eval.json").read_text())["test_accuracy"] == before
+    # ... and resumes (loading the step-2 checkpoint, which fails on a layout mismatch): the
+    # old layout is kept, and recorded from now on.
+    with jax.enable_x64(False):
+        assert cli.main(["train", "--resume", "--steps", "3"] + small) == 0
+    assert config.load_toml(toml).formulation == "dense"
+
+
+@pytest.mark.slow
+def test_edit_runs_saved_before_the_formulation_option_resume(tmp_path):
+    """`hkjax edit --resume` of an edit run whose config.toml predates `formulation` keeps
+    the layout its checkpoints were saved with (dense) instead of today's "auto"."""
+    clf, out = tmp_path / "clf", tmp_path / "edit"
+    small = ["--no-progress", "--max-train", "40", "--max-test", "20", "--degree", "4", "--batch-size", "4"]
+    with jax.enable_x64(False):
+        assert cli.main(["train", "--model", "hopfield", "--steps", "2", "--n-hidden", "8", "--out", str(clf)] + small) == 0
+        edit = ["edit", "--from", str(clf), "--associative", "--out", str(out)] + small
+        assert cli.main(edit + ["--edit-steps", "2", "--formulation", "dense"]) == 0
+        toml = out / "config.toml"
+        toml.write_text("".join(line for line in toml.read_text().splitlines(keepends=True)
+                                if not line.startswith("formulation")))
+        assert cli.main(edit + ["--edit-steps", "3", "--resume"]) == 0
+    assert config.load_toml(toml).formulation == "dense"
 
 
 @pytest.fixture(scope="module")

@@ -36,6 +36,7 @@ from hkjax.synapses import (
     MultiplicativeCouplingSynapse,
     Pairs,
     StimulusSynapse,
+    auto_formulation,
 )
 
 D = 3
@@ -449,6 +450,26 @@ def test_pairs_errors():
         Pairs(np.array([[0, SPARSE_N]]), SPARSE_N, name="edges_hk")
     p = Pairs("all", COMPLETE_N)
     assert p.num_edges == COMPLETE_N * (COMPLETE_N - 1) // 2 and p.formulation == "all"
+
+
+@pytest.mark.parametrize(
+    "n, k, expected",
+    [
+        (175, 174, "all"),  # complete
+        (175, 16, "dense"),  # 9 % dense (the digits-size default network)
+        (1024, 4, "neighbours"),  # sparse: 0.4 % dense
+        (275, 16, "neighbours"),  # 6 % dense
+        (2048, 300, "dense"),  # large but 15 % dense
+        (5000, 600, "neighbours"),  # too large for (n, n) layouts
+    ],
+)
+def test_auto_formulation_depends_on_size_and_density(n, k, expected):
+    """``"auto"`` follows :func:`auto_formulation` (graph size and density only, never the
+    device), and ``Pairs`` applies it."""
+    edges = graphs.all_to_all(n) if k == n - 1 else graphs.ring(n, k)
+    assert auto_formulation(n, len(edges)) == expected
+    if n <= 2048:
+        assert Pairs(edges, n).formulation == expected
 
 
 def test_synapse_constructor_errors_name_the_argument():

@@ -1,0 +1,98 @@
+"""Which formulation of the edge sums wins where: relax and a gradient step of a
+Hopfield–Kuramoto network over graph sizes and degrees, in every formulation.
+
+Network: ``n`` units, small-world graphs of degree ``k`` (p = 0.1) for both the Kuramoto
+and the coupling terms, D = 5, ReLU Lagrangian and interaction, κ_H = 0.1, κ_K = 1, full
+coupling, Tsit5 + PID (rtol 1e-3, atol 1e-6), t1 = 1, float32, batch 10 (``vmap``).
+Columns: one ``relax`` of the batch, and value + gradient of a squared loss on the last 11
+units through that ``relax`` (every parameter, recursive-checkpoint adjoint): the work of
+one training step without the optimizer update. The last column is what
+``formulation="auto"`` picks for the graph.
+
+    python benchmarks/formulations.py [--sizes 175:16,896:150,2048:16] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import hkjax as hk
+
+try:
+    from _common import PAPER, initial_states, paper_network, print_table, timeit, write_json
+except ImportError:  # imported as benchmarks.formulations
+    from ._common import PAPER, initial_states, paper_network, print_table, timeit, write_json
+
+SIZES = "175:16,275:16,896:16,896:150,2048:16,2048:150"
+#: Dense layouts past this many units take minutes per configuration here; skipped.
+DENSE_MAX_N = 2048
+
+
+def _loss(net, states):
+    def one(s):
+        return jnp.sum((hk.relax(net, s, t1=1.0, max_steps=64, throw=False).state.x[-11:] - 1.0) ** 2)
+
+    return jnp.mean(jax.vmap(one)(states))
+
+
+def measure(n: int, k: int, form: str, batch: int, repeats: int) -> dict:
+    net = paper_network(formulation=form, n=n, k=k)
+    states = initial_states(net, batch)
+    relax = eqx.filter_jit(lambda m, s: jax.vmap(lambda y: hk.relax(m, y, t1=1.0))(s))
+    r_med, _, r_first, sol = timeit(relax, net, states, repeats=repeats)
+    params, static = eqx.partition(net, eqx.is_inexact_array)
+    # Non-trained arrays (graph indices, masks) are arguments, as in hk.fit.
+    grad = eqx.filter_jit(lambda p, st, s: eqx.filter_value_and_grad(
+        lambda q: _loss(eqx.combine(q, st), s))(p))
+    g_med, _, g_first, _ = timeit(grad, params, static, states, repeats=repeats)
+    return {
+        "n": n, "k": k, "density": 2 * net.synapses[1].pairs.num_edges / (n * (n - 1)),
+        "formulation": form, "batch": batch, "dtype": "float32",
+        "relax_ms": 1e3 * r_med, "grad_ms": 1e3 * g_med, "relax_first_s": r_first, "grad_first_s": g_first,
+        "solver_steps": int(np.max(np.asarray(sol.stats["num_steps"]))),
+        "auto": paper_network(formulation="auto", n=n, k=k).synapses[1].pairs.formulation,
+    }
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default=SIZES, help="comma-separated n:k pairs")
+    ap.add_argument("--formulations", default="dense,edges,bcoo,neighbours")
+    ap.add_argument("--batch", type=int, default=10)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--json", default=None)
+    a = ap.parse_args(argv)
+    rows = []
+    for size in a.sizes.split(","):
+        n, k = (int(v) for v in size.split(":"))
+        for form in a.formulations.split(","):
+            if form == "dense" and n > DENSE_MAX_N:
+                continue
+            rows.append(measure(n, k, form, a.batch, a.repeats))
+            print(f"# n={n} k={k} {form}: relax {rows[-1]['relax_ms']:.1f} ms, "
+                  f"value+grad {rows[-1]['grad_ms']:.1f} ms", flush=True)
+    # The fastest formulation per size, for each column.
+    for key in ("relax_ms", "grad_ms"):
+        for size in {(r["n"], r["k"]) for r in rows}:
+            group = [r for r in rows if (r["n"], r["k"]) == size]
+            best = min(group, key=lambda r: r[key])
+            for r in group:
+                r[key + "_vs_best"] = r[key] / best[key]
+    print_table(
+        f"formulations: relax and value+grad, batch {a.batch}, D={PAPER['dim']}, float32", rows,
+        [("n", "n", "d"), ("k", "k", "d"), ("density", "density", ".3f"), ("formulation", "formulation", ""),
+         ("relax_ms", "relax (ms)", ".1f"), ("relax_ms_vs_best", "× best", ".2f"),
+         ("grad_ms", "value+grad (ms)", ".1f"), ("grad_ms_vs_best", "× best", ".2f"),
+         ("solver_steps", "solver steps", "d"), ("auto", "auto picks", "")],
+    )
+    write_json("formulations", {"rows": rows}, a.json)
+    return rows
+
+
+if __name__ == "__main__":
+    main()
