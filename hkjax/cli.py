@@ -415,8 +415,9 @@ def _edit(cfg: Config) -> dict:
     w, b = tasks.hopfield_parameters(classifier)
     # 2. the Hopfield-Kuramoto network around the frozen classifier
     task = _task(cfg, tr, kind="edit", model="hopfield_kuramoto")
-    if _saved_layout(cfg, task, saved) != cfg:
-        cfg = _saved_layout(cfg, task, saved)
+    kept = _saved_layout(cfg, task, saved)
+    if kept != cfg:
+        cfg = kept
         _write_text(out / "config.toml", to_toml(cfg))
     net = _network(cfg, task, jax.random.key(cfg.seed + 7), hopfield_weights=w, hopfield_bias=b)
     res = _fit(cfg, task, net, train_arrays, test_arrays, out, steps=cfg.edit_steps, lr=cfg.edit_lr,
