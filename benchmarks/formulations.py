@@ -55,7 +55,7 @@ def measure(n: int, k: int, form: str, batch: int, repeats: int) -> dict:
         "formulation": form, "batch": batch, "dtype": "float32",
         "relax_ms": 1e3 * r_med, "grad_ms": 1e3 * g_med, "relax_first_s": r_first, "grad_first_s": g_first,
         "solver_steps": int(np.max(np.asarray(sol.stats["num_steps"]))),
-        "auto": paper_network(formulation="auto", n=n, k=k).synapses[1].pairs.formulation,
+        "auto": hk.synapses.auto_formulation(n, net.synapses[1].pairs.num_edges),
     }
 
 

@@ -17,10 +17,9 @@ import json
 import pathlib
 import sys
 import time
-import tomllib
 
 from ._io import atomic_open
-from .config import COMMAND_DEFAULTS, Config, from_dict, load_toml, to_toml
+from .config import COMMAND_DEFAULTS, Config, from_dict, load_toml, read_table, to_toml
 
 __all__ = ["main", "build_parser"]
 
@@ -268,8 +267,7 @@ def _train(cfg: Config, *, figures: bool = True) -> dict:
     tr, te = _load_data(cfg)
     train_arrays, test_arrays = _arrays(tr, cfg.max_train), _arrays(te, cfg.max_test)
     task = _task(cfg, tr)
-    if cfg.resume and cfg.formulation == "auto":
-        cfg = _saved_layout(cfg, task, _read_toml(pathlib.Path(cfg.out) / "config.toml"))
+    cfg = _saved_layout(cfg, task, _resumed_table(cfg))
     out = _prepare_out(cfg)
     net = _network(cfg, task, jax.random.key(cfg.seed))
     res = _fit(cfg, task, net, train_arrays, test_arrays, out, steps=cfg.steps, lr=cfg.lr)
@@ -347,10 +345,17 @@ def _load_run(run_dir: pathlib.Path):
 def _read_toml(path: pathlib.Path) -> dict | None:
     """The table of a run's config.toml, or ``None`` if there is none to read."""
     try:
-        d = tomllib.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return read_table(path)
+    except (OSError, ValueError):
         return None
-    return d.get("hkjax", d)
+
+
+def _resumed_table(cfg: Config) -> dict | None:
+    """The config.toml table of the run ``cfg`` resumes, when its layout may have to be kept
+    (``--resume`` with ``formulation="auto"``); read it before ``_prepare_out`` rewrites it."""
+    if cfg.resume and cfg.formulation == "auto":
+        return _read_toml(pathlib.Path(cfg.out) / "config.toml")
+    return None
 
 
 def _saved_layout(cfg: Config, task, saved: dict | None) -> Config:
@@ -386,9 +391,8 @@ def _edit(cfg: Config) -> dict:
 
     t0 = time.time()
     cfg = cfg.replace(task="edit", model="hopfield_kuramoto")
-    # Resuming a run written before `formulation` existed: its layout, read before the
-    # config.toml is rewritten (applied once the network's size is known, below).
-    saved = _read_toml(pathlib.Path(cfg.out) / "config.toml") if cfg.resume and cfg.formulation == "auto" else None
+    # The resumed run's layout (applied once the network's size is known, below).
+    saved = _resumed_table(cfg)
     out = _prepare_out(cfg)
     tr, te = _load_data(cfg)
     train_arrays, test_arrays = _arrays(tr, cfg.max_train), _arrays(te, cfg.max_test)

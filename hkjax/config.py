@@ -15,7 +15,9 @@ import pathlib
 import tomllib
 from typing import Any
 
-__all__ = ["Config", "TASKS", "COMMAND_DEFAULTS", "load_toml", "to_toml", "from_dict", "SMALL_STEPS"]
+from .synapses import FORMULATIONS
+
+__all__ = ["Config", "TASKS", "COMMAND_DEFAULTS", "load_toml", "read_table", "to_toml", "from_dict", "SMALL_STEPS"]
 
 TASKS = ("classify", "addition", "edit", "retrieve")
 
@@ -58,7 +60,7 @@ class Config:
     rewire: float = _f(0.1, "small-world rewiring probability")
     kuramoto_term: bool = _f(False, "Hopfield-Kuramoto: add the paper's Kuramoto energy among the oscillators (off by default: ~10x slower per step on CPU)")
     coupling: str = _f("full", "Hopfield-Kuramoto coupling", ("full", "additive", "multiplicative"))
-    formulation: str = _f("auto", "how the graph terms are evaluated: dense matrices, edge lists (segment sums), sparse BCOO matrices, or neighbour tables; 'auto' picks by graph size and density (benchmarks/formulations.py); 'all' only for complete graphs", ("auto", "dense", "edges", "bcoo", "neighbours", "all"))
+    formulation: str = _f("auto", "how the graph terms are evaluated: dense matrices, edge lists (segment sums), sparse BCOO matrices, or neighbour tables; 'auto' picks by graph size and density (benchmarks/formulations.py); 'all' only for complete graphs", FORMULATIONS)
     kappa_h: float = _f(0.1, "Hopfield energy scale kappa_H")
     kappa_k: float = _f(1.0, "Kuramoto energy scale kappa_K")
     init_scale: float = _f(0.01, "std of the random initial parameters")
@@ -240,6 +242,20 @@ def load_toml(path, base: Config | None = None) -> Config:
         FileNotFoundError: no such file.
         ValueError: not valid TOML, or bad keys / values.
     """
+    return from_dict(read_table(path), base)
+
+
+def read_table(path) -> dict[str, Any]:
+    """The raw table of a TOML config file (its ``[hkjax]`` table if it has one), unchecked:
+    which keys a file sets, before :func:`from_dict` fills in the defaults.
+
+    Arguments:
+        path: the ``.toml`` file.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: not valid TOML.
+    """
     p = pathlib.Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"config file {str(p)!r} does not exist")
@@ -249,7 +265,7 @@ def load_toml(path, base: Config | None = None) -> Config:
         raise ValueError(f"{p}: not a valid TOML file ({e})") from None
     if "hkjax" in d and isinstance(d["hkjax"], dict):
         d = d["hkjax"]
-    return from_dict(d, base)
+    return d
 
 
 def _toml_value(v) -> str:

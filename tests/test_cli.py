@@ -34,6 +34,22 @@ def test_config_toml_round_trip(tmp_path):
     assert config.load_toml(p) == cfg
 
 
+def test_read_table_returns_only_what_the_file_sets(tmp_path):
+    """`read_table` gives the keys a file sets (under `[hkjax]` or at the top), unfilled by
+    defaults: how a run's config.toml tells whether it recorded a field."""
+    top, nested = tmp_path / "top.toml", tmp_path / "nested.toml"
+    top.write_text('model = "hopfield"\nn_hidden = 7\n')
+    nested.write_text('[hkjax]\nformulation = "bcoo"\n')
+    assert config.read_table(top) == {"model": "hopfield", "n_hidden": 7}
+    assert config.read_table(nested) == {"formulation": "bcoo"}
+    assert config.load_toml(top).formulation == "auto"  # the default, filled in by load_toml
+    with pytest.raises(FileNotFoundError):
+        config.read_table(tmp_path / "missing.toml")
+    (tmp_path / "bad.toml").write_text("x = [")
+    with pytest.raises(ValueError, match="TOML"):
+        config.read_table(tmp_path / "bad.toml")
+
+
 def test_config_validation():
     with pytest.raises(ValueError, match="n_hidden"):
         config.Config(n_hidden=0)
