@@ -164,10 +164,78 @@ def _write_json(path: pathlib.Path, obj) -> None:
     _write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
-def _prepare_out(cfg: Config) -> pathlib.Path:
+#: Options a resumed run may change: what is shown, logged, saved or evaluated, and the total
+#: number of steps (training continues up to the new total, as :func:`hkjax.train.fit` does;
+#: the learning-rate schedule is then the new total's). ``out`` names the run itself;
+#: ``from_run`` is compared as a path.
+RESUME_MAY_CHANGE = frozenset({"resume", "overwrite", "progress", "log_every", "eval_every", "checkpoint_every",
+                               "tta", "max_test", "run", "out", "from_run", "steps", "edit_steps"})
+
+
+def _holds_run(out: pathlib.Path) -> bool:
+    """Whether ``out`` holds (part of) a run: a config.toml or a checkpoint."""
+    from . import checkpoint
+
+    return (out / "config.toml").is_file() or checkpoint.latest(out / "checkpoints") is not None
+
+
+def _claim_out(cfg: Config) -> dict | None:
+    """Check, before anything is written, that ``cfg`` may write into its ``--out``.
+
+    A directory that already holds a run is only written into with ``--resume`` (then the
+    run's saved config.toml table is returned, for :func:`_check_resumable`) or
+    ``--overwrite`` (then the old run's config, checkpoints, metrics and summary are deleted
+    here). Returns ``None`` when there is no run to resume.
+
+    Raises:
+        ValueError: ``--out`` is a file, holds a run and neither flag is given, or both are.
+    """
+    import shutil
+
     out = pathlib.Path(cfg.out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {str(out)!r} exists and is not a directory")
+    if cfg.resume and cfg.overwrite:
+        raise ValueError("--resume continues the run in --out and --overwrite replaces it: pass one of them")
+    if not _holds_run(out):
+        return None
+    if cfg.resume:
+        table = _read_toml(out / "config.toml")
+        return {} if table is None else table
+    if not cfg.overwrite:
+        raise ValueError(f"--out {str(out)!r} already holds a run; pass --resume to continue it, --overwrite to "
+                         "replace it, or choose another --out (nothing was changed)")
+    shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    for name in ("config.toml", "metrics.jsonl", "summary.json"):
+        (out / name).unlink(missing_ok=True)
+    return None
+
+
+def _check_resumable(cfg: Config, saved: dict | None) -> None:
+    """Refuse a ``--resume`` whose settings differ from the run's own (``saved``, its
+    config.toml table) in anything but :data:`RESUME_MAY_CHANGE`: the checkpoint could not be
+    continued exactly, or not loaded at all. Nothing has been written when this raises."""
+    if not saved:
+        return
+    try:
+        old = from_dict(saved)
+    except ValueError as e:
+        raise ValueError(f"--resume: {str(pathlib.Path(cfg.out) / 'config.toml')!r} is unreadable ({e})") from None
+    diff = [f.name for f in dataclasses.fields(Config)
+            if f.name in saved and f.name not in RESUME_MAY_CHANGE and getattr(old, f.name) != getattr(cfg, f.name)]
+    if old.from_run != cfg.from_run and pathlib.Path(old.from_run).resolve() != pathlib.Path(cfg.from_run).resolve():
+        diff.append("from_run")
+    if diff:
+        was = ", ".join(f"{k}={getattr(old, k)!r}" for k in diff)
+        now = ", ".join(f"{k}={getattr(cfg, k)!r}" for k in diff)
+        raise ValueError(f"--resume: the run in {cfg.out!r} has {was}, this command asks for {now}; resume it with "
+                         f"its own settings (--config {str(pathlib.Path(cfg.out) / 'config.toml')!r} --resume) "
+                         "or choose another --out (nothing was changed)")
+
+
+def _write_config(cfg: Config) -> pathlib.Path:
+    """Create ``--out`` and write ``cfg`` into its config.toml (after :func:`_claim_out`)."""
+    out = pathlib.Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     _write_text(out / "config.toml", to_toml(cfg))
     return out
@@ -264,11 +332,13 @@ def _train(cfg: Config, *, figures: bool = True) -> dict:
     if cfg.task not in ("classify", "addition"):
         raise ValueError(f"hkjax train: --task {cfg.task} is not trained here; use `hkjax edit` / `hkjax retrieve`")
     t0 = time.time()
+    saved = _claim_out(cfg)
     tr, te = _load_data(cfg)
     train_arrays, test_arrays = _arrays(tr, cfg.max_train), _arrays(te, cfg.max_test)
     task = _task(cfg, tr)
-    cfg = _saved_layout(cfg, task, _resumed_table(cfg))
-    out = _prepare_out(cfg)
+    cfg = _saved_layout(cfg, task, saved)
+    _check_resumable(cfg, saved)
+    out = _write_config(cfg)
     net = _network(cfg, task, jax.random.key(cfg.seed))
     res = _fit(cfg, task, net, train_arrays, test_arrays, out, steps=cfg.steps, lr=cfg.lr)
     ev = train.evaluate(res.model, task, test_arrays, key=jax.random.key(10_000 + cfg.seed))
@@ -350,14 +420,6 @@ def _read_toml(path: pathlib.Path) -> dict | None:
         return None
 
 
-def _resumed_table(cfg: Config) -> dict | None:
-    """The config.toml table of the run ``cfg`` resumes, when its layout may have to be kept
-    (``--resume`` with ``formulation="auto"``); read it before ``_prepare_out`` rewrites it."""
-    if cfg.resume and cfg.formulation == "auto":
-        return _read_toml(pathlib.Path(cfg.out) / "config.toml")
-    return None
-
-
 def _saved_layout(cfg: Config, task, saved: dict | None) -> Config:
     """``cfg`` with the graph layout of the run whose config.toml table is ``saved``.
 
@@ -366,7 +428,7 @@ def _saved_layout(cfg: Config, task, saved: dict | None) -> Config:
     density. Its checkpoints hold that layout's arrays (dense masks), so evaluating or
     resuming it needs the same layout; a run that records its formulation is left alone.
     """
-    if saved is None or "formulation" in saved:
+    if saved is None or "formulation" in saved or cfg.formulation != "auto":
         return cfg
     n = task.n
     return cfg.replace(formulation="all" if cfg.degree >= n - 1 else ("dense" if n <= 4096 else "neighbours"))
@@ -391,13 +453,10 @@ def _edit(cfg: Config) -> dict:
 
     t0 = time.time()
     cfg = cfg.replace(task="edit", model="hopfield_kuramoto")
-    # The resumed run's layout (applied once the network's size is known, below).
-    saved = _resumed_table(cfg)
-    out = _prepare_out(cfg)
+    saved = _claim_out(cfg)
     tr, te = _load_data(cfg)
     train_arrays, test_arrays = _arrays(tr, cfg.max_train), _arrays(te, cfg.max_test)
     tasks.edit_map(cfg.edit, cfg.class_list(), int(tr.n_classes))  # fail fast on bad classes
-    # 1. the Hopfield classifier
     if cfg.from_run:
         ccfg, ctask, classifier = _load_run(pathlib.Path(cfg.from_run))
         if ccfg.task != "classify" or ccfg.model != "hopfield":
@@ -409,20 +468,19 @@ def _edit(cfg: Config) -> dict:
         if inherit:
             _log(f"hkjax: using {', '.join(f'{k}={v}' for k, v in inherit.items())} of the classifier in {cfg.from_run}")
             cfg = cfg.replace(**inherit)
-            _write_text(out / "config.toml", to_toml(cfg))
-    else:
-        ccfg = cfg.replace(task="classify", model="hopfield", out=str(out / "classifier"), resume=cfg.resume)
+    task = _task(cfg, tr, kind="edit", model="hopfield_kuramoto")
+    cfg = _saved_layout(cfg, task, saved)
+    _check_resumable(cfg, saved)
+    out = _write_config(cfg)
+    # 1. the Hopfield classifier (trained first, into OUT/classifier, when --from is not given)
+    if not cfg.from_run:
+        ccfg = cfg.replace(task="classify", model="hopfield", out=str(out / "classifier"))
         _log("hkjax: edit: training the Hopfield classifier first (--from not given)")
         _train(ccfg, figures=False)
         _, ctask, classifier = _load_run(out / "classifier")
     before = train.evaluate(classifier, ctask, test_arrays, key=jax.random.key(10_000 + cfg.seed))
     w, b = tasks.hopfield_parameters(classifier)
     # 2. the Hopfield-Kuramoto network around the frozen classifier
-    task = _task(cfg, tr, kind="edit", model="hopfield_kuramoto")
-    kept = _saved_layout(cfg, task, saved)
-    if kept != cfg:
-        cfg = kept
-        _write_text(out / "config.toml", to_toml(cfg))
     net = _network(cfg, task, jax.random.key(cfg.seed + 7), hopfield_weights=w, hopfield_bias=b)
     res = _fit(cfg, task, net, train_arrays, test_arrays, out, steps=cfg.edit_steps, lr=cfg.edit_lr,
                trainable=tasks.freeze_hopfield(net), seed_offset=100)
@@ -493,7 +551,8 @@ def _retrieve(cfg: Config) -> dict:
 
     t0 = time.time()
     cfg = cfg.replace(task="retrieve")
-    out = _prepare_out(cfg)
+    _claim_out(cfg.replace(resume=False))  # nothing to resume: an existing run needs --overwrite
+    out = _write_config(cfg)
     rows = []
     for model in ("hopfield", "hopfield_kuramoto"):
         for i, load in enumerate(cfg.load_list()):
@@ -530,7 +589,8 @@ def _retrieve(cfg: Config) -> dict:
 
 def _demo() -> int:
     """``hkjax`` with no arguments: train a small Hopfield classifier on the digits."""
-    cfg = Config(task="classify", model="hopfield", out="runs/demo", steps=400, lr=1e-2, progress=True)
+    # The demo's own directory: a re-run replaces the previous demo run.
+    cfg = Config(task="classify", model="hopfield", out="runs/demo", steps=400, lr=1e-2, progress=True, overwrite=True)
     print("hkjax demo: training a Hopfield classifier (64 pixels + 100 hidden + 10 class units) on the "
           "embedded 8x8 digits for 400 steps (under a minute on 2 CPU cores)...", flush=True)
     s = _train(cfg)

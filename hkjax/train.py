@@ -286,7 +286,9 @@ def fit(
         log_every: write a metrics row every ``log_every`` steps.
         checkpoint_dir, checkpoint_every: save a checkpoint every ``checkpoint_every`` steps
             and at the end (0: only at the end); ``None``: no checkpoints.
-        resume: continue from the newest checkpoint in ``checkpoint_dir`` (if any).
+        resume: continue from the newest checkpoint in ``checkpoint_dir`` (if any). Without
+            it, a ``checkpoint_dir`` that already holds checkpoints is refused (a fresh run
+            would overwrite them, and a shorter one would leave a stale newest checkpoint).
         metrics_path: JSONL file of metric rows (``None``: no file). Rows:
             ``{"step", "split": "train", "loss", "accuracy", "seconds"}`` (means over the last
             ``log_every`` steps) and ``{"step", "split": "eval", "loss", "accuracy"}``. On
@@ -302,8 +304,8 @@ def fit(
         A :class:`FitResult`.
 
     Raises:
-        ValueError: non-positive ``steps`` / ``batch_size``, or a ``trainable`` that does not
-            match the model.
+        ValueError: non-positive ``steps`` / ``batch_size``, a ``trainable`` that does not
+            match the model, or ``checkpoint_dir`` holding checkpoints without ``resume``.
         hkjax.checkpoint.CheckpointError: a checkpoint that does not match this model.
     """
     if not isinstance(steps, int) or steps < 1:
@@ -321,6 +323,11 @@ def fit(
     avg = params if ema > 0 else None
     step = 0
     ckdir = None if checkpoint_dir is None else pathlib.Path(checkpoint_dir)
+    if ckdir is not None and not resume and _ckpt.latest(ckdir) is not None:
+        raise ValueError(
+            f"checkpoint_dir={str(ckdir)!r} already holds checkpoints of another run; pass resume=True "
+            "to continue it, or choose an empty directory (nothing was changed)"
+        )
     mpath = None if metrics_path is None else pathlib.Path(metrics_path)
     history: list = []
 

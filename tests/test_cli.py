@@ -497,3 +497,42 @@ def test_sweep_distributed_over_two_processes_equals_one(sweep_run, tmp_path):
     assert [r["kappa_h"] for r in two] == [r["kappa_h"] for r in one]
     for key in ("energy", "order", "overlap"):
         np.testing.assert_allclose([float(r[key]) for r in two], [float(r[key]) for r in one], rtol=1e-4, atol=1e-6)
+
+
+def test_a_run_directory_is_never_overwritten_by_accident(tmp_path, capsys):
+    """A second `hkjax train` into a directory that holds a run exits 2 and changes nothing;
+    so does a `--resume` that changes what is trained; `--overwrite` replaces the run (no
+    stale checkpoint of the old run survives to be picked up as the newest)."""
+    from hkjax import checkpoint
+
+    out = tmp_path / "run"
+    small = ["train", "--model", "hopfield", "--no-progress", "--n-hidden", "8", "--max-train", "40",
+             "--max-test", "20", "--batch-size", "4", "--out", str(out)]
+    with jax.enable_x64(False):
+        assert cli.main(small + ["--steps", "3"]) == 0
+
+    def snapshot():
+        return {p.relative_to(out): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+
+    saved = snapshot()
+    assert checkpoint.latest(out / "checkpoints").name == "ckpt_00000003.hkjax"
+    capsys.readouterr()
+    for extra, match in ((["--steps", "2"], "already holds a run"),
+                         (["--resume", "--lr", "0.5"], "lr=0.003"),
+                         (["--resume", "--overwrite"], "one of them")):
+        assert cli.main(small + extra) == 2
+        assert match in _one_error_line(capsys)
+        assert snapshot() == saved, extra
+    with jax.enable_x64(False):
+        assert cli.main(small + ["--steps", "2", "--overwrite"]) == 0
+    assert [p.name for p in (out / "checkpoints").glob("ckpt_*")] == ["ckpt_00000002.hkjax"]
+    assert config.load_toml(out / "config.toml").steps == 2
+
+
+def test_retrieve_refuses_an_existing_run_without_overwrite(tmp_path, capsys):
+    out = tmp_path / "r"
+    out.mkdir()
+    (out / "config.toml").write_text('task = "retrieve"\n')
+    assert cli.main(["retrieve", "--out", str(out)]) == 2
+    assert "--overwrite" in _one_error_line(capsys)
+    assert (out / "config.toml").read_text() == 'task = "retrieve"\n'

@@ -84,6 +84,12 @@ def test_interrupted_and_resumed_run_is_bit_identical(arrays, tmp_path, ema):
     part = train.fit(net, task, tr, checkpoint_dir=tmp_path / "b", stop_after=3, metrics_path=tmp_path / "b.jsonl", **kw)
     assert part.step == 3
     assert checkpoint.latest(tmp_path / "b").name == "ckpt_00000003.hkjax"
+    # a fresh run (no resume) into a directory holding checkpoints is refused, untouched
+    metrics = (tmp_path / "b.jsonl").read_bytes()
+    with pytest.raises(ValueError, match="already holds checkpoints"):
+        train.fit(net, task, tr, checkpoint_dir=tmp_path / "b", metrics_path=tmp_path / "b.jsonl", **kw)
+    assert (tmp_path / "b.jsonl").read_bytes() == metrics
+    assert [q.name for q in sorted((tmp_path / "b").iterdir())][-1] == "ckpt_00000003.hkjax"
     resumed = train.fit(net, task, tr, checkpoint_dir=tmp_path / "b", resume=True, metrics_path=tmp_path / "b.jsonl", **kw)
     assert resumed.step == 6
     assert not _leaves_equal(part.model, full.model)
