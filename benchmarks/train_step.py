@@ -37,6 +37,9 @@ CONFIGS = [
     # are micro-batch-sized; the gradient is the same mean.
     {"name": "HK, recursive, max_steps=16, micro-batch 2", "model": "hopfield_kuramoto", "adjoint": "recursive", "max_steps": 16, "t1": 1.0, "microbatch": 2},
     {"name": "HK, recursive, max_steps=16, micro-batch 5", "model": "hopfield_kuramoto", "adjoint": "recursive", "max_steps": 16, "t1": 1.0, "microbatch": 5},
+    # One solve of the whole batch with shared adaptive steps (hk.relax_batch; hk.fit's
+    # shared_steps=True): parameter cotangents summed over the batch inside the adjoint.
+    {"name": "HK, recursive, max_steps=16, shared steps", "model": "hopfield_kuramoto", "adjoint": "recursive", "max_steps": 16, "t1": 1.0, "shared": True},
     # The implicit adjoint is refused with oscillators (non-isolated rest points), so its
     # rows use the Hopfield classifier of the same size: two horizons, two step counts.
     {"name": "Hopfield, recursive, t1=2", "model": "hopfield", "adjoint": "recursive", "max_steps": 64, "t1": 2.0},
@@ -92,6 +95,10 @@ def child(cfg: dict, repeats: int, batch: int) -> dict:
                            steady_state=steady, throw=False)
             return jnp.sum((sol.state.x[-11:] - y) ** 2), sol.stats["num_steps"]
 
+        if cfg.get("shared"):
+            sol = hk.relax_batch(model, states, t1=cfg["t1"], max_steps=cfg["max_steps"], adjoint=cfg["adjoint"],
+                                 steady_state=steady, throw=False)
+            return jnp.mean(jnp.sum((sol.state.x[:, -11:] - targets) ** 2, axis=1)), sol.stats["num_steps"][0]
         if cfg.get("microbatch"):
             losses, steps = jax.lax.map(lambda a: one(*a), (states, targets), batch_size=cfg["microbatch"])
         else:

@@ -12,7 +12,7 @@ _xla.apply()  # before any JAX computation: see hkjax/_xla.py
 from . import checkpoint, config, data, graphs, interactions, lagrangians, sweep, synapses, tasks, train, units
 from .config import Config
 from .network import COUPLINGS, Network, hopfield, hopfield_kuramoto, kuramoto
-from .relax import ADJOINTS, Solution, relax
+from .relax import ADJOINTS, Solution, relax, relax_batch
 from .tasks import Addition, Classification, MemoryEditing
 from .train import FitResult, evaluate, fit, make_optimizer
 from .units import OscillatorUnits, State, ThresholdUnits
@@ -40,6 +40,7 @@ __all__ = [
     "kuramoto",
     "hopfield_kuramoto",
     "relax",
+    "relax_batch",
     "Solution",
     "COUPLINGS",
     "ADJOINTS",

@@ -76,6 +76,7 @@ class Config:
     steps: int = _f(1000, "training steps (an integer, or 'small' for a quick run)")
     batch_size: int = _f(32, "batch size")
     microbatch: int = _f(0, "differentiate the batch this many examples at a time (less memory, same gradient; 0: all at once)")
+    shared_steps: bool = _f(False, "relax each training batch as one ODE system with shared adaptive steps (every example within the tolerances) instead of one solve per example: faster gradients with less memory (paper's network, batch 10, 2 CPU cores: 1.4-1.7 instead of 1.5-2.1 s per step, 573 instead of 830 MB); results differ at the solver tolerance; not with --microbatch")
     optimizer: str = _f("adam", "optimizer", ("adam", "adamw", "lion", "sgd"))
     lr: float = _f(3e-3, "initial learning rate")
     lr_decay: float = _f(0.1, "exponential decay: final lr = lr * lr_decay (1: constant)")
@@ -126,6 +127,8 @@ class Config:
             raise ValueError("rewire and corruption must lie in [0, 1]")
         if not 0 <= self.ema < 1:
             raise ValueError(f"ema={self.ema} must lie in [0, 1) (0: no parameter averaging)")
+        if self.shared_steps and self.microbatch:
+            raise ValueError("shared_steps solves the whole batch at once and microbatch splits it: choose one")
         if not 0 < self.lr_decay <= 1:
             raise ValueError(f"lr_decay={self.lr_decay} must lie in (0, 1]")
         for f in dataclasses.fields(self):

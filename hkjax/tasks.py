@@ -42,7 +42,7 @@ from . import graphs as _graphs
 from . import interactions as _interactions
 from . import lagrangians as _lagrangians
 from .network import Network, hopfield, hopfield_kuramoto, kuramoto
-from .relax import relax
+from .relax import relax, relax_batch
 from .synapses import HopfieldSynapse
 from .units import State
 
@@ -249,16 +249,28 @@ class RelaxConfig(eqx.Module):
             too many steps) returns non-finite values and ``succeeded = False`` instead of
             raising, so that one bad example does not abort a batch.
         """
+        return relax(network, state0, saveat=saveat, **self._options())
+
+    def batch(self, network: Network, states0: State, *, saveat=None):
+        """Relax a batch of states as one system with shared steps
+        (:func:`hkjax.relax_batch`), with this configuration.
+
+        Arguments:
+            network: the network.
+            states0: the initial states, every leaf with a leading batch axis.
+            saveat: as for :func:`hkjax.relax` (default: the final state only).
+
+        Returns:
+            A :class:`~hkjax.Solution` with a leading batch axis, solved with ``throw=False``
+            (a failure fails the whole batch).
+        """
+        return relax_batch(network, states0, saveat=saveat, **self._options())
+
+    def _options(self) -> dict:
         if self.steps > 0:
-            return relax(
-                network, state0, t1=self.t1, dt0=self.t1 / self.steps,
-                stepsize_controller=diffrax.ConstantStepSize(), max_steps=self.steps,
-                saveat=saveat, throw=False,
-            )
-        return relax(
-            network, state0, t1=self.t1, rtol=self.rtol, atol=self.atol,
-            max_steps=self.max_steps, saveat=saveat, throw=False,
-        )
+            return dict(t1=self.t1, dt0=self.t1 / self.steps, stepsize_controller=diffrax.ConstantStepSize(),
+                        max_steps=self.steps, throw=False)
+        return dict(t1=self.t1, rtol=self.rtol, atol=self.atol, max_steps=self.max_steps, throw=False)
 
 
 def _finite(y):
@@ -383,6 +395,26 @@ class _Base(eqx.Module):
         y = self.scores(network, sol.state)
         t = self.target(example)
         return squared_loss(y, t, self.n_classes), (jnp.argmax(y), t)
+
+    def batch_loss(self, network: Network, batch: dict, keys: PRNGKeyArray):
+        """:meth:`example_loss` of every example of ``batch`` (leading axis), the whole batch
+        relaxed as one system with shared steps (:meth:`RelaxConfig.batch`,
+        :func:`hkjax.relax_batch`); what :func:`hkjax.train.fit` uses with
+        ``shared_steps=True``.
+
+        Arguments:
+            network: the network being trained.
+            batch: the examples, every array with a leading batch axis.
+            keys: one PRNG key per example (for :meth:`init_state`).
+
+        Returns:
+            ``(losses, (predictions, targets))``, each with a leading batch axis.
+        """
+        sol = self.relax_config.batch(network, jax.vmap(self.init_state)(batch, keys))
+        y = jax.vmap(self.scores, in_axes=(None, 0))(network, sol.state)
+        t = jax.vmap(self.target)(batch)
+        loss = jax.vmap(squared_loss, in_axes=(0, 0, None))(y, t, self.n_classes)
+        return loss, (jnp.argmax(y, axis=-1), t)
 
     def eval_loss(self, network: Network, example: dict, key: PRNGKeyArray):
         """What :func:`hkjax.train.evaluate` computes per example: ``example_loss``, or with

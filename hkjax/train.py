@@ -141,7 +141,9 @@ class FitResult:
     raw_model: Any = None
 
 
-def _batched(task, network, batch, keys, microbatch=None):
+def _batched(task, network, batch, keys, microbatch=None, shared_steps=False):
+    if shared_steps:  # one solve of the whole batch (hkjax.relax_batch)
+        return task.batch_loss(network, batch, keys)
     if microbatch:  # a few examples at a time: the batched intermediates stay micro-batch-sized
         return jax.lax.map(lambda a: task.example_loss(network, *a), (batch, keys), batch_size=microbatch)
     return jax.vmap(task.example_loss, in_axes=(None, 0, 0))(network, batch, keys)
@@ -154,13 +156,13 @@ def _eval_chunk(model, task, batch, keys):
 
 
 @eqx.filter_jit
-def _train_step(params, frozen, opt_state, batch, k, task, optimizer, microbatch=None):
+def _train_step(params, frozen, opt_state, batch, k, task, optimizer, microbatch=None, shared_steps=False):
     # Module level (compiled once per task / optimizer / shapes); the frozen arrays travel as
     # an argument, not as closed-over constants.
     keys = jax.random.split(k, jax.tree_util.tree_leaves(batch)[0].shape[0])
 
     def loss_fn(p):
-        loss, (pred, tgt) = _batched(task, eqx.combine(p, frozen), batch, keys, microbatch)
+        loss, (pred, tgt) = _batched(task, eqx.combine(p, frozen), batch, keys, microbatch, shared_steps)
         return jnp.mean(loss), jnp.mean(pred == tgt)
 
     (loss, acc), grads = eqx.filter_value_and_grad(loss_fn, has_aux=True)(params)
@@ -246,6 +248,7 @@ def fit(
     steps: int,
     batch_size: int = 32,
     microbatch: int | None = None,
+    shared_steps: bool = False,
     trainable=None,
     key,
     ema: float = 0.0,
@@ -276,6 +279,13 @@ def fit(
             intermediates of the backward pass — the per-example ``n × n`` arrays of dense
             Kuramoto terms — micro-batch-sized. Lowers peak memory; on a CPU it can cost
             time (``benchmarks/train_step.py``). ``None``: the whole batch at once.
+        shared_steps: relax each batch as one ODE system with shared adaptive steps
+            (:func:`hkjax.relax_batch`: every example within the tolerances, the batch as
+            slow as its slowest example) instead of one solve per example: the backward
+            pass then sums the parameter cotangents over the batch at every step instead of
+            carrying one per example: faster, less memory and a faster compile (see
+            :func:`hkjax.relax_batch` for measurements). Results differ from per-example
+            solves at the level of the solver tolerance. Not with ``microbatch``.
         trainable: which leaves to train (see :func:`trainable_filter`); the others stay
             bit-identical. Used to freeze the Hopfield classifier in memory editing.
         key: PRNG key (keyword only); step ``s`` uses ``fold_in(key, s)``.
@@ -314,6 +324,8 @@ def fit(
         raise ValueError(f"batch_size={batch_size!r} must be a positive integer")
     if microbatch is not None and (not isinstance(microbatch, int) or microbatch < 1):
         raise ValueError(f"microbatch={microbatch!r} must be a positive integer or None (the whole batch)")
+    if shared_steps and microbatch is not None:
+        raise ValueError("shared_steps=True solves the whole batch at once; it does not combine with microbatch")
     if isinstance(ema, bool) or not isinstance(ema, (int, float)) or not 0 <= ema < 1:
         raise ValueError(f"ema={ema!r} must be a number in [0, 1) (0: no parameter averaging)")
     t_start = time.time()
@@ -395,7 +407,7 @@ def fit(
             batch = _sample(task, train_data, jax.random.fold_in(k, 0), batch_size)
             params, opt_state, loss, acc, step = (
                 *_train_step(params, static, opt_state, batch, jax.random.fold_in(k, 1), task, optimizer,
-                             microbatch),
+                             microbatch, bool(shared_steps)),
                 step + 1,
             )
             if ema > 0:

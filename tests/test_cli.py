@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import jax
+import numpy as np
 import pytest
 
 from hkjax import cli, config
@@ -536,3 +537,32 @@ def test_retrieve_refuses_an_existing_run_without_overwrite(tmp_path, capsys):
     assert cli.main(["retrieve", "--out", str(out)]) == 2
     assert "--overwrite" in _one_error_line(capsys)
     assert (out / "config.toml").read_text() == 'task = "retrieve"\n'
+
+
+def test_shared_steps_flag_trains(tmp_path, capsys, monkeypatch):
+    """`--shared-steps` reaches `hk.fit` (one solve per batch; its maths is tested in
+    test_train / test_relax) and is recorded; with `--microbatch` it is refused before
+    anything is written."""
+    from hkjax import train
+
+    seen = []
+    real_fit = train.fit
+
+    def fit(*args, **kwargs):
+        seen.append(kwargs["shared_steps"])
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(train, "fit", fit)
+    out = tmp_path / "run"
+    argv = ["train", "--model", "hopfield", "--no-progress", "--n-hidden", "8", "--max-train", "40",
+            "--max-test", "20", "--batch-size", "4", "--steps", "2", "--shared-steps", "--out", str(out)]
+    with jax.enable_x64(False):
+        assert cli.main(argv) == 0
+    assert seen == [True]
+    assert config.load_toml(out / "config.toml").shared_steps is True
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert rows and all(np.isfinite(r["loss"]) for r in rows)
+    capsys.readouterr()
+    assert cli.main(argv[:-1] + [str(tmp_path / "other"), "--microbatch", "2"]) == 2
+    assert "choose one" in _one_error_line(capsys)
+    assert not (tmp_path / "other").exists()

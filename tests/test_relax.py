@@ -471,3 +471,43 @@ def test_projection_keeps_the_oscillators_on_the_sphere_at_loose_tolerances():
 
     grads = eqx.filter_grad(loss)(net)
     assert all(np.all(np.isfinite(np.asarray(g))) for g in jax.tree_util.tree_leaves(grads))
+
+
+# ---------------------------------------------------------------------------------------
+# relax_batch: one solve of a whole batch with shared steps
+# ---------------------------------------------------------------------------------------
+
+
+def test_relax_batch_is_the_batch_of_solves():
+    """``relax_batch`` lays its solution out as ``vmap(relax)`` does; with constant steps
+    it is the same computation (to round-off); with adaptive steps every example meets the
+    tolerances (final states agree with per-example solves to ~the tolerance, far closer
+    than the states move), and the energy of each example never increases."""
+    net = make_network(L.Tanh(), I.ReLU(), "full")
+    states = jax.tree_util.tree_map(lambda *a: jnp.stack(a), *[initial_state(net, seed=s) for s in range(4)])
+    const = dict(t1=T1, dt0=0.1, stepsize_controller=diffrax.ConstantStepSize(), max_steps=30, saveat=TS)
+    one = jax.vmap(lambda s: hk.relax(net, s, **const))(states)
+    together = hk.relax_batch(net, states, **const)
+    assert jax.tree_util.tree_structure(one) == jax.tree_util.tree_structure(together)
+    for a, b in zip(jax.tree_util.tree_leaves(one), jax.tree_util.tree_leaves(together)):
+        assert a.shape == b.shape
+        np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-10, atol=1e-12)
+    adaptive = dict(t1=T1, rtol=RTOL, atol=ATOL, max_steps=4096, saveat=TS)
+    one = jax.vmap(lambda s: hk.relax(net, s, **adaptive))(states)
+    together = hk.relax_batch(net, states, **adaptive)
+    assert np.all(np.asarray(together.succeeded))
+    moved = float(jnp.max(jnp.abs(one.state.x - states.x)))
+    np.testing.assert_allclose(together.state.x, one.state.x, atol=1e-5)
+    np.testing.assert_allclose(together.state.sigma, one.state.sigma, atol=1e-5)
+    assert moved > 1e3 * 1e-5
+    for b in range(4):
+        check_lyapunov_trajectory(net, jax.tree_util.tree_map(lambda v: v[b], together))
+
+
+def test_relax_batch_errors():
+    net = make_network(L.Tanh(), I.ReLU(), "full")
+    s = initial_state(net)
+    with pytest.raises(ValueError, match="leading batch axis"):
+        hk.relax_batch(net, hk.State(x=jnp.stack([s.x, s.x]), sigma=s.sigma[None]))
+    with pytest.raises(TypeError, match="rtl"):
+        hk.relax_batch(net, jax.tree_util.tree_map(lambda v: v[None], s), rtl=1e-3)
