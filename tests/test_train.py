@@ -211,10 +211,9 @@ def test_shared_steps_give_the_per_example_loss_and_gradient(arrays):
     """``shared_steps`` (one solve of the whole batch, ``hk.relax_batch``) gives the loss and
     gradient of per-example solves: to float32 round-off with constant steps (the same
     steps either way), and with adaptive steps at tight tolerances to 1 % (0.2 % measured at
-    rtol = 1e-6; the two take
-    different steps; at the default rtol = 1e-3 their gradients differ by ~4 %, as two step
-    sequences' discretise-then-optimise gradients do); ``fit`` refuses it together with
-    ``microbatch`` (``tests/test_cli.py`` trains with it)."""
+    rtol = 1e-6; the two take different steps; at the default rtol = 1e-3 their gradients
+    differ by ~4 %, as two step sequences' discretise-then-optimise gradients do); ``fit``
+    refuses it together with ``microbatch`` (``tests/test_cli.py`` trains with it)."""
     tr, _ = arrays
     batch = None
     tight = tasks.RelaxConfig(max_steps=64, rtol=1e-6, atol=1e-8)
