@@ -307,6 +307,9 @@ def _dense_force(interaction: AbstractInteraction, mask, sigma):
     """
     dyn, static = eqx.partition(interaction, eqx.is_array)
     n = sigma.shape[0]
+    # the per-edge parameters laid out as (n, n) matrices (split into row blocks); the
+    # others (shared scalars, an MLP's weights) are used whole by every block
+    laid_out = [q for q in interaction.param_names if jnp.ndim(getattr(interaction, q)) == 2]
 
     def fprime(d, s):
         fp = eqx.combine(d, static).derivative(s)
@@ -318,16 +321,17 @@ def _dense_force(interaction: AbstractInteraction, mask, sigma):
         if nb == 1:
             return fprime(d, sig @ sig.T) @ sig
         bs = n // nb
-        blocked, shared = eqx.partition(d, lambda x: jnp.shape(x)[-2:] == (n, n))
+        inter = eqx.combine(d, static)
 
         def one(args):
-            blk, mrows, srows = args
-            fp = eqx.combine(blk, shared, static).derivative(srows @ sig.T)
+            rows, mrows, srows = args  # this block's rows of the laid-out parameters, mask, σ
+            blk = eqx.tree_at(lambda m: [getattr(m, q) for q in laid_out], inter, rows) if laid_out else inter
+            fp = blk.derivative(srows @ sig.T)
             return (fp if mrows is None else mrows * fp) @ sig
 
-        split = jax.tree_util.tree_map(lambda x: x.reshape(nb, bs, n), blocked)
+        rows = [getattr(inter, q).reshape(nb, bs, n) for q in laid_out]
         m = None if mask is None else mask.reshape(nb, bs, n)
-        return jax.lax.map(one, (split, m, sig.reshape(nb, bs, -1))).reshape(sig.shape)
+        return jax.lax.map(one, (rows, m, sig.reshape(nb, bs, -1))).reshape(sig.shape)
 
     def force_jvp(primals, tangents):
         d, sig = primals
