@@ -23,6 +23,8 @@ Gradients (``adjoint``):
 
 from __future__ import annotations
 
+import inspect
+
 import diffrax
 import equinox as eqx
 import jax
@@ -267,12 +269,12 @@ def relax_batch(network: Network, states0: State, **kwargs) -> Solution:
         TypeError: an argument :func:`relax` does not take.
         ValueError: as :func:`relax`; states without a common leading batch axis.
     """
-    import inspect
-
-    unknown = sorted(set(kwargs) - set(inspect.signature(relax).parameters))
-    if unknown:
-        raise TypeError(f"relax_batch got unexpected argument(s) {', '.join(unknown)}; it takes those of hkjax.relax")
-    return _relax(network, states0, batched=True, **kwargs)
+    try:  # relax's own signature: one set of defaults for both
+        options = inspect.signature(relax).bind(network, states0, **kwargs)
+    except TypeError as e:
+        raise TypeError(f"relax_batch: {e}; it takes the arguments of hkjax.relax") from None
+    options.apply_defaults()
+    return _relax(batched=True, **options.arguments)
 
 
 def _relax(
@@ -280,19 +282,7 @@ def _relax(
     state0: State,
     *,
     batched: bool,
-    t0: float = 0.0,
-    t1: float = 1.0,
-    dt0: float | None = None,
-    solver: diffrax.AbstractSolver | None = None,
-    rtol: float = 1e-3,
-    atol: float = 1e-6,
-    stepsize_controller: diffrax.AbstractStepSizeController | None = None,
-    max_steps: int = 512,
-    adjoint="recursive",
-    steady_state: bool = False,
-    saveat=None,
-    throw: bool = True,
-    project: bool = False,
+    t0, t1, dt0, solver, rtol, atol, stepsize_controller, max_steps, adjoint, steady_state, saveat, throw, project,
 ) -> Solution:
     if not isinstance(network, Network):
         raise TypeError(f"network must be an hkjax.Network, got {type(network).__name__}")

@@ -392,7 +392,10 @@ class _Base(eqx.Module):
             ``argmax`` and :meth:`target`.
         """
         sol = self.relax_config(network, self.init_state(example, key))
-        y = self.scores(network, sol.state)
+        return self._loss(self.scores(network, sol.state), example)
+
+    def _loss(self, y, example: dict):
+        # the loss of the class scores y of one example, and (prediction, target)
         t = self.target(example)
         return squared_loss(y, t, self.n_classes), (jnp.argmax(y), t)
 
@@ -411,10 +414,7 @@ class _Base(eqx.Module):
             ``(losses, (predictions, targets))``, each with a leading batch axis.
         """
         sol = self.relax_config.batch(network, jax.vmap(self.init_state)(batch, keys))
-        y = jax.vmap(self.scores, in_axes=(None, 0))(network, sol.state)
-        t = jax.vmap(self.target)(batch)
-        loss = jax.vmap(squared_loss, in_axes=(0, 0, None))(y, t, self.n_classes)
-        return loss, (jnp.argmax(y, axis=-1), t)
+        return jax.vmap(self._loss)(jax.vmap(self.scores, in_axes=(None, 0))(network, sol.state), batch)
 
     def eval_loss(self, network: Network, example: dict, key: PRNGKeyArray):
         """What :func:`hkjax.train.evaluate` computes per example: ``example_loss``, or with
@@ -438,9 +438,7 @@ class _Base(eqx.Module):
             sol = self.relax_config(network, self.init_state({**example, "images": img}, k))
             return self.scores(network, sol.state)
 
-        y = jnp.mean(jax.vmap(one)(imgs, jax.random.split(key, imgs.shape[0])), axis=0)
-        t = self.target(example)
-        return squared_loss(y, t, self.n_classes), (jnp.argmax(y), t)
+        return self._loss(jnp.mean(jax.vmap(one)(imgs, jax.random.split(key, imgs.shape[0])), axis=0), example)
 
     def _x0(self, pixels):
         return _data.threshold_state(pixels, n_hidden=self.n_hidden, n_classes=self.n_classes)
