@@ -184,14 +184,13 @@ def _claim_out(cfg: Config) -> dict | None:
 
     A directory that already holds a run is only written into with ``--resume`` (then the
     run's saved config.toml table is returned, for :func:`_check_resumable`) or
-    ``--overwrite`` (then the old run's config, checkpoints, metrics and summary are deleted
-    here). Returns ``None`` when there is no run to resume.
+    ``--overwrite`` (the old run is deleted only when the new one writes its config, by
+    :func:`_write_config`: a command that fails before that, on a bad ``--from`` or missing
+    data, leaves it as it was). Returns ``None`` when there is no run to resume.
 
     Raises:
         ValueError: ``--out`` is a file, holds a run and neither flag is given, or both are.
     """
-    import shutil
-
     out = pathlib.Path(cfg.out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {str(out)!r} exists and is not a directory")
@@ -205,9 +204,6 @@ def _claim_out(cfg: Config) -> dict | None:
     if not cfg.overwrite:
         raise ValueError(f"--out {str(out)!r} already holds a run; pass --resume to continue it, --overwrite to "
                          "replace it, or choose another --out (nothing was changed)")
-    shutil.rmtree(out / "checkpoints", ignore_errors=True)
-    for name in ("config.toml", "metrics.jsonl", "summary.json"):
-        (out / name).unlink(missing_ok=True)
     return None
 
 
@@ -234,8 +230,17 @@ def _check_resumable(cfg: Config, saved: dict | None) -> None:
 
 
 def _write_config(cfg: Config) -> pathlib.Path:
-    """Create ``--out`` and write ``cfg`` into its config.toml (after :func:`_claim_out`)."""
+    """Create ``--out`` and write ``cfg`` into its config.toml (after :func:`_claim_out` and
+    every check of the command's arguments). With ``--overwrite`` the run already there is
+    deleted first (its config, checkpoints, metrics and summary), so that no stale checkpoint
+    of it survives to be taken for the newest."""
+    import shutil
+
     out = pathlib.Path(cfg.out)
+    if cfg.overwrite and not cfg.resume and _holds_run(out):
+        shutil.rmtree(out / "checkpoints", ignore_errors=True)
+        for name in ("config.toml", "metrics.jsonl", "summary.json"):
+            (out / name).unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
     _write_text(out / "config.toml", to_toml(cfg))
     return out
@@ -327,19 +332,31 @@ def _last_train_accuracy(history):
 def _train(cfg: Config, *, figures: bool = True) -> dict:
     import jax
 
-    from . import train
+    from . import tasks, train
 
     if cfg.task not in ("classify", "addition"):
         raise ValueError(f"hkjax train: --task {cfg.task} is not trained here; use `hkjax edit` / `hkjax retrieve`")
     t0 = time.time()
+    if cfg.from_run and cfg.model == "kuramoto":
+        raise ValueError("--from starts the threshold units from a Hopfield classifier; the kuramoto model has none "
+                         "(use --model hopfield or hopfield_kuramoto)")
     saved = _claim_out(cfg)
+    start = {}
+    if cfg.from_run:
+        # a warm start: the Hopfield weights and bias of a trained classifier, trained further
+        cfg, _, classifier = _classifier_from(cfg)
+        w, b = tasks.hopfield_parameters(classifier)
+        start = {"hopfield_weights": w, "hopfield_bias": b}
     tr, te = _load_data(cfg)
     train_arrays, test_arrays = _arrays(tr, cfg.max_train), _arrays(te, cfg.max_test)
     task = _task(cfg, tr)
+    if start and start["hopfield_bias"].shape[0] != task.n:
+        raise ValueError(f"--from {cfg.from_run}: its classifier has {start['hopfield_bias'].shape[0]} units, this "
+                         f"task needs {task.n} (a classifier of the same dataset is needed)")
     cfg = _saved_layout(cfg, task, saved)
     _check_resumable(cfg, saved)
     out = _write_config(cfg)
-    net = _network(cfg, task, jax.random.key(cfg.seed))
+    net = _network(cfg, task, jax.random.key(cfg.seed), **start)
     res = _fit(cfg, task, net, train_arrays, test_arrays, out, steps=cfg.steps, lr=cfg.lr)
     ev = train.evaluate(res.model, task, test_arrays, key=jax.random.key(10_000 + cfg.seed))
     summary = {
@@ -445,6 +462,27 @@ def _opt_like(cfg, model, task):
     return _optimizer(cfg, steps, lr).init(params)
 
 
+def _classifier_from(cfg: Config):
+    """``(cfg, task, classifier)``: the Hopfield classifier of the run ``cfg.from_run``, and
+    ``cfg`` with that classifier's size and relaxation (``n_hidden``, ``t1``, ``max_steps``,
+    ``solver_steps``; a log line says which were changed).
+
+    Raises:
+        ValueError: the run is not a Hopfield classifier (task classify, model hopfield).
+        FileNotFoundError: no such run directory, config or checkpoint.
+    """
+    ccfg, ctask, classifier = _load_run(pathlib.Path(cfg.from_run))
+    if ccfg.task != "classify" or ccfg.model != "hopfield":
+        raise ValueError(f"--from {cfg.from_run}: expected a Hopfield classifier run (task classify, model hopfield), "
+                         f"found task {ccfg.task}, model {ccfg.model}")
+    inherit = {k: getattr(ccfg, k) for k in ("n_hidden", "t1", "max_steps", "solver_steps")
+               if getattr(ccfg, k) != getattr(cfg, k)}
+    if inherit:
+        _log(f"hkjax: using {', '.join(f'{k}={v}' for k, v in inherit.items())} of the classifier in {cfg.from_run}")
+        cfg = cfg.replace(**inherit)
+    return cfg, ctask, classifier
+
+
 def _edit(cfg: Config) -> dict:
     import jax
     import numpy as np
@@ -458,16 +496,7 @@ def _edit(cfg: Config) -> dict:
     train_arrays, test_arrays = _arrays(tr, cfg.max_train), _arrays(te, cfg.max_test)
     tasks.edit_map(cfg.edit, cfg.class_list(), int(tr.n_classes))  # fail fast on bad classes
     if cfg.from_run:
-        ccfg, ctask, classifier = _load_run(pathlib.Path(cfg.from_run))
-        if ccfg.task != "classify" or ccfg.model != "hopfield":
-            raise ValueError(f"--from {cfg.from_run}: expected a Hopfield classifier run (task classify, model hopfield), "
-                             f"found task {ccfg.task}, model {ccfg.model}")
-        # the frozen classifier keeps its size and the relaxation it was trained with
-        inherit = {k: getattr(ccfg, k) for k in ("n_hidden", "t1", "max_steps", "solver_steps")
-                   if getattr(ccfg, k) != getattr(cfg, k)}
-        if inherit:
-            _log(f"hkjax: using {', '.join(f'{k}={v}' for k, v in inherit.items())} of the classifier in {cfg.from_run}")
-            cfg = cfg.replace(**inherit)
+        cfg, ctask, classifier = _classifier_from(cfg)
     task = _task(cfg, tr, kind="edit", model="hopfield_kuramoto")
     cfg = _saved_layout(cfg, task, saved)
     _check_resumable(cfg, saved)

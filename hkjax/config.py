@@ -92,7 +92,7 @@ class Config:
     max_test: int = _f(0, "evaluate on only the first this many test examples (0: all)")
     progress: bool = _f(True, "show a progress bar")
     # memory editing
-    from_run: str = _f("", "edit: run directory of a trained Hopfield classifier (empty: train one first)")
+    from_run: str = _f("", "run directory of a trained Hopfield classifier: edit edits it (empty: train one first); train starts the threshold units of a hopfield or hopfield_kuramoto network from its weights and bias and trains on (its n_hidden and relaxation settings are used)")
     edit: str = _f("swap", "edit: kind of edit", ("swap", "conflate"))
     classes: str = _f("0,1", "edit: classes, comma separated (swap: cyclic c0->c1->...; conflate: all -> c0)")
     associative: bool = _f(False, "edit: only under cue 1 (cue images of class 0 / 1 on the oscillators)")

@@ -524,6 +524,10 @@ def test_a_run_directory_is_never_overwritten_by_accident(tmp_path, capsys):
         assert cli.main(small + extra) == 2
         assert match in _one_error_line(capsys)
         assert snapshot() == saved, extra
+    # --overwrite deletes the old run only once the new one starts: a bad --from loses nothing
+    assert cli.main(small + ["--overwrite", "--from", str(tmp_path / "missing")]) == 2
+    assert "does not exist" in _one_error_line(capsys)
+    assert snapshot() == saved
     with jax.enable_x64(False):
         assert cli.main(small + ["--steps", "2", "--overwrite"]) == 0
     assert [p.name for p in (out / "checkpoints").glob("ckpt_*")] == ["ckpt_00000002.hkjax"]
@@ -566,3 +570,31 @@ def test_shared_steps_flag_trains(tmp_path, capsys, monkeypatch):
     assert cli.main(argv[:-1] + [str(tmp_path / "other"), "--microbatch", "2"]) == 2
     assert "choose one" in _one_error_line(capsys)
     assert not (tmp_path / "other").exists()
+
+
+def test_train_from_a_hopfield_classifier_starts_from_its_weights(trained_run, tmp_path, capsys):
+    """`hkjax train --from RUN` starts the threshold units of a Hopfield–Kuramoto network from
+    a trained Hopfield classifier's weights and bias (a warm start; all parameters trained on)
+    and takes the classifier's size; a run that is no Hopfield classifier, or a model without
+    threshold units, is refused with one line."""
+    from hkjax import tasks
+
+    out = tmp_path / "hk"
+    argv = ["train", "--model", "hopfield_kuramoto", "--from", str(trained_run), "--steps", "1", "--lr", "1e-12",
+            "--n-hidden", "20", "--max-train", "40", "--max-test", "20", "--batch-size", "4", "--degree", "4",
+            "--no-progress", "--out", str(out)]
+    capsys.readouterr()
+    with jax.enable_x64(False):
+        assert cli.main(argv) == 0
+    assert "n_hidden=8" in capsys.readouterr().err  # the classifier's size, not --n-hidden 20
+    ccfg, _, clf = cli._load_run(trained_run)
+    cfg, _, net = cli._load_run(out)
+    assert (cfg.model, cfg.n_hidden, cfg.from_run) == ("hopfield_kuramoto", ccfg.n_hidden, str(trained_run))
+    (w0, b0), (w1, b1) = tasks.hopfield_parameters(clf), tasks.hopfield_parameters(net)
+    assert float(np.abs(w0).max()) > 1e-3  # a trained classifier, not zeros
+    np.testing.assert_allclose(w1, w0, atol=1e-8)  # one step at lr 1e-12
+    np.testing.assert_allclose(b1, b0, atol=1e-8)
+    for bad, match in (([str(out)], "expected a Hopfield classifier run"), ([str(trained_run), "--model", "kuramoto"], "kuramoto")):
+        assert cli.main(argv[:4] + bad + argv[5:-1] + [str(tmp_path / "bad")]) == 2
+        assert match in _one_error_line(capsys)
+        assert not (tmp_path / "bad").exists()
