@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pathlib
 import subprocess
 import sys
 
@@ -15,6 +16,15 @@ from hkjax import cli, config
 JAX_ENABLE_X64 = False
 
 FAST = ["--no-progress", "--n-hidden", "8", "--max-steps", "16", "--degree", "4"]
+
+
+@pytest.fixture(autouse=True)
+def _no_figures(request, monkeypatch):
+    """Runs of these tests skip their PNG figures (a third of a small run's time, ~8 s each)
+    unless the test is marked ``figures``; the module-scoped ``trained_run`` (set up before
+    this fixture) draws them, and test_plotting tests every figure."""
+    if request.node.get_closest_marker("figures") is None:
+        monkeypatch.setattr(cli, "_figures", lambda *args, **kwargs: [])
 
 
 def _one_error_line(capsys) -> str:
@@ -280,6 +290,7 @@ def test_train_eval_plot_end_to_end(trained_run, capsys):
     assert ev["test_accuracy"] == pytest.approx(summary["test_accuracy"])
 
 
+@pytest.mark.figures
 @pytest.mark.slow
 def test_edit_end_to_end(trained_run, tmp_path):
     out = tmp_path / "edit"
@@ -291,10 +302,17 @@ def test_edit_end_to_end(trained_run, tmp_path):
     assert {"accuracy_before_edit", "test_accuracy_cue0", "test_accuracy_cue1", "test_accuracy"} <= set(summary)
     assert summary["hopfield_frozen"] is True
     assert 0 <= summary["test_accuracy_cue0"] <= 1 and 0 <= summary["test_accuracy_cue1"] <= 1
+    try:
+        import hkjax.plotting  # noqa: F401
+
+        assert summary["figures"] and all(pathlib.Path(f).is_file() for f in summary["figures"])
+    except ImportError:
+        pass
     cfg = config.load_toml(out / "config.toml")
     assert cfg.task == "edit" and cfg.osc_init == "reference" and cfg.kuramoto_term is False
 
 
+@pytest.mark.figures
 @pytest.mark.slow
 def test_no_arguments_runs_the_demo(tmp_path, monkeypatch, capsys):
     """The README's first command, `python -m hkjax`, trains a small classifier on the
