@@ -237,7 +237,7 @@ def _write_config(cfg: Config) -> pathlib.Path:
     import shutil
 
     out = pathlib.Path(cfg.out)
-    if cfg.overwrite and not cfg.resume and _holds_run(out):
+    if cfg.overwrite and _holds_run(out):
         shutil.rmtree(out / "checkpoints", ignore_errors=True)
         for name in ("config.toml", "metrics.jsonl", "summary.json"):
             (out / name).unlink(missing_ok=True)
