@@ -17,6 +17,8 @@ from .tasks import Addition, Classification, MemoryEditing
 from .train import FitResult, evaluate, fit, make_optimizer
 from .units import OscillatorUnits, State, ThresholdUnits
 
+enable_compile_cache = _xla.enable_compile_cache
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -52,6 +54,7 @@ __all__ = [
     "evaluate",
     "make_optimizer",
     "FitResult",
+    "enable_compile_cache",
 ]
 
 

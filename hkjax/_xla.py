@@ -50,3 +50,52 @@ def apply() -> bool:
         return False
     os.environ["XLA_FLAGS"] = f"{current} {FLAG}={VALUE}".strip()
     return True
+
+
+#: Environment variable naming the directory of the persistent compilation cache that the
+#: ``hkjax`` command uses (``0``: none).
+CACHE_ENV = "HKJAX_COMPILE_CACHE"
+
+
+def default_cache_dir() -> str:
+    """``$XDG_CACHE_HOME/hkjax/xla`` (``~/.cache/hkjax/xla`` when it is not set)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "hkjax", "xla")
+
+
+def enable_compile_cache(path: str | os.PathLike | None = None) -> str | None:
+    """Keep compiled programs on disk (JAX's persistent compilation cache), so that a second
+    process running the same computation skips XLA's compilation (the paper's training step:
+    ~3–6 s of its first call on a 2-core CPU; ``benchmarks/README.md``).
+
+    What it changes is process-wide JAX configuration (``jax_compilation_cache_dir``), so
+    the library never calls it by itself; the ``hkjax`` command does, at start-up. JAX keys
+    every entry by the program, the JAX/jaxlib versions, the device and the XLA flags, and
+    stores only programs that took at least a second to compile, so a stale entry is never
+    used and the directory stays small (a few MB); deleting it at any time is safe.
+
+    Arguments:
+        path: the cache directory; ``None``: the ``HKJAX_COMPILE_CACHE`` environment variable,
+            else :func:`default_cache_dir`. ``HKJAX_COMPILE_CACHE=0`` (or ``""``) turns the
+            cache off, and a cache the user configured for JAX itself
+            (``JAX_COMPILATION_CACHE_DIR`` or ``jax_compilation_cache_dir``) is left as it is.
+
+    Returns:
+        The directory in use, or ``None`` when the cache is off, JAX's own setting wins, or the
+        directory cannot be created (the cache is an optimisation: nothing fails without it).
+    """
+    import jax
+
+    if path is None:
+        if os.environ.get("JAX_COMPILATION_CACHE_DIR") or jax.config.jax_compilation_cache_dir:
+            return None
+        path = os.environ.get(CACHE_ENV, default_cache_dir())
+        if path in ("0", ""):
+            return None
+    path = os.fspath(path)
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError:
+        return None
+    jax.config.update("jax_compilation_cache_dir", path)
+    return path

@@ -68,6 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
             "Associative memories binding Hopfield threshold units with Kuramoto oscillators "
             "(arXiv 2505.03648). With no arguments: a short demo on the embedded digits."
         ),
+        epilog=(
+            "Compiled programs are kept in JAX's persistent compilation cache (default "
+            "~/.cache/hkjax/xla; HKJAX_COMPILE_CACHE=DIR moves it, HKJAX_COMPILE_CACHE=0 turns it "
+            "off), so a second run of the same configuration skips most of its compilation."
+        ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -124,7 +129,7 @@ def _task(cfg: Config, ds, *, kind: str | None = None, model: str | None = None)
     common = dict(
         model=model or cfg.model, n_pixels=int(ds.images.shape[1]), n_hidden=cfg.n_hidden,
         n_classes=int(ds.n_classes), dim=cfg.dim, relax_config=_relax_config(cfg), rotate=cfg.rotate,
-        shift=cfg.shift, image_shape=tuple(ds.shape), osc_init=cfg.osc_init,
+        shift=cfg.shift, tilt=cfg.tilt, zoom=cfg.zoom, image_shape=tuple(ds.shape), osc_init=cfg.osc_init,
     )
     if kind == "classify":
         return tasks.Classification(**common)
@@ -634,6 +639,9 @@ def main(argv: list[str] | None = None) -> int:
     from .data import IDXFormatError
 
     argv = sys.argv[1:] if argv is None else list(argv)
+    from . import _xla
+
+    _xla.enable_compile_cache()  # a second run of the same programs skips XLA's compilation
     try:
         if not argv:
             return _demo()

@@ -66,6 +66,8 @@ class Config:
     init_scale: float = _f(0.01, "std of the random initial parameters")
     osc_init: str = _f("random", "initial hidden/class oscillators: random unit vectors, or all at the reference e1", ("random", "reference"))
     shift: int = _f(0, "training augmentation: random image translations by up to this many pixels")
+    tilt: float = _f(0.0, "training augmentation: random image rotations by up to this many degrees (bilinear interpolation, zero fill; after --shift)")
+    zoom: float = _f(0.0, "training augmentation: random image scalings by a factor in [1 - zoom, 1 + zoom] (with --tilt)")
     tta: int = _f(0, "test-time augmentation: average the class scores over all translations (by up to this many pixels) of the image on the threshold units; the summary reports it next to the plain test accuracy (0: off)")
     rotate: bool = _f(True, "random global rotation of the oscillators per sample (augmentation)")
     # relaxation
@@ -116,7 +118,7 @@ class Config:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < lo:
                 raise ValueError(f"{name}={v!r} must be an integer >= {lo}")
-        for name in ("rewire", "kappa_h", "kappa_k", "init_scale", "t1", "lr", "lr_decay", "weight_decay", "clip", "ema", "edit_lr", "corruption"):
+        for name in ("rewire", "tilt", "zoom", "kappa_h", "kappa_k", "init_scale", "t1", "lr", "lr_decay", "weight_decay", "clip", "ema", "edit_lr", "corruption"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
                 raise ValueError(f"{name}={v!r} must be a finite number")
@@ -125,6 +127,10 @@ class Config:
                 raise ValueError(f"{name}={getattr(self, name)} must be positive")
         if not 0 <= self.rewire <= 1 or not 0 <= self.corruption <= 1:
             raise ValueError("rewire and corruption must lie in [0, 1]")
+        if not 0 <= self.tilt <= 180:
+            raise ValueError(f"tilt={self.tilt} must lie in [0, 180] degrees")
+        if not 0 <= self.zoom < 1:
+            raise ValueError(f"zoom={self.zoom} must lie in [0, 1)")
         if not 0 <= self.ema < 1:
             raise ValueError(f"ema={self.ema} must lie in [0, 1) (0: no parameter averaging)")
         if self.shared_steps and self.microbatch:

@@ -331,7 +331,11 @@ def _relax(
     norm = {"norm": _worst_rms} if batched else {}
     if stepsize_controller is None:
         stepsize_controller = diffrax.PIDController(rtol=rtol, atol=atol, **norm)
-    dt0 = jnp.minimum(1e-2, (t1 - t0) / 100) if dt0 is None else dt0
+    if dt0 is None:
+        # a Python number when the times are: a traced dt0 would make Diffrax check its sign
+        # at run time, a host callback that keeps the compiled program out of JAX's
+        # persistent compilation cache
+        dt0 = jnp.minimum(1e-2, (t1 - t0) / 100) if traced else min(1e-2, (float(t1) - float(t0)) / 100)
     event = None
     if steady_state:
         event = diffrax.Event(diffrax.steady_state_event(rtol=rtol, atol=atol, **norm))

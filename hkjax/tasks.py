@@ -56,6 +56,8 @@ __all__ = [
     "squared_loss",
     "random_shift",
     "all_shifts",
+    "random_warp",
+    "warp_image",
     "edit_map",
     "Classification",
     "Addition",
@@ -306,6 +308,55 @@ def random_shift(images: Float[Array, "b p"], key: PRNGKeyArray, *, shape: tuple
     return jax.vmap(one)(padded, off)
 
 
+def warp_image(image: Float[Array, " p"], *, shape: tuple[int, int], degrees, zoom=1.0) -> Float[Array, " p"]:
+    """Rotate a (flattened) image about its centre by ``degrees`` (counter-clockwise as the
+    image is displayed, row 0 at the top) and scale it by ``zoom``, with bilinear
+    interpolation and zero fill: output pixel ``p`` is the input at
+    ``centre + R(−θ)(p − centre)/zoom``, so a quarter turn of a square image is exactly
+    ``numpy.rot90`` and ``degrees = 0, zoom = 1`` the image itself.
+
+    Arguments:
+        image: the flattened ``(h·w,)`` image.
+        shape: ``(h, w)``.
+        degrees: the rotation angle in degrees (a scalar, may be traced).
+        zoom: the scale factor (``> 1`` enlarges).
+    """
+    h, w = shape
+    dt = image.dtype
+    rr, cc = jnp.meshgrid(jnp.arange(h, dtype=dt), jnp.arange(w, dtype=dt), indexing="ij")
+    dr, dc = rr - (h - 1) / 2, cc - (w - 1) / 2
+    t = jnp.deg2rad(jnp.asarray(degrees, dt))
+    cos, sin = jnp.cos(t) / zoom, jnp.sin(t) / zoom
+    src = [cos * dr + sin * dc + (h - 1) / 2, -sin * dr + cos * dc + (w - 1) / 2]
+    return jax.scipy.ndimage.map_coordinates(image.reshape(h, w), src, order=1, mode="constant", cval=0.0).reshape(h * w)
+
+
+def random_warp(
+    images: Float[Array, "b p"], key: PRNGKeyArray, *, shape: tuple[int, int], max_degrees: float = 0.0,
+    max_zoom: float = 0.0,
+):
+    """Rotate each (flattened) image by a random angle in ``[−max_degrees, max_degrees]`` and
+    scale it by a random factor in ``[1 − max_zoom, 1 + max_zoom]`` (:func:`warp_image`;
+    training augmentation).
+
+    Arguments:
+        images: ``(B, h·w)`` flattened images.
+        key: PRNG key (one angle and one factor per image).
+        shape: ``(h, w)``, the image shape.
+        max_degrees: the largest rotation in degrees (``0``: none).
+        max_zoom: the largest relative change of scale (``0``: none; below 1).
+
+    Returns:
+        ``(B, h·w)`` warped images (``images`` itself when both are 0).
+    """
+    if max_degrees <= 0 and max_zoom <= 0:
+        return images
+    b = images.shape[0]
+    ka, kz = jax.random.split(key)
+    deg = jax.random.uniform(ka, (b,), images.dtype, minval=-max_degrees, maxval=max_degrees)
+    zoom = jax.random.uniform(kz, (b,), images.dtype, minval=1.0 - max_zoom, maxval=1.0 + max_zoom)
+    return jax.vmap(lambda img, d, z: warp_image(img, shape=shape, degrees=d, zoom=z))(images, deg, zoom)
+
 def all_shifts(image: Float[Array, " p"], *, shape: tuple[int, int], max_shift: int) -> Float[Array, "m p"]:
     """Every translation of a (flattened) image by an integer offset in
     ``[−max_shift, max_shift]²`` with zero fill, ``m = (2·max_shift + 1)²`` rows in row-major
@@ -337,6 +388,10 @@ class _Base(eqx.Module):
     relax_config: RelaxConfig
     #: training augmentation: random translations by up to ``shift`` pixels (0: off)
     shift: int = eqx.field(static=True, default=0, kw_only=True)
+    #: training augmentation: random rotations by up to ``tilt`` degrees and scalings by a
+    #: factor in ``[1 − zoom, 1 + zoom]`` (:func:`random_warp`; 0: off), after ``shift``
+    tilt: float = eqx.field(static=True, default=0.0, kw_only=True)
+    zoom: float = eqx.field(static=True, default=0.0, kw_only=True)
     #: test-time augmentation (:meth:`eval_loss`): average the class scores over all
     #: translations by up to ``tta`` pixels (0: off)
     tta: int = eqx.field(static=True, default=0, kw_only=True)
@@ -353,6 +408,10 @@ class _Base(eqx.Module):
             raise ValueError(f"osc_init={self.osc_init!r}; choose 'random' or 'reference'")
         if self.n_hidden < 1:
             raise ValueError(f"n_hidden={self.n_hidden} must be ≥ 1 (one hidden unit pairs with the reference oscillator)")
+        if not 0 <= self.tilt <= 180:
+            raise ValueError(f"tilt={self.tilt} must lie in [0, 180] degrees")
+        if not 0 <= self.zoom < 1:
+            raise ValueError(f"zoom={self.zoom} must lie in [0, 1)")
 
     @property
     def n(self) -> int:
@@ -375,9 +434,14 @@ class _Base(eqx.Module):
         return tuple(shape)
 
     def _shift(self, images, key):
-        if self.shift <= 0:
-            return images
-        return random_shift(images, key, shape=self._image_shape(), max_shift=self.shift)
+        # the training augmentation: shift, then warp (a warp draws from its own fold of key,
+        # so runs without one draw exactly the shifts they always did)
+        if self.shift > 0:
+            images = random_shift(images, key, shape=self._image_shape(), max_shift=self.shift)
+        if self.tilt > 0 or self.zoom > 0:
+            images = random_warp(images, jax.random.fold_in(key, 1), shape=self._image_shape(),
+                                 max_degrees=self.tilt, max_zoom=self.zoom)
+        return images
 
     def example_loss(self, network: Network, example: dict, key: PRNGKeyArray):
         """Relax one example from :meth:`init_state` and score its readout.
@@ -493,6 +557,9 @@ class Classification(_Base):
         relax_config: the :class:`RelaxConfig` every example is relaxed with.
         rotate: one random global rotation of the oscillators per example.
         shift: training augmentation, random translations by up to ``shift`` pixels (0: off).
+        tilt, zoom: training augmentation after the shift, random rotations by up to ``tilt``
+            degrees and scalings by a factor in ``[1 − zoom, 1 + zoom]`` (:func:`random_warp`;
+            0: off).
         tta: test-time augmentation in :meth:`eval_loss`: average the class scores over the
             translations by up to ``tta`` pixels (0: off).
         image_shape: ``(h, w)`` of the images for ``shift`` (default: square).
@@ -500,7 +567,8 @@ class Classification(_Base):
             paper) or all at the ``"reference"`` ``e₁``.
 
     Raises:
-        ValueError: an unknown ``model`` or ``osc_init``, or ``n_hidden < 1``.
+        ValueError: an unknown ``model`` or ``osc_init``, ``n_hidden < 1``, or ``tilt`` /
+            ``zoom`` out of range.
     """
 
     rotate: bool = eqx.field(static=True, default=True)
@@ -527,7 +595,7 @@ class Classification(_Base):
     def sample(self, arrays: dict, key: PRNGKeyArray, batch_size: int) -> dict:
         """A random training batch, a function of ``key`` only: ``batch_size`` examples drawn
         with replacement from ``arrays`` (``{"images": (N, P), "labels": (N,)}``), shifted
-        when ``shift > 0``. Returns ``{"images": (B, P), "labels": (B,)}``."""
+        when ``shift > 0`` and warped when ``tilt`` or ``zoom`` is. Returns ``{"images": (B, P), "labels": (B,)}``."""
         ki, ks = jax.random.split(key)
         ex = _pick(arrays, jax.random.randint(ki, (batch_size,), 0, len(arrays["labels"])))
         return {**ex, "images": self._shift(ex["images"], ks)}
@@ -544,7 +612,7 @@ class Addition(_Base):
     ``{"images": (P,), "labels": (), "images_b": (P,), "labels_b": ()}``.
 
     ``model``, ``n_pixels``, ``n_hidden``, ``n_classes``, ``dim``, ``relax_config``,
-    ``rotate``, ``shift``, ``tta``, ``image_shape`` and ``osc_init`` are as for :class:`Classification`.
+    ``rotate``, ``shift``, ``tilt``, ``zoom``, ``tta``, ``image_shape`` and ``osc_init`` are as for :class:`Classification`.
 
     Raises:
         ValueError: a ``model`` other than ``"hopfield_kuramoto"``.
@@ -606,7 +674,7 @@ class MemoryEditing(_Base):
         cue_classes: the classes whose images serve as cue 0 and cue 1.
 
     ``model``, ``n_pixels``, ``n_hidden``, ``n_classes``, ``dim``, ``relax_config``,
-    ``rotate``, ``shift``, ``tta``, ``image_shape`` and ``osc_init`` are as for :class:`Classification`.
+    ``rotate``, ``shift``, ``tilt``, ``zoom``, ``tta``, ``image_shape`` and ``osc_init`` are as for :class:`Classification`.
 
     Raises:
         ValueError: a ``model`` other than ``"hopfield_kuramoto"``, or a ``mapping`` that

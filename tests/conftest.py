@@ -1,5 +1,7 @@
 """Shared configuration of the hkjax test suite.
 
+* JAX's persistent compilation cache is off (``HKJAX_COMPILE_CACHE=0``), so that no test
+  depends on what an earlier one compiled.
 * Numerics run in float64 (``jax_enable_x64``) and rank promotion raises, as STYLE.md asks;
   both are switched on at import time, before any test module builds an array.
 * One list of each kind of building block (Lagrangians, interactions, couplings,
@@ -11,7 +13,15 @@
 
 from __future__ import annotations
 
+import os
+
 import jax
+
+# The hkjax command turns JAX's persistent compilation cache on (hkjax.enable_compile_cache);
+# the suite calls it in-process, where the cache would then serve whatever the worker
+# compiles next, depending on test order. Off for the suite; tests/test_xla.py tests it in
+# subprocesses of its own.
+os.environ["HKJAX_COMPILE_CACHE"] = "0"
 
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_rank_promotion", "raise")

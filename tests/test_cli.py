@@ -76,6 +76,9 @@ def test_config_validation():
         with pytest.raises(ValueError, match="ema"):
             config.Config(ema=bad)
     assert config.from_dict({"ema": "0.99"}).ema == 0.99
+    for bad in (dict(tilt=-1.0), dict(tilt=200.0), dict(zoom=1.0), dict(zoom=float("inf"))):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            config.Config(**bad)
 
 
 # -- help and errors --------------------------------------------------------------------
@@ -101,6 +104,7 @@ def test_help_exits_zero_and_documents_defaults(capsys):
         (["train", "--model", "ising"], "invalid choice"),
         (["train", "--steps", "many"], "steps"),
         (["train", "--n-hidden", "0"], "n_hidden"),
+        (["train", "--tilt", "-5"], "tilt"),
         (["train", "--dataset", "idx:/nonexistent/dir"], "nonexistent"),
         (["train", "--dataset", "mnist"], "dataset"),
         (["train", "--config", "/nonexistent.toml"], "nonexistent.toml"),

@@ -340,6 +340,47 @@ def test_throw_false_reports_the_failing_element_under_vmap():
     assert np.all(np.isfinite(np.asarray(sol.state.x)[[0, 2]]))
 
 
+def _primitives(jaxpr) -> set[str]:
+    """The names of every primitive in a closed jaxpr, sub-jaxprs (loops, conds, custom
+    derivatives) included."""
+    names = set()
+    for eqn in jaxpr.eqns:
+        names.add(eqn.primitive.name)
+        for p in eqn.params.values():
+            for sub in p if isinstance(p, (list, tuple)) else [p]:
+                inner = getattr(sub, "jaxpr", sub)
+                if hasattr(inner, "eqns"):
+                    names |= _primitives(inner)
+    return names
+
+
+def test_training_solves_compile_without_host_callbacks():
+    """The value and gradient of a loss through ``relax`` / ``relax_batch`` with
+    ``throw=False`` (what training uses) hold no host callback: JAX's persistent
+    compilation cache refuses programs with one (``hk.enable_compile_cache``). A traced
+    default ``dt0`` once put Diffrax's run-time sign check (an ``eqx.error_if``) into every
+    solve."""
+    net = make_network(L.ReLU(), I.ReLU(), "full")
+    s = initial_state(net)
+    batch = jax.tree_util.tree_map(lambda a: jnp.stack([a, a]), s)
+    params, static = eqx.partition(net, eqx.is_inexact_array)
+
+    def loss(p, solve):
+        return jnp.sum(solve(eqx.combine(p, static)).state.x ** 2)
+
+    solves = {
+        "relax": lambda n: hk.relax(n, s, t1=1.0, max_steps=32, throw=False),
+        "relax_batch": lambda n: hk.relax_batch(n, batch, t1=1.0, max_steps=32, throw=False),
+    }
+    for name, solve in solves.items():
+        prims = _primitives(jax.make_jaxpr(jax.value_and_grad(lambda p: loss(p, solve)))(params).jaxpr)
+        assert "while" in prims, name  # the solve was traced
+        assert not {p for p in prims if "callback" in p}, (name, prims)
+    # with throw=True Diffrax checks the result at run time: a callback (the check is real)
+    prims = _primitives(jax.make_jaxpr(lambda p: loss(p, lambda n: hk.relax(n, s, t1=1.0, max_steps=32)))(params).jaxpr)
+    assert any("callback" in p for p in prims)
+
+
 def test_throw_true_raises_on_failure():
     net = make_network(L.Tanh(), I.ReLU(), "full")
     s = initial_state(net)

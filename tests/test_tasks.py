@@ -241,3 +241,73 @@ def test_bad_model_names_raise():
         tasks.build_network("ising", n=10, key=jax.random.key(0))
     with pytest.raises(ValueError, match="n_hidden"):
         tasks.Classification(model="hopfield", n_pixels=4, n_hidden=0, n_classes=2, dim=2, relax_config=tasks.RelaxConfig())
+
+
+def test_warp_image_against_exact_formulas():
+    """Quarter turns of a square image are ``rot90`` exactly; no turn and no zoom is the image;
+    bilinear interpolation reproduces a linear ramp exactly, so inside the frame a warped ramp
+    equals the ramp at ``centre + R(−θ)(p − centre)/zoom`` (an independent formula), and a
+    pixel whose source lies more than a pixel outside the frame is 0 (zero fill)."""
+    img = jnp.asarray(np.random.default_rng(0).random((8, 8)), jnp.float32)
+    for deg, k in ((90, 1), (180, 2), (-90, -1), (270, -1)):
+        out = tasks.warp_image(img.reshape(64), shape=(8, 8), degrees=deg).reshape(8, 8)
+        np.testing.assert_allclose(out, np.rot90(np.asarray(img), k), atol=1e-5)
+    np.testing.assert_array_equal(tasks.warp_image(img.reshape(64), shape=(8, 8), degrees=0.0, zoom=1.0), img.reshape(64))
+
+    h, w = 7, 9  # not square: rows and columns must not be confused
+    rr, cc = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
+    ramp = (0.3 * rr - 0.2 * cc + 1.0).astype(np.float32)
+    for deg, zoom in ((17.0, 1.0), (-33.0, 1.2), (5.0, 0.8), (120.0, 1.0)):
+        t = np.deg2rad(deg)
+        dr, dc = rr - (h - 1) / 2, cc - (w - 1) / 2
+        sr = (np.cos(t) * dr + np.sin(t) * dc) / zoom + (h - 1) / 2
+        sc = (-np.sin(t) * dr + np.cos(t) * dc) / zoom + (w - 1) / 2
+        out = np.asarray(tasks.warp_image(jnp.asarray(ramp.reshape(-1)), shape=(h, w), degrees=deg, zoom=zoom)).reshape(h, w)
+        inside = (sr >= 0) & (sr <= h - 1) & (sc >= 0) & (sc <= w - 1)
+        far = (sr < -1) | (sr > h) | (sc < -1) | (sc > w)
+        assert inside.sum() > 10
+        np.testing.assert_allclose(out[inside], (0.3 * sr - 0.2 * sc + 1.0)[inside], atol=1e-5)
+        np.testing.assert_array_equal(out[far], 0.0)
+
+
+def test_random_warp_and_the_tasks_augmentation():
+    """``random_warp`` is the identity (the same array) with nothing to do, draws angles and
+    zooms within bounds (one per image), and a task with ``tilt``/``zoom`` warps its training
+    batches after the shift, from a fold of the shift's key: with both 0 the batches are the
+    plain shifted ones, bit for bit."""
+    imgs = jnp.tile(jnp.asarray(data.load_digits("train").images[:1]), (6, 1))
+    assert tasks.random_warp(imgs, jax.random.key(0), shape=(8, 8)) is imgs
+    out = np.asarray(tasks.random_warp(imgs, jax.random.key(0), shape=(8, 8), max_degrees=90.0))
+    assert len({o.tobytes() for o in out}) == 6  # a different angle per image
+    # the angles and zooms drawn, read back exactly from warped coordinate ramps (bilinear
+    # interpolation is exact on them): s = centre + R(−θ)(p − centre)/zoom
+    rr, cc = np.meshgrid(np.arange(8.0), np.arange(8.0), indexing="ij")
+    ramps = jnp.asarray(np.stack([rr.ravel() + 1, cc.ravel() + 1])[:, None], jnp.float32)  # (2, 1, 64)
+    keys = jax.random.split(jax.random.key(2), 40)
+    # a batch of one per call, so that both ramps of a key get the same angle and zoom
+    warped = jax.vmap(jax.vmap(lambda r, k: tasks.random_warp(r, k, shape=(8, 8), max_degrees=20.0, max_zoom=0.1),
+                               (0, None)), (None, 0))(ramps, keys)[:, :, 0]  # (40, 2, 64)
+    angles, zooms = [], []
+    for sr, sc in np.asarray(warped):
+        sr, sc = sr.reshape(8, 8) - 1 - 3.5, sc.reshape(8, 8) - 1 - 3.5
+        mid = slice(3, 5)  # central pixels: their sources are inside the frame
+        m = np.linalg.lstsq(np.stack([(rr - 3.5)[mid, mid].ravel(), (cc - 3.5)[mid, mid].ravel()], 1),
+                            np.stack([sr[mid, mid].ravel(), sc[mid, mid].ravel()], 1), rcond=None)[0].T
+        zooms.append(1 / np.sqrt(abs(np.linalg.det(m))))
+        angles.append(np.rad2deg(np.arctan2(m[0, 1], m[0, 0])))
+    assert max(np.abs(angles)) <= 20.0 + 1e-3 and max(np.abs(angles)) > 10.0
+    assert 0.9 - 1e-4 <= min(zooms) and max(zooms) <= 1.1 + 1e-4 and np.ptp(zooms) > 0.1
+
+    ds = data.load_digits("train")
+    arrays = {"images": ds.images, "labels": ds.labels}
+    key = jax.random.key(7)
+    plain = _task(shift=1).sample(arrays, key, 8)
+    warped = _task(shift=1, tilt=15.0, zoom=0.1).sample(arrays, key, 8)
+    np.testing.assert_array_equal(plain["labels"], warped["labels"])
+    _, ks = jax.random.split(key)
+    expect = tasks.random_warp(plain["images"], jax.random.fold_in(ks, 1), shape=(8, 8), max_degrees=15.0, max_zoom=0.1)
+    np.testing.assert_array_equal(warped["images"], expect)
+    np.testing.assert_array_equal(_task(shift=1, tilt=0.0, zoom=0.0).sample(arrays, key, 8)["images"], plain["images"])
+    for bad in (dict(tilt=-1.0), dict(tilt=181.0), dict(zoom=1.0), dict(zoom=-0.1)):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            _task(**bad)

@@ -67,3 +67,55 @@ def test_no_flag_once_jax_has_started():
 @pytest.mark.parametrize("text,expected", [("0.10.2", (0, 10)), ("0.4.30", (0, 4)), ("dev", (-1, -1))])
 def test_version_parsing(text, expected):
     assert _xla._version(text) == expected
+
+
+# -- the persistent compilation cache -------------------------------------------------------
+
+CACHE_PROBE = r"""
+import json, sys
+import hkjax, jax, jax.numpy as jnp
+path = hkjax.enable_compile_cache(None if sys.argv[1] == "env" else sys.argv[1])
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)  # cache even this small program
+events = []
+jax.monitoring.register_event_listener(lambda name, **kw: events.append(name))
+net = hkjax.hopfield(6, lagrangian=hkjax.lagrangians.ReLU(), key=jax.random.key(0))
+x0 = net.init_state(x=jnp.linspace(0.0, 1.0, 6))
+loss = jax.jit(jax.grad(lambda n: jnp.sum(hkjax.relax(n, x0, throw=False).state.x ** 2)))
+g = loss(net)
+print(json.dumps({"path": path, "hits": events.count("/jax/compilation_cache/cache_hits"),
+                  "grad": float(jnp.sum(g.synapses[0].weights))}))
+"""
+
+
+def _cache_probe(arg: str, env_extra: dict) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in ("JAX_COMPILATION_CACHE_DIR", _xla.CACHE_ENV)}
+    env.update(env_extra)
+    out = subprocess.run([sys.executable, "-c", CACHE_PROBE, arg], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_compile_cache_serves_a_second_process(tmp_path):
+    """A gradient through ``relax`` compiled in one process is read back from the cache by the
+    next (no host callback keeps it out), with the same result; the directory comes from the
+    argument or from ``HKJAX_COMPILE_CACHE``."""
+    cache = tmp_path / "xla"
+    first = _cache_probe(str(cache), {})
+    assert first["path"] == str(cache) and first["hits"] == 0
+    assert any(cache.iterdir())
+    second = _cache_probe("env", {_xla.CACHE_ENV: str(cache)})
+    assert second["path"] == str(cache) and second["hits"] >= 1
+    assert second["grad"] == first["grad"]
+
+
+def test_compile_cache_respects_opt_out_and_jax_settings(tmp_path, monkeypatch):
+    """``HKJAX_COMPILE_CACHE=0`` turns it off, JAX's own setting wins, the default lives under
+    ``XDG_CACHE_HOME``, and a directory that cannot be made leaves the cache off (no error)."""
+    off = _cache_probe("env", {_xla.CACHE_ENV: "0"})
+    assert off["path"] is None and off["hits"] == 0
+    assert _cache_probe("env", {"JAX_COMPILATION_CACHE_DIR": str(tmp_path / "jax")})["path"] is None
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert _xla.default_cache_dir() == str(tmp_path / "xdg" / "hkjax" / "xla")
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    assert _xla.enable_compile_cache(blocker / "xla") is None
