@@ -158,7 +158,7 @@ def test_ema_run_evaluates_and_reloads_the_average(tmp_path, capsys):
 
     out = tmp_path / "run"
     argv = ["train", "--task", "classify", "--model", "hopfield", "--steps", "6", "--lr", "0.05", "--ema", "0.5", "--tta", "1",
-            "--max-train", "100", "--max-test", "40", "--out", str(out)] + FAST
+            "--shift", "1", "--tilt", "5", "--zoom", "0.05", "--max-train", "100", "--max-test", "40", "--out", str(out)] + FAST
     with jax.enable_x64(False):
         assert cli.main(argv) == 0
         summary = json.loads((out / "summary.json").read_text())
@@ -167,6 +167,7 @@ def test_ema_run_evaluates_and_reloads_the_average(tmp_path, capsys):
         raw = checkpoint.load(ck, {"model": model, "opt_state": cli._opt_like(config.load_toml(out / "config.toml"), model, task),
                                    "step": jax.numpy.asarray(0), "key": jax.random.key(0), "ema": model})[0]
     assert config.load_toml(out / "config.toml").ema == 0.5
+    assert (task.shift, task.tilt, task.zoom) == (1, 5.0, 0.05)  # the augmentation flags reach the task
     w_avg, w_ema, w_raw = (tasks.hopfield_parameters(m)[0] for m in (model, raw["ema"], raw["model"]))
     assert (w_avg == w_ema).all() and not (w_avg == w_raw).all()
     capsys.readouterr()
