@@ -433,9 +433,17 @@ class _Base(eqx.Module):
             shape = (side, side)
         return tuple(shape)
 
-    def _shift(self, images, key):
-        # the training augmentation: shift, then warp (a warp draws from its own fold of key,
-        # so runs without one draw exactly the shifts they always did)
+    def augment(self, images: Float[Array, "b p"], key: PRNGKeyArray) -> Float[Array, "b p"]:
+        """The training augmentation of a batch of flattened images: random translations by
+        up to ``shift`` pixels (:func:`random_shift`), then random rotations and scalings
+        (``tilt``, ``zoom``; :func:`random_warp`, drawn from a fold of ``key``, so that runs
+        without them draw exactly the shifts they always did). ``images`` itself when all
+        three are 0.
+
+        Arguments:
+            images: ``(B, P)`` flattened images.
+            key: PRNG key of the batch.
+        """
         if self.shift > 0:
             images = random_shift(images, key, shape=self._image_shape(), max_shift=self.shift)
         if self.tilt > 0 or self.zoom > 0:
@@ -598,7 +606,7 @@ class Classification(_Base):
         when ``shift > 0`` and warped when ``tilt`` or ``zoom`` is. Returns ``{"images": (B, P), "labels": (B,)}``."""
         ki, ks = jax.random.split(key)
         ex = _pick(arrays, jax.random.randint(ki, (batch_size,), 0, len(arrays["labels"])))
-        return {**ex, "images": self._shift(ex["images"], ks)}
+        return {**ex, "images": self.augment(ex["images"], ks)}
 
     def eval_batch(self, arrays: dict, key: PRNGKeyArray) -> dict:
         """The whole split ``arrays``, in order and unaugmented (``key`` is not used)."""
@@ -646,7 +654,7 @@ class Addition(_Base):
         n = len(arrays["labels"])
         ka, kb, ks, kt = jax.random.split(key, 4)
         ex = self._pairs(arrays, jax.random.randint(ka, (batch_size,), 0, n), jax.random.randint(kb, (batch_size,), 0, n))
-        return {**ex, "images": self._shift(ex["images"], ks), "images_b": self._shift(ex["images_b"], kt)}
+        return {**ex, "images": self.augment(ex["images"], ks), "images_b": self.augment(ex["images_b"], kt)}
 
     def eval_batch(self, arrays: dict, key: PRNGKeyArray) -> dict:
         """Every image of ``arrays`` as ``a``, paired with the images in an order permuted
@@ -755,7 +763,7 @@ class MemoryEditing(_Base):
         ki, kc, kq, ks = jax.random.split(key, 4)
         ex = _pick(arrays, jax.random.randint(ki, (batch_size,), 0, len(arrays["labels"])))
         cues = jax.random.randint(kc, (batch_size,), 0, 2)
-        ex = {**ex, "images": self._shift(ex["images"], ks)}
+        ex = {**ex, "images": self.augment(ex["images"], ks)}
         return {**ex, "cue_images": self._cues(arrays, cues, kq), "cues": cues}
 
     def eval_batch(self, arrays: dict, key: PRNGKeyArray) -> dict:

@@ -621,3 +621,31 @@ def test_train_from_a_hopfield_classifier_starts_from_its_weights(trained_run, t
         assert cli.main(argv[:4] + bad + argv[5:-1] + [str(tmp_path / "bad")]) == 2
         assert match in _one_error_line(capsys)
         assert not (tmp_path / "bad").exists()
+
+
+@pytest.mark.figures
+def test_augmentation_preview_figure(tmp_path):
+    """A run that augments its training images draws ``augmentation.png``: the first test
+    images and draws of the task's own augmentation of them (keys folded from the seed); a run
+    without augmentation has no such figure."""
+    from hkjax import data
+
+    ds = data.load_digits("test")
+    arrays = {"images": ds.images[:20], "labels": ds.labels[:20]}
+    cfg = config.Config(model="hopfield", n_hidden=3, shift=1, tilt=10.0, zoom=0.1, seed=3)
+    task = cli._task(cfg, ds)
+    preview = np.asarray(cli._augmentation_preview(task, arrays, cfg.seed))
+    assert preview.shape == (32, 64)
+    np.testing.assert_array_equal(preview[:8], ds.images[:8])
+    for r in range(3):
+        expect = task.augment(jax.numpy.asarray(ds.images[:8]), jax.random.fold_in(jax.random.key(3), r))
+        np.testing.assert_array_equal(preview[8 * (r + 1): 8 * (r + 2)], np.asarray(expect))
+    assert not np.array_equal(preview[8:16], preview[16:24])  # the draws differ
+    net = task.build(jax.random.key(0))
+    written = cli._figures(tmp_path, cfg, net, task, arrays, None)
+    assert str(tmp_path / "augmentation.png") in written and (tmp_path / "augmentation.png").stat().st_size > 0
+    plain = cli._task(cfg.replace(shift=0, tilt=0.0, zoom=0.0), ds)
+    assert cli._augmentation_preview(plain, arrays, 0) is None
+    (tmp_path / "plain").mkdir()
+    others = cli._figures(tmp_path / "plain", cfg, net, plain, arrays, None)
+    assert others and "augmentation.png" not in " ".join(others)  # the other figures are written
