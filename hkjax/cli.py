@@ -300,10 +300,9 @@ def _figures(out: pathlib.Path, cfg: Config, net, task, test_arrays, ev) -> list
             r, p, keys=("loss", "test_loss", "accuracy", "test_accuracy")), rows, out / "learning_curves.png")
     preview = _augmentation_preview(task, test_arrays, cfg.seed)
     if preview is not None:
-        attempt("augmentation", lambda a, p: plotting.images_grid(
-            a, task._image_shape(), p, ncols=8,
-            titles=[("original" if r == 0 else f"draw {r}") if c == 0 else "" for r in range(len(a) // 8) for c in range(8)]),
-            preview, out / "augmentation.png")
+        images, titles = preview
+        attempt("augmentation", lambda a, p: plotting.images_grid(a, task._image_shape(), p, titles=titles, ncols=8),
+                images, out / "augmentation.png")
     if ev is not None:
         attempt("confusion_matrix", plotting.confusion_matrix, np.asarray(ev["targets"]),
                 np.asarray(ev["predictions"]), int(task.n_classes), out / "confusion_matrix.png")
@@ -324,18 +323,21 @@ def _figures(out: pathlib.Path, cfg: Config, net, task, test_arrays, ev) -> list
 
 
 def _augmentation_preview(task, arrays: dict, seed: int, n: int = 8, rounds: int = 3):
-    """The first ``n`` images of ``arrays`` and ``rounds`` draws of the task's training
-    augmentation of them (keys folded from ``seed``), stacked ``((rounds + 1)·n, P)``; ``None``
-    when the task does not augment (the ``augmentation.png`` figure of a run)."""
+    """``(images, titles)`` of the ``augmentation.png`` figure of a run: the first ``n``
+    images of ``arrays`` and ``rounds`` draws of the task's training augmentation of them
+    (keys folded from ``seed``), stacked ``((rounds + 1)·n, P)``, one row of ``n`` per draw
+    and a title on each row's first image; ``None`` when the task does not augment
+    (``task.augment`` hands the images back unchanged)."""
     import jax
     import jax.numpy as jnp
 
-    if not (task.shift > 0 or task.tilt > 0 or task.zoom > 0):
-        return None
     imgs = jnp.asarray(arrays["images"][:n])
     key = jax.random.key(seed)
     draws = [task.augment(imgs, jax.random.fold_in(key, r)) for r in range(rounds)]
-    return jnp.concatenate([imgs, *draws])
+    if draws[0] is imgs:
+        return None
+    titles = [("original" if r == 0 else f"draw {r}") if c == 0 else "" for r in range(rounds + 1) for c in range(len(imgs))]
+    return jnp.concatenate([imgs, *draws]), titles
 
 
 def _summary_common(cfg, res):

@@ -16,6 +16,7 @@ import tomllib
 from typing import Any
 
 from .synapses import FORMULATIONS
+from .tasks import check_warp
 
 __all__ = ["Config", "TASKS", "COMMAND_DEFAULTS", "load_toml", "read_table", "to_toml", "from_dict", "SMALL_STEPS"]
 
@@ -127,10 +128,7 @@ class Config:
                 raise ValueError(f"{name}={getattr(self, name)} must be positive")
         if not 0 <= self.rewire <= 1 or not 0 <= self.corruption <= 1:
             raise ValueError("rewire and corruption must lie in [0, 1]")
-        if not 0 <= self.tilt <= 180:
-            raise ValueError(f"tilt={self.tilt} must lie in [0, 180] degrees")
-        if not 0 <= self.zoom < 1:
-            raise ValueError(f"zoom={self.zoom} must lie in [0, 1)")
+        check_warp(self.tilt, self.zoom)
         if not 0 <= self.ema < 1:
             raise ValueError(f"ema={self.ema} must lie in [0, 1) (0: no parameter averaging)")
         if self.shared_steps and self.microbatch:

@@ -331,6 +331,21 @@ def warp_image(image: Float[Array, " p"], *, shape: tuple[int, int], degrees, zo
     return jax.scipy.ndimage.map_coordinates(image.reshape(h, w), src, order=1, mode="constant", cval=0.0).reshape(h * w)
 
 
+def check_warp(tilt: float, zoom: float) -> None:
+    """Raise ``ValueError`` unless ``0 ≤ tilt ≤ 180`` (degrees) and ``0 ≤ zoom < 1``: the
+    bounds of the rotation/zoom augmentation (:func:`random_warp`), checked by the tasks and
+    by :class:`hkjax.Config`.
+
+    Arguments:
+        tilt: the largest rotation in degrees.
+        zoom: the largest relative change of scale.
+    """
+    if not 0 <= tilt <= 180:
+        raise ValueError(f"tilt={tilt} must lie in [0, 180] degrees")
+    if not 0 <= zoom < 1:
+        raise ValueError(f"zoom={zoom} must lie in [0, 1)")
+
+
 def random_warp(
     images: Float[Array, "b p"], key: PRNGKeyArray, *, shape: tuple[int, int], max_degrees: float = 0.0,
     max_zoom: float = 0.0,
@@ -356,6 +371,7 @@ def random_warp(
     deg = jax.random.uniform(ka, (b,), images.dtype, minval=-max_degrees, maxval=max_degrees)
     zoom = jax.random.uniform(kz, (b,), images.dtype, minval=1.0 - max_zoom, maxval=1.0 + max_zoom)
     return jax.vmap(lambda img, d, z: warp_image(img, shape=shape, degrees=d, zoom=z))(images, deg, zoom)
+
 
 def all_shifts(image: Float[Array, " p"], *, shape: tuple[int, int], max_shift: int) -> Float[Array, "m p"]:
     """Every translation of a (flattened) image by an integer offset in
@@ -408,10 +424,7 @@ class _Base(eqx.Module):
             raise ValueError(f"osc_init={self.osc_init!r}; choose 'random' or 'reference'")
         if self.n_hidden < 1:
             raise ValueError(f"n_hidden={self.n_hidden} must be ≥ 1 (one hidden unit pairs with the reference oscillator)")
-        if not 0 <= self.tilt <= 180:
-            raise ValueError(f"tilt={self.tilt} must lie in [0, 180] degrees")
-        if not 0 <= self.zoom < 1:
-            raise ValueError(f"zoom={self.zoom} must lie in [0, 1)")
+        check_warp(self.tilt, self.zoom)
 
     @property
     def n(self) -> int:

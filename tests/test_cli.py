@@ -634,8 +634,10 @@ def test_augmentation_preview_figure(tmp_path):
     arrays = {"images": ds.images[:20], "labels": ds.labels[:20]}
     cfg = config.Config(model="hopfield", n_hidden=3, shift=1, tilt=10.0, zoom=0.1, seed=3)
     task = cli._task(cfg, ds)
-    preview = np.asarray(cli._augmentation_preview(task, arrays, cfg.seed))
-    assert preview.shape == (32, 64)
+    preview, titles = cli._augmentation_preview(task, arrays, cfg.seed)
+    preview = np.asarray(preview)
+    assert preview.shape == (32, 64) and len(titles) == 32
+    assert [titles[i] for i in (0, 8, 16, 24)] == ["original", "draw 1", "draw 2", "draw 3"]
     np.testing.assert_array_equal(preview[:8], ds.images[:8])
     for r in range(3):
         expect = task.augment(jax.numpy.asarray(ds.images[:8]), jax.random.fold_in(jax.random.key(3), r))
