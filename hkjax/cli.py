@@ -258,7 +258,7 @@ def _fit(cfg, task, net, train_arrays, test_arrays, out, *, steps, lr, trainable
 
     return train.fit(
         net, task, train_arrays, optimizer=_optimizer(cfg, steps, lr), steps=steps,
-        batch_size=cfg.batch_size, microbatch=cfg.microbatch or None, shared_steps=cfg.shared_steps, trainable=trainable, key=jax.random.key(cfg.seed + 1 + seed_offset), ema=cfg.ema,
+        batch_size=cfg.batch_size, microbatch=cfg.microbatch or None, shared_steps=cfg.shared_steps or None, trainable=trainable, key=jax.random.key(cfg.seed + 1 + seed_offset), ema=cfg.ema,
         eval_data=test_arrays, eval_every=cfg.eval_every, log_every=cfg.log_every,
         checkpoint_dir=out / "checkpoints", checkpoint_every=cfg.checkpoint_every,
         resume=cfg.resume if resume is None else resume, metrics_path=out / "metrics.jsonl",

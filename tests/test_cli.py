@@ -589,6 +589,10 @@ def test_shared_steps_flag_trains(tmp_path, capsys, monkeypatch):
     assert config.load_toml(out / "config.toml").shared_steps is True
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert rows and all(np.isfinite(r["loss"]) for r in rows)
+    # without the flag hk.fit decides (shared exactly with constant steps: test_train)
+    with jax.enable_x64(False):
+        assert cli.main([a for a in argv if a != "--shared-steps"] + ["--overwrite"]) == 0
+    assert seen == [True, None]
     capsys.readouterr()
     assert cli.main(argv[:-1] + [str(tmp_path / "other"), "--microbatch", "2"]) == 2
     assert "choose one" in _one_error_line(capsys)

@@ -240,6 +240,37 @@ def test_shared_steps_give_the_per_example_loss_and_gradient(arrays):
         train.fit(net, task, tr, shared_steps=True, microbatch=2, **kw)
 
 
+def test_shared_steps_default_follows_constant_steps(arrays, monkeypatch):
+    """``fit(shared_steps=None)`` (the default) solves each batch as one system exactly when
+    the task takes constant steps (the same computation as per-example solves there, tested
+    above) and no ``microbatch`` is asked for; adaptive steps keep per-example solves; an
+    explicit ``True`` / ``False`` is obeyed."""
+    tr, _ = arrays
+    seen = []
+    real = train._train_step
+
+    def spy(*args):
+        seen.append(args[8])
+        return real(*args)
+
+    monkeypatch.setattr(train, "_train_step", spy)
+    kw = dict(optimizer=optax.sgd(0.1), steps=1, batch_size=4, key=jax.random.key(1), progress=False)
+    cases = [
+        (tasks.RelaxConfig(steps=2), {}, True),
+        (tasks.RelaxConfig(steps=2), {"microbatch": 2}, False),
+        (tasks.RelaxConfig(steps=2), {"shared_steps": False}, False),
+        (tasks.RelaxConfig(max_steps=8), {}, False),
+        (tasks.RelaxConfig(max_steps=8), {"shared_steps": True}, True),
+    ]
+    for relax_config, extra, shared in cases:
+        task = tasks.Classification(model="hopfield", n_pixels=64, n_hidden=2, n_classes=10, dim=2,
+                                    relax_config=relax_config)
+        assert train.constant_steps(task) is (relax_config.steps > 0)
+        seen.clear()
+        train.fit(task.build(jax.random.key(0)), task, tr, **kw, **extra)
+        assert seen == [shared], (relax_config, extra)
+
+
 def test_frozen_leaves_stay_bit_identical(arrays):
     tr, _ = arrays
     clf = tasks.build_network("hopfield", n=64 + 4 + 10, key=jax.random.key(0))

@@ -1,0 +1,128 @@
+"""The training step of the README's digits classifiers, per-example solves against one solve
+of the whole batch (shared steps), in-process A/B.
+
+``hk.fit`` differentiates a batch either as ``vmap`` of per-example solves or as one solve of
+the whole batch (``hk.relax_batch``, ``shared_steps=True``). Under ``vmap`` the adjoint's
+loop carries one cotangent of every parameter per example (a ``(batch, n, n)`` array for the
+Hopfield weights, updated at every stage of every step) and sums them at the end; the shared
+solve sums over the batch inside every stage. With constant steps (``--solver-steps``) the two
+take the same steps and compute the same loss and gradient up to float round-off (the
+``‖Δ grad‖ / ‖grad‖`` column), so ``hk.fit`` uses the shared solve there by default.
+
+Both variants of a configuration are compiled first, then their steps run alternately
+(round-robin), so that the machine's drift hits them alike; every step starts from the same
+parameters and batch. The step is ``hkjax.train._train_step``, the function ``hk.fit``
+compiles (value and gradient of the batch loss through the solves plus the optimizer update).
+
+Configurations (the README's digits runs; 64 pixels, 10 classes):
+
+* ``hopfield-400``: Hopfield classifier, 400 hidden, batch 64, 4 constant Tsit5 steps, Adam
+  (the best classification row);
+* ``hk-400``: Hopfield–Kuramoto network of the same size (D = 5, full coupling on a degree-16
+  small-world graph), batch 64, 4 constant steps (the rows started ``--from`` that classifier);
+* ``hk-default``: the default Hopfield–Kuramoto run, 100 hidden, batch 32, adaptive steps
+  (Tsit5 + PID, rtol 1e-3): here the two variants take different steps.
+
+    python benchmarks/digits_step.py [--rounds 20] [--configs hopfield-400,hk-400,hk-default]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+try:
+    from _common import print_table, write_json
+except ImportError:
+    from ._common import print_table, write_json
+
+CONFIGS = {
+    "hopfield-400": dict(model="hopfield", n_hidden=400, batch_size=64, solver_steps=4),
+    "hk-400": dict(model="hopfield_kuramoto", n_hidden=400, batch_size=64, solver_steps=4),
+    "hk-default": dict(model="hopfield_kuramoto", n_hidden=100, batch_size=32, solver_steps=0),
+}
+
+
+def setup(name: str):
+    from hkjax import cli, train
+    from hkjax.config import Config
+
+    cfg = Config(task="classify", lr=0.01, **CONFIGS[name])
+    ds, _ = cli._load_data(cfg)
+    task = cli._task(cfg, ds)
+    net = cli._network(cfg, task, jax.random.key(cfg.seed))
+    arrays = {k: jnp.asarray(v) for k, v in cli._arrays(ds).items()}
+    opt = cli._optimizer(cfg, 1000, cfg.lr)
+    params, static = eqx.partition(net, eqx.is_inexact_array)
+    opt_state = opt.init(params)
+    batch = train._sample(task, arrays, jax.random.key(1), cfg.batch_size)
+    key = jax.random.key(2)
+
+    def step(shared: bool):
+        return train._train_step(params, static, opt_state, batch, key, task, opt, None, shared)
+
+    def grad(shared: bool):
+        keys = jax.random.split(key, cfg.batch_size)
+
+        def loss(p):
+            return jnp.mean(train._batched(task, eqx.combine(p, static), batch, keys, None, shared)[0])
+
+        g = eqx.filter_jit(jax.grad(loss))(params)
+        return np.concatenate([np.ravel(x) for x in jax.tree_util.tree_leaves(g)])
+
+    return cfg, step, grad
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=20, help="timed steps per variant (alternating)")
+    ap.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated names: " + ", ".join(CONFIGS))
+    ap.add_argument("--json", default=None)
+    a = ap.parse_args(argv)
+
+    rows = []
+    for name in (c.strip() for c in a.configs.split(",")):
+        if name not in CONFIGS:
+            ap.error(f"--configs: unknown configuration {name!r}; choose from {', '.join(CONFIGS)}")
+        cfg, step, grad = setup(name)
+        first, out = {}, {}
+        for shared in (False, True):
+            t = time.perf_counter()
+            out[shared] = jax.block_until_ready(step(shared))
+            first[shared] = time.perf_counter() - t
+        times = {False: [], True: []}
+        for _ in range(a.rounds):
+            for shared in (False, True):
+                t = time.perf_counter()
+                jax.block_until_ready(step(shared))
+                times[shared].append(time.perf_counter() - t)
+        # the gradients of the two variants (the same maths with constant steps)
+        g0, g1 = grad(False), grad(True)
+        rel = float(np.linalg.norm(g1 - g0) / np.linalg.norm(g0))
+        for shared in (False, True):
+            rows.append({
+                "config": name, "model": cfg.model, "hidden": cfg.n_hidden, "batch": cfg.batch_size,
+                "steps": f"{cfg.solver_steps} constant" if cfg.solver_steps else "adaptive",
+                "variant": "shared steps (relax_batch)" if shared else "per-example (vmap)",
+                "step_ms": 1e3 * float(np.median(times[shared])), "step_min_ms": 1e3 * float(np.min(times[shared])),
+                "first_call_s": first[shared], "loss": float(out[shared][2]),
+                "grad_rel_diff": rel,
+            })
+        print(f"# {name}: per-example {rows[-2]['step_ms']:.1f} ms, shared {rows[-1]['step_ms']:.1f} ms", flush=True)
+    print_table(
+        "training step of the digits classifiers, per-example vs shared solves, in-process A/B", rows,
+        [("config", "config", ""), ("model", "model", ""), ("hidden", "hidden", "d"), ("batch", "batch", "d"),
+         ("steps", "solver steps", ""), ("variant", "batch solved as", ""), ("step_ms", "step (ms, median)", ".1f"),
+         ("step_min_ms", "step (ms, min)", ".1f"), ("first_call_s", "first call (s)", ".2f"),
+         ("loss", "loss", ".5f"), ("grad_rel_diff", "‖Δ grad‖ / ‖grad‖ between the variants", ".1e")],
+    )
+    write_json("digits_step", {"rows": rows, "rounds": a.rounds}, a.json)
+
+
+if __name__ == "__main__":
+    main()
