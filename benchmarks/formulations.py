@@ -62,7 +62,7 @@ def measure(n: int, k: int, form: str, batch: int, repeats: int) -> dict:
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default=SIZES, help="comma-separated n:k pairs")
-    ap.add_argument("--formulations", default="dense,edges,bcoo,neighbours")
+    ap.add_argument("--formulations", default="dense,tiles,edges,bcoo,neighbours")
     ap.add_argument("--batch", type=int, default=10)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--json", default=None)

@@ -40,6 +40,10 @@ CONFIGS = [
     # One solve of the whole batch with shared adaptive steps (hk.relax_batch; hk.fit's
     # shared_steps=True): parameter cotangents summed over the batch inside the adjoint.
     {"name": "HK, recursive, max_steps=16, shared steps", "model": "hopfield_kuramoto", "adjoint": "recursive", "max_steps": 16, "t1": 1.0, "shared": True},
+    # The Kuramoto term in dense tiles plus an edge list for the rest (formulation="tiles"):
+    # the small-world graph's band of tiles instead of the whole (n, n) matrix.
+    {"name": "HK, recursive, max_steps=16, tiles", "model": "hopfield_kuramoto", "adjoint": "recursive", "max_steps": 16, "t1": 1.0, "formulation": "tiles"},
+    {"name": "HK, recursive, max_steps=16, shared steps, tiles", "model": "hopfield_kuramoto", "adjoint": "recursive", "max_steps": 16, "t1": 1.0, "shared": True, "formulation": "tiles"},
     # The implicit adjoint is refused with oscillators (non-isolated rest points), so its
     # rows use the Hopfield classifier of the same size: two horizons, two step counts.
     {"name": "Hopfield, recursive, t1=2", "model": "hopfield", "adjoint": "recursive", "max_steps": 64, "t1": 2.0},
@@ -79,7 +83,7 @@ def child(cfg: dict, repeats: int, batch: int) -> dict:
     except ImportError:
         from ._common import initial_states, paper_network
 
-    net = paper_network()
+    net = paper_network(formulation=cfg.get("formulation", "auto"))
     states = initial_states(net, batch)
     if cfg["model"] == "hopfield":
         net = hk.hopfield(net.threshold.n, lagrangian=hk.lagrangians.ReLU(), kappa=0.1,

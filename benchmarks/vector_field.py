@@ -86,10 +86,10 @@ def main(argv=None):
     ap.add_argument("--batch", type=int, default=10)
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--formulation", default="compare",
-                    help="dense, neighbours, edges, bcoo, edges-autodiff, or 'compare' (all of them)")
+                    help="dense, tiles, neighbours, edges, bcoo, edges-autodiff, or 'compare' (all of them)")
     ap.add_argument("--json", default=None, help="output path (default benchmarks/results/vector_field-<machine>.json)")
     a = ap.parse_args(argv)
-    forms = ["dense", "neighbours", "edges", "bcoo", "edges-autodiff"] if a.formulation == "compare" else [a.formulation]
+    forms = ["dense", "tiles", "neighbours", "edges", "bcoo", "edges-autodiff"] if a.formulation == "compare" else [a.formulation]
     rows = [measure(f, a.batch, a.repeats) for f in forms]
     n, d = PAPER["n"], PAPER["dim"]
     ref = dot_gflops(n, n, a.batch * d)

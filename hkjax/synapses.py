@@ -18,6 +18,14 @@ formulations, all equal up to round-off:
   with one sparse–dense product per term (memory ``O(E)``),
 * ``"dense"``: a dense symmetric ``(n, n)`` mask and matrix products (best for dense-ish
   graphs at moderate ``n``; batches fold into matrix–matrix products under ``vmap``),
+* ``"tiles"``: the ``(n, n)`` matrix cut into square tiles of :data:`TILE_BLOCK` rows; the
+  tiles holding at least :data:`TILE_MIN_FILL` of their entries as edges are evaluated as
+  dense blocks (one ``lax.map`` over the tiles, a whole batch per tile), the edges left in
+  the other tiles as an edge list. The Kuramoto term of a graph whose edges cluster near the
+  diagonal (a small-world graph: a ring lattice, a few edges rewired) then costs a fraction
+  of the dense layout's, with no per-element gather for most edges; the Hopfield–Kuramoto
+  coupling, whose batch folds into one product with a shared ``(n, n)`` matrix, is
+  evaluated as with ``"dense"``,
 * ``"all"``: all-to-all graphs without any mask (the Hopfield–Kuramoto coupling then costs
   ``O(n D)`` via ``|Σ gᵢσᵢ|²``, the rank-D structure of the paper).
 
@@ -56,13 +64,18 @@ __all__ = [
     "LowRankSynapse",
     "FORMULATIONS",
     "auto_formulation",
+    "tile_layout",
+    "tile_block",
 ]
 
-FORMULATIONS = ("auto", "neighbours", "edges", "bcoo", "dense", "all")
+FORMULATIONS = ("auto", "neighbours", "edges", "bcoo", "dense", "tiles", "all")
 
 #: Formulations that keep per-edge parameters as ``(E,)`` arrays and evaluate pair terms
 #: on the edge list.
 _EDGE_WISE = ("edges", "bcoo")
+#: Formulations whose graph is also held as a dense ``(n, n)`` mask (the Hopfield–Kuramoto
+#: coupling uses dense ``(n, n)`` coefficients with both).
+_DENSE = ("dense", "tiles")
 
 
 class AbstractSynapse(eqx.Module):
@@ -149,11 +162,79 @@ def auto_formulation(n: int, num_edges: int) -> str:
     at 9 % (n = 175, degree 16) and 17 % (the paper's n = 896, degree 150) dense was the
     fastest. On an H100 the neighbour table was the fastest or within 1.1× of it on every
     graph measured.
+
+    ``"tiles"`` (dense tiles where the edges cluster, an edge list for the rest) is faster
+    still on the paper's small-world network (``benchmarks/README.md``) but is never picked
+    here: a run saved with ``formulation="auto"`` holds the arrays of the layout ``"auto"``
+    chose when it was written, and a different choice now would leave its checkpoints
+    unreadable. Ask for it by name.
     """
     if num_edges == n * (n - 1) // 2:
         return "all"
     density = 2 * num_edges / (n * (n - 1)) if n > 1 else 1.0
     return "dense" if density >= AUTO_DENSE_DENSITY and n <= AUTO_DENSE_MAX_N else "neighbours"
+
+
+#: ``formulation="tiles"``: rows (and columns) per tile, at most (:func:`tile_block`) ...
+TILE_BLOCK = 128
+#: ... and the fraction of a tile's entries that must be edges for it to be evaluated as a
+#: dense block (its edges go to the edge list otherwise). An edge on the list costs about as
+#: much as 25 entries of a dense tile (2-core CPU, paper's network, batch 10).
+TILE_MIN_FILL = 0.05
+
+
+def tile_block(n: int) -> int:
+    """The tile size of the ``"tiles"`` layout of ``n`` nodes: the largest power of two that
+    is at most :data:`TILE_BLOCK` and leaves at least 4 tiles per side (at least 8)."""
+    b = 8
+    while 2 * b <= TILE_BLOCK and 4 * 2 * b <= n:
+        b *= 2
+    return b
+
+
+def tile_layout(edges, n: int, *, block: int | None = None, min_fill: float | None = None):
+    """The ``"tiles"`` layout of a graph: which ``block × block`` tiles of its symmetric
+    ``(n, n)`` adjacency matrix are dense blocks, and which edges are left over.
+
+    The matrix is padded to ``nb·block`` rows, ``nb = ⌈n / block⌉``. A tile ``(I, J)`` is
+    kept when at least ``min_fill`` of its ``block²`` entries are edges; the kept set is
+    symmetric (``(J, I)`` with ``(I, J)``), so every edge of a kept tile appears in both
+    orientations among the kept tiles.
+
+    Arguments:
+        edges: ``(E, 2)`` integer edges, ``i < j`` (validated by the caller).
+        n: number of nodes.
+        block: rows and columns per tile (default :func:`tile_block`).
+        min_fill: the fraction of edges a tile needs to be kept (default
+            :data:`TILE_MIN_FILL`).
+
+    Returns:
+        ``(rows, cols, edge, valid, rest)`` (NumPy): the kept tiles' block indices ``(T,)``
+        and ``(T,)``; for every entry of every kept tile the index of its edge
+        ``(T, block, block)`` (0 where ``valid`` is false) and whether it is one; and the
+        indices ``(R,)`` of the edges outside the kept tiles.
+    """
+    e = np.asarray(edges, dtype=np.int64).reshape(-1, 2)
+    block = tile_block(n) if block is None else block
+    min_fill = TILE_MIN_FILL if min_fill is None else min_fill
+    nb = -(-n // block)
+    bi, bj = e[:, 0] // block, e[:, 1] // block
+    counts = np.zeros((nb, nb), np.int64)
+    np.add.at(counts, (bi, bj), 1)
+    np.add.at(counts, (bj, bi), 1)
+    kept = counts >= min_fill * block * block
+    rows, cols = np.nonzero(kept)
+    slot = -np.ones((nb, nb), np.int64)
+    slot[rows, cols] = np.arange(rows.size)
+    edge = np.zeros((rows.size, block, block), np.int64)
+    valid = np.zeros((rows.size, block, block), bool)
+    inside = kept[bi, bj]
+    ids = np.nonzero(inside)[0]
+    for a, b in ((e[ids, 0], e[ids, 1]), (e[ids, 1], e[ids, 0])):
+        t = slot[a // block, b // block]
+        edge[t, a % block, b % block] = ids
+        valid[t, a % block, b % block] = True
+    return rows, cols, edge, valid, np.nonzero(~inside)[0]
 
 
 class Pairs(eqx.Module):
@@ -167,6 +248,14 @@ class Pairs(eqx.Module):
     slot_edge: Int[Array, "n m"] | None
     valid: Bool[Array, "n m"] | None
     both: Int[Array, "2e 2"] | None
+    # "tiles": the kept tiles' block rows and columns, per-entry edge indices and validity,
+    # and the edges left over (an "edges" Pairs, and their indices into this edge list)
+    tile_rows: Int[Array, " t"] | None
+    tile_cols: Int[Array, " t"] | None
+    tile_edge: Int[Array, "t b b"] | None
+    tile_valid: Bool[Array, "t b b"] | None
+    rest: "Pairs | None"
+    rest_edge: Int[Array, " r"] | None
     n: int = eqx.field(static=True)
     formulation: str = eqx.field(static=True)
 
@@ -187,7 +276,15 @@ class Pairs(eqx.Module):
         self.n, self.formulation = n, formulation
         self.i = jnp.asarray(e[:, 0], dtype=jnp.int32)
         self.j = jnp.asarray(e[:, 1], dtype=jnp.int32)
-        self.mask = jnp.asarray(_graphs.to_dense(e, n), dtype=bool) if formulation == "dense" else None
+        self.mask = jnp.asarray(_graphs.to_dense(e, n), dtype=bool) if formulation in _DENSE else None
+        self.tile_rows = self.tile_cols = self.tile_edge = self.tile_valid = self.rest = self.rest_edge = None
+        if formulation == "tiles":
+            rows, cols, edge, valid, rest = tile_layout(e, n)
+            self.tile_rows, self.tile_cols = jnp.asarray(rows, jnp.int32), jnp.asarray(cols, jnp.int32)
+            self.tile_edge, self.tile_valid = jnp.asarray(edge, jnp.int32), jnp.asarray(valid, bool)
+            if rest.size:
+                self.rest = Pairs(e[rest], n, formulation="edges", name=name)
+                self.rest_edge = jnp.asarray(rest, jnp.int32)
         self.nbr = self.slot_edge = self.valid = None
         # Both orientations of every edge, (i, j) then (j, i): the indices of a symmetric BCOO.
         self.both = jnp.asarray(np.concatenate([e, e[:, ::-1]]), jnp.int32) if formulation == "bcoo" else None
@@ -232,6 +329,12 @@ class Pairs(eqx.Module):
         return jsparse.BCOO((jnp.concatenate([values, values]), self.both), shape=(self.n, self.n),
                             unique_indices=True)
 
+    def tiles(self, values):
+        """Per-edge ``values`` (``(E,)``) laid out on the kept tiles (``"tiles"``), a
+        ``(T, block, block)`` array, zero on entries that are no edge."""
+        values = jnp.asarray(values)
+        return jnp.where(self.tile_valid, values[self.tile_edge], jnp.zeros((), values.dtype))
+
     def _mask(self, dtype):
         if self.mask is not None:
             return self.mask.astype(dtype)
@@ -242,11 +345,12 @@ class Pairs(eqx.Module):
         return jax.ops.segment_sum(per_edge_i, self.i, self.n) + jax.ops.segment_sum(per_edge_j, self.j, self.n)
 
 
-def _vanishes_off_graph(inter: AbstractInteraction) -> bool:
-    """Whether a dense-laid-out interaction is already zero off the graph (an affine
+def _vanishes_off_graph(inter: AbstractInteraction, ndim: int = 2) -> bool:
+    """Whether a laid-out interaction (its per-edge parameters ``ndim``-dimensional: ``(n,
+    n)`` matrices, or ``(T, block, block)`` tiles) is already zero off the graph (an affine
     potential whose parameters are all per-edge): then no mask pass is needed."""
     return isinstance(inter, AbstractAffineInteraction) and all(
-        jnp.ndim(getattr(inter, q)) == 2 for q in inter.param_names
+        jnp.ndim(getattr(inter, q)) == ndim for q in inter.param_names
     )
 
 
@@ -357,6 +461,83 @@ def _dense_force(interaction: AbstractInteraction, mask, sigma):
     return force(dyn, sigma)
 
 
+def _over_tiles(interaction: AbstractInteraction, pairs: Pairs, sigma, body):
+    """``lax.map`` of ``body(inter, valid, σ_rows, σ_cols)`` over the kept tiles of ``pairs``
+    (``"tiles"``), with ``inter`` the interaction holding the tile's block of any laid-out
+    ``(T, block, block)`` parameters and ``valid`` the tile's edge mask (``None`` when the
+    laid-out parameters vanish off the graph). Under ``vmap`` the batch sits inside every tile's
+    products, so that each tile's ``(batch, block, block)`` intermediates stay small."""
+    n, _ = sigma.shape
+    block = pairs.tile_edge.shape[1]
+    nb = -(-n // block)
+    sp = jnp.pad(sigma, ((0, nb * block - n), (0, 0))).reshape(nb, block, -1)
+    laid_out = [q for q in interaction.param_names if jnp.ndim(getattr(interaction, q)) == 3]
+    valid = None if _vanishes_off_graph(interaction, 3) else pairs.tile_valid
+    dyn, static = eqx.partition(interaction, eqx.is_array)
+    tiles = [getattr(dyn, q) for q in laid_out]
+    dyn = eqx.tree_at(lambda m: [getattr(m, q) for q in laid_out], dyn, [None] * len(laid_out)) if laid_out else dyn
+
+    def one(args):
+        r, c, blocks, v = args
+        inter = eqx.combine(dyn, static)
+        if laid_out:
+            inter = eqx.tree_at(lambda m: [getattr(m, q) for q in laid_out], inter, blocks,
+                                is_leaf=lambda x: x is None)
+        return body(inter, v, sp[r], sp[c])
+
+    return jax.lax.map(one, (pairs.tile_rows, pairs.tile_cols, tiles, valid)), nb, block
+
+
+def _tile_force(interaction: AbstractInteraction, pairs: Pairs, sigma):
+    """``Σⱼ F'ᵢⱼ(σᵢ·σⱼ) σⱼ`` over the edges inside the kept tiles of ``pairs`` (``"tiles"``):
+    per tile ``(I, J)``, ``(valid ⊙ F'(σ_I σ_Jᵀ)) σ_J``, summed into the rows of block ``I``.
+    Plain JAX code: autodiff differentiates it (forward and reverse) tile by tile."""
+
+    def body(inter, v, si, sj):
+        fp = inter.derivative(si @ sj.T)
+        return (fp if v is None else jnp.where(v, fp, 0.0)) @ sj
+
+    out, nb, block = _over_tiles(interaction, pairs, sigma, body)
+    return jax.ops.segment_sum(out, pairs.tile_rows, nb).reshape(nb * block, -1)[: sigma.shape[0]]
+
+
+def _tile_energy(interaction: AbstractInteraction, pairs: Pairs, sigma):
+    """``Σ_(i,j) F_ij(σᵢ·σⱼ)`` over the edges inside the kept tiles (each edge once)."""
+
+    def body(inter, v, si, sj):
+        f = inter(si @ sj.T)
+        return jnp.sum(f if v is None else jnp.where(v, f, 0.0))
+
+    out, _, _ = _over_tiles(interaction, pairs, sigma, body)
+    return 0.5 * jnp.sum(out)  # every edge sits in two orientations among the kept tiles
+
+
+class _TiledKuramoto(AbstractSynapse):
+    """The part of a :class:`KuramotoSynapse` on a ``"tiles"`` graph that lies inside the
+    kept tiles, its per-edge parameters laid out as ``(T, block, block)`` blocks (what
+    :meth:`KuramotoSynapse.prepare` makes; the edges outside the tiles go to a
+    :class:`KuramotoSynapse` on the edge list).
+
+    Arguments:
+        pairs: the graph (``formulation="tiles"``).
+        interaction: the pair potential, per-edge parameters laid out by :meth:`Pairs.tiles`.
+        kappa: energy scale.
+    """
+
+    pairs: Pairs
+    interaction: AbstractInteraction
+    kappa: float = 1.0
+
+    def energy(self, g, sigma):
+        return self.kappa * _tile_energy(self.interaction, self.pairs, sigma)
+
+    def gradient(self, g, sigma):
+        return None, self.kappa * _tile_force(self.interaction, self.pairs, sigma)
+
+    def oscillator_size(self):
+        return self.pairs.n
+
+
 class HopfieldSynapse(AbstractSynapse):
     """Dense Hopfield synapse ``E = −κ (b·g + ½ gᵀ W_s g)``, ``W_s = (W + Wᵀ)/2``.
 
@@ -460,6 +641,8 @@ class KuramotoSynapse(AbstractSynapse):
 
     def energy(self, g, sigma):
         p = self.pairs
+        if p.formulation == "tiles":
+            return sum(part.energy(g, sigma) for part in self.prepare())
         if p.formulation in _EDGE_WISE:
             return self.kappa * jnp.sum(self.interaction(p.dots(sigma)))
         if p.formulation == "neighbours":
@@ -472,6 +655,8 @@ class KuramotoSynapse(AbstractSynapse):
 
     def gradient(self, g, sigma):
         p = self.pairs
+        if p.formulation == "tiles":
+            return None, sum(part.gradient(g, sigma)[1] for part in self.prepare())
         if p.formulation == "edges":
             fp = self.interaction.derivative(p.dots(sigma))[:, None]
             return None, self.kappa * p.scatter(fp * sigma[p.j], fp * sigma[p.i])
@@ -490,7 +675,21 @@ class KuramotoSynapse(AbstractSynapse):
 
     def prepare(self):
         """This synapse with the interaction's per-edge parameters laid out for the graph's
-        formulation (``(n, n)`` matrices or neighbour tables; unchanged for ``"edges"``)."""
+        formulation (``(n, n)`` matrices or neighbour tables; unchanged for ``"edges"``);
+        for ``"tiles"`` two synapses: the kept tiles (parameters as ``(T, block, block)``
+        blocks) and the edges left over (an edge-list :class:`KuramotoSynapse`)."""
+        p = self.pairs
+        if p.formulation == "tiles":
+            names = [q for q in self.interaction.param_names if jnp.ndim(getattr(self.interaction, q)) == 1]
+
+            def laid(layout):
+                return eqx.tree_at(lambda m: [getattr(m, q) for q in names], self.interaction,
+                                   [layout(getattr(self.interaction, q)) for q in names]) if names else self.interaction
+
+            parts = (_TiledKuramoto(p, laid(p.tiles), self.kappa),)
+            if p.rest is not None:
+                parts += (KuramotoSynapse(p.rest, laid(lambda v: v[p.rest_edge]), self.kappa),)
+            return parts
         if self.pairs.formulation in _EDGE_WISE:
             return (self,)
         return (eqx.tree_at(lambda m: m.interaction, self, _laid_out(self.interaction, self.pairs)),)
@@ -547,7 +746,7 @@ class _AbstractCoupling(AbstractSynapse):
             return p.sparse(c) @ gs
         if jnp.ndim(c) == 2:
             return c @ gs
-        if p.formulation == "dense":
+        if p.formulation in _DENSE:
             # One scalar on a masked graph: keep it out of the matrix, so that the mask is
             # shared by a whole batch (a sweep over c) and the batch folds into one product.
             return c * (p._mask(gs.dtype) @ gs)
@@ -603,7 +802,7 @@ class CouplingSynapse(_AbstractCoupling):
 
     def _laid_out(self) -> bool:
         w, f = self.weights, self.pairs.formulation
-        return f in _EDGE_WISE or w.ndim == 2 or (w.ndim == 0 and f in ("all", "dense"))
+        return f in _EDGE_WISE or w.ndim == 2 or (w.ndim == 0 and f in ("all", *_DENSE))
 
     def coefficients(self):
         if self._laid_out():

@@ -272,6 +272,19 @@ def test_kuramoto_force_forward_and_reverse_mode_agree(interaction):
     assert_rel_close(fwd, rev, 1e-10, "jacfwd vs jacrev")
 
 
+def _force_probe(interaction, shared, edges, n):
+    """Inputs for comparing a Kuramoto force with the edge list's on ``edges``: unit-vector
+    oscillators, a tangent and a cotangent direction, the interaction (per-edge parameters
+    unless ``shared``) split into parameters and the rest, and a parameter tangent."""
+    inter = interaction if shared else interaction.per_edge(edges.shape[0], key=jax.random.key(2), scale=0.5)
+    sigma = unit_rows(jax.random.key(3), n, D)
+    v = jnp.asarray(np.random.default_rng(4).normal(size=(n, D)))
+    w = jnp.asarray(np.random.default_rng(5).normal(size=(n, D)))
+    params, static = eqx.partition(inter, eqx.is_inexact_array)
+    dparams = jax.tree_util.tree_map(lambda x: 0.1 * jnp.ones_like(x), params)
+    return sigma, v, w, params, static, dparams
+
+
 @pytest.mark.parametrize("shared", [False, True], ids=["per_edge", "shared"])
 @pytest.mark.parametrize("interaction", INTERACTIONS)
 def test_kuramoto_dense_force_in_row_blocks(interaction, shared):
@@ -284,12 +297,7 @@ def test_kuramoto_dense_force_in_row_blocks(interaction, shared):
     n = S.FORCE_BLOCK_MIN_N + 8
     assert S._row_blocks(n) > 1
     edges = graphs.small_world(n, 8, 0.2, key=jax.random.key(1))
-    inter = interaction if shared else interaction.per_edge(edges.shape[0], key=jax.random.key(2), scale=0.5)
-    sigma = unit_rows(jax.random.key(3), n, D)
-    v = jnp.asarray(np.random.default_rng(4).normal(size=(n, D)))
-    w = jnp.asarray(np.random.default_rng(5).normal(size=(n, D)))
-    params, static = eqx.partition(inter, eqx.is_inexact_array)
-    dparams = jax.tree_util.tree_map(lambda x: 0.1 * jnp.ones_like(x), params)
+    sigma, v, w, params, static, dparams = _force_probe(interaction, shared, edges, n)
     out = {}
     for f in ("edges", "dense"):
         pairs = Pairs(edges, n, formulation=f)
@@ -304,6 +312,77 @@ def test_kuramoto_dense_force_in_row_blocks(interaction, shared):
         out[f] = (value, tangent, grads)
     for i, what in enumerate(("force", "jvp", "grad")):
         for ref, got in zip(jax.tree_util.tree_leaves(out["edges"][i]), jax.tree_util.tree_leaves(out["dense"][i])):
+            assert_rel_close(got, ref, 1e-10, what)
+
+
+def test_tile_layout_partitions_the_edges():
+    """The ``"tiles"`` layout: the kept tiles are exactly those with at least ``min_fill`` of
+    their entries on the graph, a symmetric set; every edge inside them sits at its two
+    entries ``(i, j)`` and ``(j, i)`` with its own index, every other edge is on the rest list
+    once; nodes past ``n`` (padding to whole tiles) hold no edge."""
+    from hkjax import synapses as S
+
+    n = 100  # tiles of 16: 7 per side, padded to 112
+    edges = np.asarray(graphs.small_world(n, 8, 0.2, key=jax.random.key(1)))
+    block = S.tile_block(n)
+    assert block == 16
+    dense = np.zeros((7 * block, 7 * block), bool)
+    dense[edges[:, 0], edges[:, 1]] = dense[edges[:, 1], edges[:, 0]] = True
+    fill = dense.reshape(7, block, 7, block).mean(axis=(1, 3))
+    rows, cols, edge, valid, rest = S.tile_layout(edges, n)
+    kept = set(zip(rows.tolist(), cols.tolist()))
+    assert kept == {(r, c) for r in range(7) for c in range(7) if fill[r, c] >= S.TILE_MIN_FILL}
+    assert kept == {(c, r) for r, c in kept}
+    assert 0 < len(kept) < 49 and 0 < rest.size < len(edges)
+    seen = np.zeros(len(edges), int)
+    for t, (r, c) in enumerate(zip(rows, cols)):
+        a, b = np.nonzero(valid[t])
+        i, j = r * block + a, c * block + b
+        assert np.all(dense[i, j]) and valid[t].sum() == dense[r * block:(r + 1) * block, c * block:(c + 1) * block].sum()
+        e = edge[t, a, b]
+        assert np.all(np.sort(np.stack([i, j], 1), axis=1) == edges[e])
+        np.add.at(seen, e, 1)
+    seen[rest] += 2
+    assert np.all(seen == 2)  # two orientations in the tiles, or (counted twice) on the rest list
+    assert np.all((rows[:, None, None] * block + np.arange(block)[None, :, None] < n) | ~valid)
+
+
+@pytest.mark.parametrize("min_fill", [None, 0.0, 2.0], ids=["default", "every_tile", "no_tile"])
+@pytest.mark.parametrize("shared", [False, True], ids=["per_edge", "shared"])
+@pytest.mark.parametrize("interaction", INTERACTIONS)
+def test_kuramoto_tiles_agree_with_the_edge_list(interaction, shared, min_fill, monkeypatch):
+    """The ``"tiles"`` formulation (dense tiles plus an edge list for the rest) on a graph
+    that is not a whole number of tiles: energy, force, the force's forward-mode derivative
+    (in σ and the parameters) and reverse-mode gradients through :meth:`prepare` equal the
+    edge list's to 1e-10 relative, with kept tiles and rest edges (default), with every tile
+    kept (empty ones too) and with no tile (all edges on the rest list)."""
+    from hkjax import synapses as S
+
+    if min_fill is not None:
+        monkeypatch.setattr(S, "TILE_MIN_FILL", min_fill)
+    n = 100
+    edges = graphs.small_world(n, 8, 0.2, key=jax.random.key(1))
+    tiled = Pairs(edges, n, formulation="tiles")
+    num_tiles, num_rest = tiled.tile_rows.shape[0], 0 if tiled.rest is None else tiled.rest.num_edges
+    expect = {None: (0 < num_tiles < 49 and num_rest > 0), 0.0: (num_tiles == 49 and num_rest == 0),
+              2.0: (num_tiles == 0 and num_rest == len(edges))}
+    assert expect[min_fill], (num_tiles, num_rest)
+    sigma, v, w, params, static, dparams = _force_probe(interaction, shared, edges, n)
+    out = {}
+    for f, pairs in (("edges", Pairs(edges, n, formulation="edges")), ("tiles", tiled)):
+
+        def syn(p, pairs=pairs):
+            return KuramotoSynapse(pairs, eqx.combine(p, static), kappa=KAPPA_K)
+
+        def force(p, s):
+            return sum(part.gradient(None, s)[1] for part in syn(p).prepare())
+
+        energy = syn(params).energy(None, sigma)
+        _, tangent = jax.jvp(force, (params, sigma), (dparams, v))
+        grads = jax.grad(lambda p, s: jnp.sum(jnp.sin(force(p, s) * w)), argnums=(0, 1))(params, sigma)
+        out[f] = (energy, force(params, sigma), syn(params).gradient(None, sigma)[1], tangent, grads)
+    for i, what in enumerate(("energy", "force", "force unprepared", "jvp", "grad")):
+        for ref, got in zip(jax.tree_util.tree_leaves(out["edges"][i]), jax.tree_util.tree_leaves(out["tiles"][i])):
             assert_rel_close(got, ref, 1e-10, what)
 
 

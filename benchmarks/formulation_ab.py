@@ -1,0 +1,120 @@
+"""Formulations of the paper's network compared in one process, alternating: ``relax`` of a
+batch and a training step, for each formulation (default: ``dense`` against ``tiles``).
+
+Every variant is compiled first; then the variants run round-robin, so that the machine's
+drift (±30 % within an hour on the 2-core CPU) hits them alike; we report median and
+minimum per variant, and the first call (compilation included). Configuration: the paper's
+MNIST-size Hopfield–Kuramoto network (``_common.paper_network``), batch 10, Tsit5 + PID
+(rtol 1e-3, atol 1e-6), t1 = 1, ``max_steps = 16``; the batch solved per example
+(``jax.vmap(hk.relax)``) or as one system with shared steps (``hk.relax_batch``, ``--shared``);
+the training step is value and gradient of the squared class-unit loss through the solve
+plus a Lion update, every step from the same parameters.
+
+    python benchmarks/formulation_ab.py [--rounds 10] [--formulations dense,tiles] [--shared] [--calls relax,step]
+
+Interleaving the training step between ``relax`` calls leaves the caches cold for each call;
+``--calls relax`` times the solves alone, back to back as an inference loop or a sweep runs them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+import hkjax as hk
+
+try:
+    from _common import initial_states, paper_network, print_table, write_json
+except ImportError:
+    from ._common import initial_states, paper_network, print_table, write_json
+
+
+def make(shared: bool, opt, targets):
+    def solve(net, states):
+        if shared:
+            return hk.relax_batch(net, states, t1=1.0, max_steps=16, throw=False)
+        return jax.vmap(lambda s: hk.relax(net, s, t1=1.0, max_steps=16, throw=False))(states)
+
+    @eqx.filter_jit
+    def relax(net, states):
+        sol = solve(net, states)
+        return sol.state, jnp.max(sol.stats["num_steps"])
+
+    @eqx.filter_jit
+    def step(params, static, opt_state, states):
+        def loss(p):
+            x = solve(eqx.combine(p, static), states).state.x
+            return jnp.mean(jnp.sum((x[:, -11:] - targets) ** 2, axis=1))
+
+        value, grads = jax.value_and_grad(loss)(params)
+        updates, opt_state = opt.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, value
+
+    return relax, step
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=10, help="timed calls per variant (alternating)")
+    ap.add_argument("--formulations", default="dense,tiles")
+    ap.add_argument("--shared", action="store_true", help="one solve of the whole batch (hk.relax_batch)")
+    ap.add_argument("--calls", default="relax,step", help="what to time: relax, step, or both")
+    ap.add_argument("--batch", type=int, default=10)
+    ap.add_argument("--json", default=None)
+    a = ap.parse_args(argv)
+
+    targets = 2.0 * jax.nn.one_hot(jnp.arange(a.batch) % 10, 11) - 1.0
+    opt = optax.lion(1e-3)
+    relax, step = make(a.shared, opt, targets)
+    calls, info = {}, {}
+    for form in (f.strip() for f in a.formulations.split(",")):
+        net = paper_network(formulation=form)
+        states = initial_states(net, a.batch)
+        params, static = eqx.partition(net, eqx.is_inexact_array)
+        opt_state = opt.init(params)
+        if "relax" in a.calls:
+            calls[(form, "relax")] = lambda net=net, states=states: relax(net, states)
+        if "step" in a.calls:
+            calls[(form, "training step")] = lambda p=params, s=static, o=opt_state, x=states: step(p, s, o, x)
+    first, out = {}, {}
+    for key, f in calls.items():
+        t = time.perf_counter()
+        out[key] = jax.block_until_ready(f())
+        first[key] = time.perf_counter() - t
+    times = {key: [] for key in calls}
+    for _ in range(a.rounds):
+        for key, f in calls.items():
+            t = time.perf_counter()
+            jax.block_until_ready(f())
+            times[key].append(time.perf_counter() - t)
+    ref = next(iter(calls))[0]
+    rows = []
+    for (form, what), v in times.items():
+        row = {"formulation": form, "what": what, "ms": 1e3 * float(np.median(v)), "min_ms": 1e3 * float(np.min(v)),
+               "first_call_s": first[(form, what)]}
+        if what == "relax":
+            state, steps = out[(form, what)]
+            row["solver_steps"] = int(steps)
+            row["max_diff"] = float(jnp.max(jnp.abs(state.x - out[(ref, what)][0].x)))
+        else:
+            row["loss"] = float(out[(form, what)][2])
+        rows.append(row)
+    kind = "shared steps (relax_batch)" if a.shared else "per-example solves (vmap)"
+    print_table(
+        f"formulations of the paper's network, batch {a.batch}, {kind}, in-process A/B", rows,
+        [("formulation", "formulation", ""), ("what", "call", ""), ("ms", "median (ms)", ".1f"),
+         ("min_ms", "min (ms)", ".1f"), ("first_call_s", "first call (s)", ".2f"),
+         ("solver_steps", "solver steps", "d"), ("max_diff", f"max |Δx| vs {ref}", ".1e"), ("loss", "loss", ".5f")],
+    )
+    write_json("formulation_ab" + ("-shared" if a.shared else "") + ("" if "step" in a.calls else "-relax"), {"rows": rows, "rounds": a.rounds,
+                                                                   "shared": a.shared}, a.json)
+
+
+if __name__ == "__main__":
+    main()
