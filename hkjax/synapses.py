@@ -485,6 +485,9 @@ def _over_tiles(interaction: AbstractInteraction, pairs: Pairs, sigma, body):
                                 is_leaf=lambda x: x is None)
         return body(inter, v, sp[r], sp[c])
 
+    # Rematerialised: the backward pass recomputes a tile's (batch, block, block) products
+    # instead of stacking them for every tile (training step 6-7 % faster, formulation_ab.py)
+    one = jax.checkpoint(one)
     return jax.lax.map(one, (pairs.tile_rows, pairs.tile_cols, tiles, valid)), nb, block
 
 

@@ -204,7 +204,7 @@ def test_formulation_flag_reaches_the_network_and_trains_alike(tmp_path):
     small = ["--no-progress", "--n-hidden", "6", "--degree", "4", "--max-train", "40", "--max-test", "20",
              "--steps", "3", "--batch-size", "4", "--log-every", "1", "--eval-every", "3"]
     losses = {}
-    for form in ("dense", "bcoo"):
+    for form in ("dense", "bcoo", "tiles"):
         out = tmp_path / form
         with jax.enable_x64(False):
             assert cli.main(["train", "--model", "hopfield_kuramoto", "--kuramoto-term", "--formulation", form,
@@ -214,6 +214,7 @@ def test_formulation_flag_reaches_the_network_and_trains_alike(tmp_path):
         losses[form] = [r["loss"] for r in rows if r.get("split") == "train"]
     assert len(losses["dense"]) == 3
     assert losses["dense"] == pytest.approx(losses["bcoo"], rel=1e-4)
+    assert losses["dense"] == pytest.approx(losses["tiles"], rel=1e-4)
 
 
 def test_runs_saved_before_the_formulation_option_still_load(tmp_path, capsys):
