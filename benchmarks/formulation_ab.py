@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import time
 
+import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -31,32 +32,24 @@ import hkjax as hk
 
 try:
     from _common import initial_states, paper_network, print_table, write_json
+    from adjoint_checkpoints import make_step
 except ImportError:
     from ._common import initial_states, paper_network, print_table, write_json
+    from .adjoint_checkpoints import make_step
 
 
-def make(shared: bool, opt, targets):
-    def solve(net, states):
-        if shared:
-            return hk.relax_batch(net, states, t1=1.0, max_steps=16, throw=False)
-        return jax.vmap(lambda s: hk.relax(net, s, t1=1.0, max_steps=16, throw=False))(states)
+def make_relax(shared: bool):
+    """The batch's ``relax`` (final states and the most solver steps), compiled."""
 
     @eqx.filter_jit
     def relax(net, states):
-        sol = solve(net, states)
+        if shared:
+            sol = hk.relax_batch(net, states, t1=1.0, max_steps=16, throw=False)
+        else:
+            sol = jax.vmap(lambda s: hk.relax(net, s, t1=1.0, max_steps=16, throw=False))(states)
         return sol.state, jnp.max(sol.stats["num_steps"])
 
-    @eqx.filter_jit
-    def step(params, static, opt_state, states):
-        def loss(p):
-            x = solve(eqx.combine(p, static), states).state.x
-            return jnp.mean(jnp.sum((x[:, -11:] - targets) ** 2, axis=1))
-
-        value, grads = jax.value_and_grad(loss)(params)
-        updates, opt_state = opt.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, value
-
-    return relax, step
+    return relax
 
 
 def main(argv=None):
@@ -71,7 +64,8 @@ def main(argv=None):
 
     targets = 2.0 * jax.nn.one_hot(jnp.arange(a.batch) % 10, 11) - 1.0
     opt = optax.lion(1e-3)
-    relax, step = make(a.shared, opt, targets)
+    relax = make_relax(a.shared)
+    step = make_step(diffrax.RecursiveCheckpointAdjoint(), a.shared, opt)  # relax's default adjoint
     calls, info = {}, {}
     for form in (f.strip() for f in a.formulations.split(",")):
         net = paper_network(formulation=form)
@@ -81,7 +75,7 @@ def main(argv=None):
         if "relax" in a.calls:
             calls[(form, "relax")] = lambda net=net, states=states: relax(net, states)
         if "step" in a.calls:
-            calls[(form, "training step")] = lambda p=params, s=static, o=opt_state, x=states: step(p, s, o, x)
+            calls[(form, "training step")] = lambda p=params, s=static, o=opt_state, x=states: step(p, s, o, x, targets)
     first, out = {}, {}
     for key, f in calls.items():
         t = time.perf_counter()

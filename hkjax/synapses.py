@@ -354,14 +354,18 @@ def _vanishes_off_graph(inter: AbstractInteraction, ndim: int = 2) -> bool:
     )
 
 
-def _laid_out(interaction: AbstractInteraction, pairs: Pairs):
+def _laid_out(interaction: AbstractInteraction, pairs: Pairs, layout=None):
     """The interaction with its per-edge parameters laid out for ``pairs.formulation``:
     symmetric ``(n, n)`` matrices (``"dense"``, ``"all"``) or ``(n, m)`` neighbour tables
-    (``"neighbours"``). Parameters already laid out (2-d) are left alone."""
+    (``"neighbours"``), or by ``layout`` (a map of one ``(E,)`` array) when it is given.
+    Parameters already laid out (not 1-d) are left alone."""
     names = [p for p in interaction.param_names if jnp.ndim(getattr(interaction, p)) == 1]
-    if not names or pairs.formulation in _EDGE_WISE:
+    if layout is None:
+        if pairs.formulation in _EDGE_WISE:
+            return interaction
+        layout = pairs.table if pairs.formulation == "neighbours" else pairs.dense
+    if not names:
         return interaction
-    layout = pairs.table if pairs.formulation == "neighbours" else pairs.dense
     return eqx.tree_at(
         lambda m: [getattr(m, p) for p in names],
         interaction,
@@ -473,16 +477,12 @@ def _over_tiles(interaction: AbstractInteraction, pairs: Pairs, sigma, body):
     sp = jnp.pad(sigma, ((0, nb * block - n), (0, 0))).reshape(nb, block, -1)
     laid_out = [q for q in interaction.param_names if jnp.ndim(getattr(interaction, q)) == 3]
     valid = None if _vanishes_off_graph(interaction, 3) else pairs.tile_valid
-    dyn, static = eqx.partition(interaction, eqx.is_array)
-    tiles = [getattr(dyn, q) for q in laid_out]
-    dyn = eqx.tree_at(lambda m: [getattr(m, q) for q in laid_out], dyn, [None] * len(laid_out)) if laid_out else dyn
+    tiles = [getattr(interaction, q) for q in laid_out]
 
     def one(args):
         r, c, blocks, v = args
-        inter = eqx.combine(dyn, static)
-        if laid_out:
-            inter = eqx.tree_at(lambda m: [getattr(m, q) for q in laid_out], inter, blocks,
-                                is_leaf=lambda x: x is None)
+        # the tile's blocks in place of the (T, block, block) arrays, which the body never sees
+        inter = eqx.tree_at(lambda m: [getattr(m, q) for q in laid_out], interaction, blocks) if laid_out else interaction
         return body(inter, v, sp[r], sp[c])
 
     # Rematerialised: the backward pass recomputes a tile's (batch, block, block) products
@@ -683,15 +683,10 @@ class KuramotoSynapse(AbstractSynapse):
         blocks) and the edges left over (an edge-list :class:`KuramotoSynapse`)."""
         p = self.pairs
         if p.formulation == "tiles":
-            names = [q for q in self.interaction.param_names if jnp.ndim(getattr(self.interaction, q)) == 1]
-
-            def laid(layout):
-                return eqx.tree_at(lambda m: [getattr(m, q) for q in names], self.interaction,
-                                   [layout(getattr(self.interaction, q)) for q in names]) if names else self.interaction
-
-            parts = (_TiledKuramoto(p, laid(p.tiles), self.kappa),)
+            parts = (_TiledKuramoto(p, _laid_out(self.interaction, p, p.tiles), self.kappa),)
             if p.rest is not None:
-                parts += (KuramotoSynapse(p.rest, laid(lambda v: v[p.rest_edge]), self.kappa),)
+                rest = _laid_out(self.interaction, p, lambda v: v[p.rest_edge])
+                parts += (KuramotoSynapse(p.rest, rest, self.kappa),)
             return parts
         if self.pairs.formulation in _EDGE_WISE:
             return (self,)

@@ -300,7 +300,7 @@ def fit(
             per-example and the shared solves take the same steps and compute the same
             solution and gradient (up to float round-off), and the shared one differentiates
             several times faster (the README's 400-hidden digits classifier, batch 64, 4
-            steps: 44 instead of 164 ms per step; ``benchmarks/digits_step.py``). With
+            steps: 43 instead of 155 ms per step; ``benchmarks/digits_step.py``). With
             adaptive steps ``None`` means per-example solves.
         trainable: which leaves to train (see :func:`trainable_filter`); the others stay
             bit-identical. Used to freeze the Hopfield classifier in memory editing.
