@@ -353,8 +353,9 @@ def test_tile_layout_partitions_the_edges():
 def test_kuramoto_tiles_agree_with_the_edge_list(interaction, shared, min_fill, monkeypatch):
     """The ``"tiles"`` formulation (dense tiles plus an edge list for the rest) on a graph
     that is not a whole number of tiles: energy, force, the force's forward-mode derivative
-    (in σ and the parameters) and reverse-mode gradients through :meth:`prepare` equal the
-    edge list's to 1e-10 relative, with kept tiles and rest edges (default), with every tile
+    (in σ and the parameters together and apart: its custom JVP) and reverse-mode gradients
+    through :meth:`prepare` (also compiled with the graph traced) equal the edge list's to
+    1e-10 relative, with kept tiles and rest edges (default), with every tile
     kept (empty ones too) and with no tile (all edges on the rest list)."""
     from hkjax import synapses as S
 
@@ -374,14 +375,23 @@ def test_kuramoto_tiles_agree_with_the_edge_list(interaction, shared, min_fill, 
         def syn(p, pairs=pairs):
             return KuramotoSynapse(pairs, eqx.combine(p, static), kappa=KAPPA_K)
 
-        def force(p, s):
-            return sum(part.gradient(None, s)[1] for part in syn(p).prepare())
+        def force(p, s, pairs=pairs):
+            return sum(part.gradient(None, s)[1] for part in syn(p, pairs).prepare())
+
+        def loss(p, s, pairs=pairs):
+            return jnp.sum(jnp.sin(force(p, s, pairs) * w))
 
         energy = syn(params).energy(None, sigma)
         _, tangent = jax.jvp(force, (params, sigma), (dparams, v))
-        grads = jax.grad(lambda p, s: jnp.sum(jnp.sin(force(p, s) * w)), argnums=(0, 1))(params, sigma)
-        out[f] = (energy, force(params, sigma), syn(params).gradient(None, sigma)[1], tangent, grads)
-    for i, what in enumerate(("energy", "force", "force unprepared", "jvp", "grad")):
+        _, tangent_sigma = jax.jvp(lambda s: force(params, s), (sigma,), (v,))
+        _, tangent_params = jax.jvp(lambda p: force(p, sigma), (params,), (dparams,))
+        grads = jax.grad(loss, argnums=(0, 1))(params, sigma)
+        # the graph traced (an argument of a compiled function, as in relax and fit)
+        grads_jit = jax.jit(jax.grad(loss, argnums=(0, 1)))(params, sigma, pairs)
+        out[f] = (energy, force(params, sigma), syn(params).gradient(None, sigma)[1], tangent, tangent_sigma,
+                  tangent_params, grads, grads_jit)
+    for i, what in enumerate(("energy", "force", "force unprepared", "jvp", "jvp in sigma", "jvp in parameters",
+                              "grad", "grad under jit")):
         for ref, got in zip(jax.tree_util.tree_leaves(out["edges"][i]), jax.tree_util.tree_leaves(out["tiles"][i])):
             assert_rel_close(got, ref, 1e-10, what)
 
