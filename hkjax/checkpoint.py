@@ -70,6 +70,7 @@ __all__ = [
     "MAGIC",
     "CheckpointError",
     "latest",
+    "leaves",
     "load",
     "read_metadata",
     "save",
@@ -664,6 +665,27 @@ def _decode_leaf(
             "jax.config.update('jax_enable_x64', True) before loading, or use a "
             "NumPy array in `like`"
         )
+    return out
+
+
+def leaves(path: PathLike) -> list[dict[str, Any]]:
+    """What a checkpoint holds, without reading its arrays: for every leaf its tree path,
+    kind (``"array"``, ``"prng_key"``, ``"static"``) and, for arrays, shape and dtype.
+
+    Raises:
+        FileNotFoundError: If ``path`` does not exist.
+        CheckpointError: If the file is not an hkjax checkpoint or its header is damaged.
+    """
+    path = pathlib.Path(path)
+    with _open_checkpoint(path) as f:
+        header = _read_header(f, path)
+    out = []
+    for i, entry in enumerate(header["leaves"]):
+        entry = _validate_entry(entry, i, path, header["payload_nbytes"])
+        row = {"path": entry["path"], "kind": entry["kind"]}
+        if entry["kind"] != "static":
+            row.update(shape=tuple(entry["shape"]), dtype=entry["dtype"])
+        out.append(row)
     return out
 
 

@@ -12,6 +12,7 @@ and exit with status 2.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import pathlib
@@ -143,12 +144,35 @@ def _task(cfg: Config, ds, *, kind: str | None = None, model: str | None = None)
     raise ValueError(f"task={kind!r} cannot be trained with this command")
 
 
-def _network(cfg: Config, task, key, **kw):
-    return task.build(
-        key, k=cfg.degree, rewire=cfg.rewire, coupling=cfg.coupling, kappa_h=cfg.kappa_h,
-        kappa_k=cfg.kappa_k, init_scale=cfg.init_scale, kuramoto_graph=cfg.kuramoto_term,
-        formulation=cfg.formulation, **kw,
-    )
+def _network(cfg: Config, task, key, *, saved: pathlib.Path | None = None, **kw):
+    """The run's network; ``saved``: the checkpoint directory of a run it must match (to
+    load or resume), whose ``"tiles"`` layout may have tiles of another size."""
+    from . import synapses
+
+    block = _saved_tile_block(saved) if saved is not None and cfg.formulation == "tiles" else None
+    with synapses.tile_block_limit(block) if block else contextlib.nullcontext():
+        return task.build(
+            key, k=cfg.degree, rewire=cfg.rewire, coupling=cfg.coupling, kappa_h=cfg.kappa_h,
+            kappa_k=cfg.kappa_k, init_scale=cfg.init_scale, kuramoto_graph=cfg.kuramoto_term,
+            formulation=cfg.formulation, **kw,
+        )
+
+
+def _saved_tile_block(ckpt_dir: pathlib.Path) -> int | None:
+    """The tile size of the ``"tiles"`` graphs in the latest checkpoint of ``ckpt_dir``
+    (``None``: no checkpoint, or no tiles in it). Runs saved before the tenth session hold
+    tiles of 128 rows where new ones hold 64."""
+    from . import checkpoint
+
+    last = checkpoint.latest(ckpt_dir) if ckpt_dir.is_dir() else None
+    if last is None:
+        return None
+    try:
+        rows = checkpoint.leaves(last)
+    except (OSError, checkpoint.CheckpointError):
+        return None  # loading it reports what is wrong
+    sizes = {r["shape"][-1] for r in rows if r["path"].endswith(".tile_edge") and len(r.get("shape", ())) == 3}
+    return max(sizes) if sizes else None
 
 
 def _optimizer(cfg: Config, steps: int, lr: float):
@@ -384,7 +408,7 @@ def _train(cfg: Config, *, figures: bool = True) -> dict:
     cfg = _saved_layout(cfg, task, saved)
     _check_resumable(cfg, saved)
     out = _write_config(cfg)
-    net = _network(cfg, task, jax.random.key(cfg.seed), **start)
+    net = _network(cfg, task, jax.random.key(cfg.seed), saved=out / "checkpoints", **start)
     res = _fit(cfg, task, net, train_arrays, test_arrays, out, steps=cfg.steps, lr=cfg.lr)
     ev = train.evaluate(res.model, task, test_arrays, key=jax.random.key(10_000 + cfg.seed))
     summary = {
@@ -446,9 +470,10 @@ def _load_run(run_dir: pathlib.Path):
     task = _task(cfg, tr, kind="edit", model="hopfield_kuramoto") if cfg.task == "edit" else _task(cfg, tr)
     cfg = _saved_layout(cfg, task, _read_toml(cfg_path))
     if cfg.task == "edit":
-        like = _network(cfg.replace(model="hopfield_kuramoto"), task, jax.random.key(cfg.seed + 7))
+        like = _network(cfg.replace(model="hopfield_kuramoto"), task, jax.random.key(cfg.seed + 7),
+                        saved=run_dir / "checkpoints")
     else:
-        like = _network(cfg, task, jax.random.key(cfg.seed))
+        like = _network(cfg, task, jax.random.key(cfg.seed), saved=run_dir / "checkpoints")
     template = {"model": like, "opt_state": _opt_like(cfg, like, task), "step": jax.numpy.asarray(0),
                 "key": jax.random.key(0)}
     if cfg.ema > 0:
@@ -538,7 +563,8 @@ def _edit(cfg: Config) -> dict:
     before = train.evaluate(classifier, ctask, test_arrays, key=jax.random.key(10_000 + cfg.seed))
     w, b = tasks.hopfield_parameters(classifier)
     # 2. the Hopfield-Kuramoto network around the frozen classifier
-    net = _network(cfg, task, jax.random.key(cfg.seed + 7), hopfield_weights=w, hopfield_bias=b)
+    net = _network(cfg, task, jax.random.key(cfg.seed + 7), saved=out / "checkpoints", hopfield_weights=w,
+                   hopfield_bias=b)
     res = _fit(cfg, task, net, train_arrays, test_arrays, out, steps=cfg.edit_steps, lr=cfg.edit_lr,
                trainable=tasks.freeze_hopfield(net), seed_offset=100)
     w2, b2 = tasks.hopfield_parameters(res.model)

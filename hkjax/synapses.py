@@ -42,6 +42,7 @@ formulation over sizes and degrees.
 from __future__ import annotations
 
 import abc
+import contextlib
 from typing import ClassVar
 
 import equinox as eqx
@@ -66,6 +67,7 @@ __all__ = [
     "auto_formulation",
     "tile_layout",
     "tile_block",
+    "tile_block_limit",
 ]
 
 FORMULATIONS = ("auto", "neighbours", "edges", "bcoo", "dense", "tiles", "all")
@@ -176,11 +178,34 @@ def auto_formulation(n: int, num_edges: int) -> str:
 
 
 #: ``formulation="tiles"``: rows (and columns) per tile, at most (:func:`tile_block`) ...
-TILE_BLOCK = 128
+#: (64: on the paper's graph a training step 10-15 % and a batch-100 relax ~13 % faster than
+#: with 128, ``benchmarks/README.md``)
+TILE_BLOCK = 64
 #: ... and the fraction of a tile's entries that must be edges for it to be evaluated as a
 #: dense block (its edges go to the edge list otherwise). An edge on the list costs about as
 #: much as 25 entries of a dense tile (2-core CPU, paper's network, batch 10).
 TILE_MIN_FILL = 0.05
+
+
+@contextlib.contextmanager
+def tile_block_limit(block: int):
+    """Within this context, ``"tiles"`` graphs are laid out with :data:`TILE_BLOCK` set to
+    ``block``: to rebuild, and so load, a model saved when the tiles were of another size
+    (128 rows before the tenth session; ``hk.checkpoint.leaves`` shows a checkpoint's
+    ``pairs.tile_edge`` shape). Not thread-safe.
+
+    Example::
+
+        with hk.synapses.tile_block_limit(128):
+            like = hk.hopfield_kuramoto(..., formulation="tiles")
+        tree, _ = hk.checkpoint.load(path, {"model": like, ...})
+    """
+    global TILE_BLOCK
+    old, TILE_BLOCK = TILE_BLOCK, int(block)
+    try:
+        yield
+    finally:
+        TILE_BLOCK = old
 
 
 def tile_block(n: int) -> int:

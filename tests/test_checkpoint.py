@@ -288,6 +288,22 @@ def test_read_metadata_does_not_need_payload(tmp_path):
         checkpoint.load(path, {"w": jnp.zeros(100)})
 
 
+def test_leaves_lists_paths_kinds_shapes_and_dtypes_from_the_header(tmp_path):
+    """`leaves` reports what a checkpoint holds from its header alone (a damaged payload
+    does not matter); a file that is no checkpoint is refused."""
+    tree = {"w": jnp.ones((3, 2)), "i": np.arange(4, dtype=np.int32), "key": jax.random.key(0), "name": "x"}
+    path = checkpoint.save(tmp_path / "m.hkjax", tree)
+    path.write_bytes(path.read_bytes()[:-4])
+    rows = {r["path"]: r for r in checkpoint.leaves(path)}
+    assert rows["['w']"] == {"path": "['w']", "kind": "array", "shape": (3, 2), "dtype": "float32"}
+    assert rows["['i']"]["shape"] == (4,) and rows["['i']"]["dtype"] == "int32"
+    assert rows["['key']"]["kind"] == "prng_key" and rows["['name']"] == {"path": "['name']", "kind": "static"}
+    bad = tmp_path / "not.hkjax"
+    bad.write_bytes(b"hello")
+    with pytest.raises(CheckpointError, match="not an hkjax checkpoint"):
+        checkpoint.leaves(bad)
+
+
 def test_file_format_layout(saved):
     path, tree = saved
     version, header, payload = _split_file(path)

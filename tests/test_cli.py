@@ -245,6 +245,38 @@ def test_runs_saved_before_the_formulation_option_still_load(tmp_path, capsys):
     assert config.load_toml(toml).formulation == "dense"
 
 
+def test_tiles_runs_saved_with_another_tile_size_still_load(tmp_path, monkeypatch):
+    """A `--formulation tiles` run saved when the tiles were larger (128 rows before the tenth
+    session; here 16 against 8, on a small network) evaluates and resumes: the tile size is
+    read from its checkpoints and the network rebuilt with it."""
+    from hkjax import checkpoint, synapses
+
+    run = tmp_path / "tiles"
+    small = ["--no-progress", "--n-hidden", "40", "--degree", "16", "--max-train", "40", "--max-test", "20",
+             "--batch-size", "4", "--model", "hopfield_kuramoto", "--kuramoto-term", "--formulation", "tiles",
+             "--out", str(run)]
+    n = 64 + 40 + 11
+
+    def tile_sizes():
+        rows = checkpoint.leaves(checkpoint.latest(run / "checkpoints"))
+        return {r["shape"][1:] for r in rows if r["path"].endswith(".tile_edge")}
+
+    monkeypatch.setattr(synapses, "TILE_BLOCK", 16)  # "then"
+    assert synapses.tile_block(n) == 16
+    with jax.enable_x64(False):
+        assert cli.main(["train", "--steps", "2"] + small) == 0
+    assert tile_sizes() == {(16, 16)}
+    before = json.loads((run / "summary.json").read_text())["test_accuracy"]
+    monkeypatch.setattr(synapses, "TILE_BLOCK", 8)  # "now"
+    assert synapses.tile_block(n) == 8
+    with jax.enable_x64(False):
+        assert cli.main(["eval", "--run", str(run), "--max-test", "20"]) == 0
+        assert json.loads((run / "eval.json").read_text())["test_accuracy"] == before
+        assert cli.main(["train", "--resume", "--steps", "3"] + small) == 0
+    assert tile_sizes() == {(16, 16)}  # resumed in the layout it was saved with
+    assert synapses.TILE_BLOCK == 8  # and the tile size restored after building it
+
+
 @pytest.mark.slow
 def test_edit_runs_saved_before_the_formulation_option_resume(tmp_path):
     """`hkjax edit --resume` of an edit run whose config.toml predates `formulation` keeps
