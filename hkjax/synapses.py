@@ -574,17 +574,15 @@ def _tile_force(interaction: AbstractInteraction, pairs: Pairs, sigma):
             (inter, dinter), (si, dsi), (sj, _) = inters, rows, cols
             s = si @ sj.T
             fp, fpp = jax.jvp(lambda t: fprime(inter, v, t), (s,), (jnp.ones_like(s),))  # F', F''
-            y = jnp.zeros_like(s)
+            y, tan_c = jnp.zeros_like(s), jnp.zeros_like(sj)
             if with_params:
                 q, st = eqx.partition(inter, eqx.is_array)
                 _, dfp = jax.jvp(lambda q: fprime(eqx.combine(q, st), v, s), (q,), (eqx.filter(dinter, eqx.is_array),))
                 y = y + 0.5 * dfp  # the other half comes from the transposed tile (J, I)
             if with_sigma:
                 y = y + fpp * (dsi @ sj.T)
-            tan_c = jnp.einsum("ij,id->jd", y, si)
-            if with_sigma:
-                tan_c = tan_c + jnp.einsum("ij,id->jd", fp, dsi)
-            return fp @ sj, y @ sj, tan_c
+                tan_c = jnp.einsum("ij,id->jd", fp, dsi)
+            return fp @ sj, y @ sj, tan_c + jnp.einsum("ij,id->jd", y, si)
 
         (out, tan_r, tan_c), nb, _ = _over_tiles(
             (eqx.combine(d, static), eqx.combine(dd, static)), pairs, (sig, dsig), body)
