@@ -12,7 +12,7 @@ Target (issue #4): the batched sweep ≥ 5× faster than 64 sequential calls.
 Rows: the whole grid as one vmapped computation, and the same grid in chunks
 (``hk.sweep.run(..., chunk_size=c)``: one compiled call per chunk of ``c`` configurations).
 
-    python benchmarks/sweep.py [--configs 64] [--chunks 8] [--n 896] [--k 150] [--repeats 3]
+    python benchmarks/sweep.py [--configs 64] [--chunks 8] [--n 896] [--k 150] [--repeats 3] [--formulation tiles]
 """
 
 from __future__ import annotations
@@ -33,9 +33,9 @@ except ImportError:
     from ._common import paper_network, print_table, write_json
 
 
-def make_evaluate(n: int, k: int = 150):
+def make_evaluate(n: int, k: int = 150, formulation: str = "auto"):
     """The template network (passed as ``args``) and ``evaluate(template, coupling, seed)``."""
-    template = paper_network(coupling="additive", n=n, k=min(k, n - 2 - (n % 2)))
+    template = paper_network(coupling="additive", n=n, k=min(k, n - 2 - (n % 2)), formulation=formulation)
 
     def evaluate(template, coupling, seed):
         net = eqx.tree_at(lambda m: m.synapses[-1].weights, template, jnp.asarray(coupling, jnp.float32))
@@ -53,6 +53,7 @@ def main(argv=None):
     ap.add_argument("--configs", type=int, default=64, help="a perfect square: couplings × seeds")
     ap.add_argument("--n", type=int, default=896)
     ap.add_argument("--k", type=int, default=150, help="degree of the small-world graphs")
+    ap.add_argument("--formulation", default="auto", help="of the graph terms (e.g. tiles)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--chunks", default="8", help="chunk sizes for extra rows ('' for none)")
     ap.add_argument("--json", default=None)
@@ -62,7 +63,7 @@ def main(argv=None):
     # solve runs away and hits max_steps, and a vmapped batch then runs in lockstep with its
     # slowest member. The grid stays in the bounded regime.
     params = hk.sweep.grid(coupling=np.linspace(0.0, 0.01, side), seed=np.arange(side))
-    template, evaluate = make_evaluate(a.n, a.k)
+    template, evaluate = make_evaluate(a.n, a.k, a.formulation)
 
     single = eqx.filter_jit(evaluate)
     t = time.perf_counter()
@@ -90,7 +91,8 @@ def main(argv=None):
         # Relative to the spread of the energies (some final energies are close to zero).
         agree = float(np.max(np.abs(ref - table["energy"])) / (np.ptp(ref) + 1e-12))
         rows.append({
-            "configs": len(params["seed"]), "n": a.n, "k": a.k, "devices": len(jax.devices()),
+            "configs": len(params["seed"]), "n": a.n, "k": a.k, "formulation": a.formulation,
+            "devices": len(jax.devices()),
             "chunk": "all" if chunk is None else str(chunk),
             "batched_s": float(np.median(batched)), "sequential_s": float(np.median(sequential)),
             "speedup": float(np.median(sequential) / np.median(batched)),
@@ -98,7 +100,7 @@ def main(argv=None):
             "max_rel_diff": agree,
         })
     print_table(
-        f"sweep of {rows[0]['configs']} configurations (n={a.n}, k={a.k}, D=5, float32)", rows,
+        f"sweep of {rows[0]['configs']} configurations (n={a.n}, k={a.k}, D=5, float32, formulation {a.formulation})", rows,
         [("configs", "configurations", "d"), ("chunk", "chunk", ""), ("batched_s", "hk.sweep.run (s)", ".3f"),
          ("sequential_s", "sequential calls (s)", ".3f"), ("speedup", "speed-up", ".1f"),
          ("batched_first_call_s", "sweep first call (s)", ".2f"), ("max_rel_diff", "max diff / energy range", ".1e")],

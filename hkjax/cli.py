@@ -275,11 +275,20 @@ def _write_config(cfg: Config) -> pathlib.Path:
     return out
 
 
-def _fit(cfg, task, net, train_arrays, test_arrays, out, *, steps, lr, trainable=None, resume=None, seed_offset=0):
+def _trainable(cfg: Config, model):
+    """The ``trainable`` filter of a run: memory editing and ``--freeze-hopfield`` keep the
+    Hopfield weights and bias (None: everything trained)."""
+    from . import tasks
+
+    return tasks.freeze_hopfield(model) if cfg.task == "edit" or cfg.freeze_hopfield else None
+
+
+def _fit(cfg, task, net, train_arrays, test_arrays, out, *, steps, lr, resume=None, seed_offset=0):
     import jax
 
     from . import train
 
+    trainable = _trainable(cfg, net)
     return train.fit(
         net, task, train_arrays, optimizer=_optimizer(cfg, steps, lr), steps=steps,
         batch_size=cfg.batch_size, microbatch=cfg.microbatch or None, shared_steps=cfg.shared_steps or None, trainable=trainable, key=jax.random.key(cfg.seed + 1 + seed_offset), ema=cfg.ema,
@@ -392,6 +401,9 @@ def _train(cfg: Config, *, figures: bool = True) -> dict:
     if cfg.from_run and cfg.model == "kuramoto":
         raise ValueError("--from starts the threshold units from a Hopfield classifier; the kuramoto model has none "
                          "(use --model hopfield or hopfield_kuramoto)")
+    if cfg.freeze_hopfield and cfg.model != "hopfield_kuramoto":
+        raise ValueError(f"--freeze-hopfield keeps the Hopfield weights and trains the coupling around them; the "
+                         f"{cfg.model} model has no coupling (use --model hopfield_kuramoto)")
     saved = _claim_out(cfg)
     start = {}
     if cfg.from_run:
@@ -415,6 +427,10 @@ def _train(cfg: Config, *, figures: bool = True) -> dict:
         **_summary_common(cfg, res), "test_accuracy": ev["accuracy"], "test_loss": ev["loss"],
         "train_accuracy_last": _last_train_accuracy(res.history), "n_test": int(len(ev["targets"])),
     }
+    if cfg.model == "hopfield_kuramoto":
+        # what the oscillators contribute: the same network with its coupling switched off
+        off = train.evaluate(tasks.uncouple(res.model), task, test_arrays, key=jax.random.key(10_000 + cfg.seed))
+        summary["test_accuracy_uncoupled"] = off["accuracy"]
     tta_note = ""
     if cfg.tta > 0:
         ev_tta = _evaluate_tta(cfg, res.model, task, test_arrays)
@@ -424,6 +440,8 @@ def _train(cfg: Config, *, figures: bool = True) -> dict:
         summary["figures"] = _figures(out, cfg, res.model, task, test_arrays, ev)
     summary["wall_seconds"] = round(time.time() - t0, 2)
     _write_json(out / "summary.json", summary)
+    if "test_accuracy_uncoupled" in summary:
+        tta_note += f"; with the coupling switched off {summary['test_accuracy_uncoupled']:.4f}"
     _log(f"hkjax: {cfg.task} {cfg.model}: test accuracy {ev['accuracy']:.4f}{tta_note} "
          f"({summary['wall_seconds']:.0f} s) -> {out}")
     return summary
@@ -507,11 +525,10 @@ def _saved_layout(cfg: Config, task, saved: dict | None) -> Config:
 def _opt_like(cfg, model, task):
     import equinox as eqx
 
-    from . import tasks, train
+    from . import train
 
     steps, lr = (cfg.edit_steps, cfg.edit_lr) if cfg.task == "edit" else (cfg.steps, cfg.lr)
-    trainable = tasks.freeze_hopfield(model) if cfg.task == "edit" else None
-    params, _ = eqx.partition(model, train.trainable_filter(model, trainable))
+    params, _ = eqx.partition(model, train.trainable_filter(model, _trainable(cfg, model)))
     return _optimizer(cfg, steps, lr).init(params)
 
 
@@ -556,7 +573,7 @@ def _edit(cfg: Config) -> dict:
     out = _write_config(cfg)
     # 1. the Hopfield classifier (trained first, into OUT/classifier, when --from is not given)
     if not cfg.from_run:
-        ccfg = cfg.replace(task="classify", model="hopfield", out=str(out / "classifier"))
+        ccfg = cfg.replace(task="classify", model="hopfield", freeze_hopfield=False, out=str(out / "classifier"))
         _log("hkjax: edit: training the Hopfield classifier first (--from not given)")
         _train(ccfg, figures=False)
         _, ctask, classifier = _load_run(out / "classifier")
@@ -565,8 +582,7 @@ def _edit(cfg: Config) -> dict:
     # 2. the Hopfield-Kuramoto network around the frozen classifier
     net = _network(cfg, task, jax.random.key(cfg.seed + 7), saved=out / "checkpoints", hopfield_weights=w,
                    hopfield_bias=b)
-    res = _fit(cfg, task, net, train_arrays, test_arrays, out, steps=cfg.edit_steps, lr=cfg.edit_lr,
-               trainable=tasks.freeze_hopfield(net), seed_offset=100)
+    res = _fit(cfg, task, net, train_arrays, test_arrays, out, steps=cfg.edit_steps, lr=cfg.edit_lr, seed_offset=100)
     w2, b2 = tasks.hopfield_parameters(res.model)
     frozen = bool(np.array_equal(np.asarray(w), np.asarray(w2)) and np.array_equal(np.asarray(b), np.asarray(b2)))
     ev = train.evaluate(res.model, task, test_arrays, key=jax.random.key(10_000 + cfg.seed))

@@ -96,6 +96,7 @@ class Config:
     progress: bool = _f(True, "show a progress bar")
     # memory editing
     from_run: str = _f("", "run directory of a trained Hopfield classifier: edit edits it (empty: train one first); train starts the threshold units of a hopfield or hopfield_kuramoto network from its weights and bias and trains on (its n_hidden and relaxation settings are used)")
+    freeze_hopfield: bool = _f(False, "train: keep the Hopfield weights and bias as they start (with --from: the classifier's) and train only the rest, i.e. the Hopfield-Kuramoto coupling (and Kuramoto weights); hopfield_kuramoto only")
     edit: str = _f("swap", "edit: kind of edit", ("swap", "conflate"))
     classes: str = _f("0,1", "edit: classes, comma separated (swap: cyclic c0->c1->...; conflate: all -> c0)")
     associative: bool = _f(False, "edit: only under cue 1 (cue images of class 0 / 1 on the oscillators)")

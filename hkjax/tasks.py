@@ -43,7 +43,7 @@ from . import interactions as _interactions
 from . import lagrangians as _lagrangians
 from .network import Network, hopfield, hopfield_kuramoto, kuramoto
 from .relax import relax, relax_batch
-from .synapses import HopfieldSynapse
+from .synapses import CouplingSynapse, HopfieldSynapse, MultiplicativeCouplingSynapse
 from .units import State
 
 __all__ = [
@@ -63,6 +63,7 @@ __all__ = [
     "Addition",
     "MemoryEditing",
     "freeze_hopfield",
+    "uncouple",
     "hopfield_parameters",
     "hebbian_weights",
     "retrieval",
@@ -175,6 +176,25 @@ def freeze_hopfield(network: Network):
         return eqx.is_inexact_array(x)
 
     return jax.tree_util.tree_map(spec, network, is_leaf=lambda x: isinstance(x, HopfieldSynapse))
+
+
+def uncouple(network: Network) -> Network:
+    """``network`` with its Hopfield–Kuramoto coupling switched off: the weights of every
+    :class:`~hkjax.synapses.CouplingSynapse` (full or additive) and the strength ``α`` of a
+    :class:`~hkjax.synapses.MultiplicativeCouplingSynapse` set to zero, everything else as
+    it is. The threshold units then relax as in the Hopfield network alone, whatever the
+    oscillators do, so the accuracy of the uncoupled network next to the coupled one shows
+    what the oscillators contribute to a trained Hopfield–Kuramoto classifier."""
+
+    def off(x):
+        if isinstance(x, CouplingSynapse):
+            return eqx.tree_at(lambda m: m.weights, x, jnp.zeros_like(x.weights))
+        if isinstance(x, MultiplicativeCouplingSynapse):
+            return eqx.tree_at(lambda m: m.strength, x, jnp.zeros_like(x.strength))
+        return x
+
+    coupling = (CouplingSynapse, MultiplicativeCouplingSynapse)
+    return jax.tree_util.tree_map(off, network, is_leaf=lambda x: isinstance(x, coupling))
 
 
 # ---------------------------------------------------------------------------------------

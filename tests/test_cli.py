@@ -660,6 +660,35 @@ def test_train_from_a_hopfield_classifier_starts_from_its_weights(trained_run, t
         assert not (tmp_path / "bad").exists()
 
 
+def test_train_with_frozen_hopfield_weights_trains_only_the_coupling(trained_run, tmp_path, capsys):
+    """`hkjax train --from RUN --freeze-hopfield --init-scale 0`: the Hopfield–Kuramoto
+    network keeps the classifier's weights and bias exactly and trains only the coupling,
+    which starts at zero; the summary's `test_accuracy_uncoupled` (the network with its
+    coupling switched off) is then the classifier's own test accuracy. Other models are
+    refused with one line."""
+    from hkjax import tasks
+
+    out = tmp_path / "frozen"
+    argv = ["train", "--model", "hopfield_kuramoto", "--from", str(trained_run), "--freeze-hopfield",
+            "--init-scale", "0", "--osc-init", "reference", "--steps", "3", "--lr", "0.01", "--max-test", "150",
+            "--batch-size", "8", "--degree", "4", "--no-progress", "--out", str(out)]
+    with jax.enable_x64(False):
+        assert cli.main(argv) == 0
+    assert "with the coupling switched off" in capsys.readouterr().err
+    _, _, clf = cli._load_run(trained_run)
+    _, _, net = cli._load_run(out)
+    (w0, b0), (w1, b1) = tasks.hopfield_parameters(clf), tasks.hopfield_parameters(net)
+    np.testing.assert_array_equal(w1, w0)
+    np.testing.assert_array_equal(b1, b0)
+    coupling = net.synapses[-1].weights
+    assert float(np.abs(coupling).max()) > 0  # trained away from its zero start
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["test_accuracy_uncoupled"] == json.loads((trained_run / "summary.json").read_text())["test_accuracy"]
+    assert cli.main(argv[:1] + ["--model", "hopfield"] + argv[3:-1] + [str(tmp_path / "bad")]) == 2
+    assert "--freeze-hopfield" in _one_error_line(capsys)
+    assert not (tmp_path / "bad").exists()
+
+
 @pytest.mark.figures
 def test_augmentation_preview_figure(tmp_path):
     """A run that augments its training images draws ``augmentation.png``: the first test

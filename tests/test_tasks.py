@@ -211,6 +211,29 @@ def test_freeze_hopfield_excludes_exactly_the_hopfield_parameters(coupling):
     assert not any(leaf is w or leaf is b for leaf in trainable)
 
 
+@pytest.mark.parametrize("coupling", ["additive", "multiplicative", "full"])
+def test_uncoupled_network_relaxes_its_threshold_units_as_the_hopfield_network(coupling):
+    """``uncouple`` zeroes exactly the coupling: the threshold units of the uncoupled
+    Hopfield–Kuramoto network follow the Hopfield network with the same weights, whatever the
+    oscillators do, while the coupled network (coupling made large enough to matter) does not."""
+    n = 20
+    clf = tasks.build_network("hopfield", n=n, init_scale=0.3, key=jax.random.key(0))
+    w, b = tasks.hopfield_parameters(clf)
+    net = tasks.build_network("hopfield_kuramoto", n=n, dim=3, k=4, coupling=coupling, init_scale=0.1,
+                              hopfield_weights=w, hopfield_bias=b, key=jax.random.key(1))
+    off = tasks.uncouple(net)
+    changed = [not np.array_equal(a, c) for a, c in zip(jax.tree_util.tree_leaves(net), jax.tree_util.tree_leaves(off))]
+    assert sum(changed) == 1  # the coupling weights (or alpha), nothing else
+    x0 = jax.random.uniform(jax.random.key(2), (n,))
+    sigma0 = jnp.tile(data.random_rotation(jax.random.key(3), 3)[:, 0], (n, 1))
+    sigma0 = sigma0.at[::2].set(-sigma0[::2])  # two antipodal groups: the coupling acts
+    ref = hk.relax(clf, clf.init_state(x=x0), t1=2.0, rtol=1e-10, atol=1e-12, max_steps=4096).state.x
+    got = hk.relax(off, off.init_state(x=x0, sigma=sigma0), t1=2.0, rtol=1e-10, atol=1e-12, max_steps=4096).state.x
+    np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-6)
+    coupled = hk.relax(net, net.init_state(x=x0, sigma=sigma0), t1=2.0, max_steps=4096, throw=False).state.x
+    assert not np.allclose(coupled, ref, rtol=1e-3, atol=1e-3)  # nan (a runaway) counts as different too
+
+
 def test_hopfield_parameters_round_trip_into_the_editing_network():
     clf = tasks.build_network("hopfield", n=20, key=jax.random.key(0))
     w, b = tasks.hopfield_parameters(clf)
