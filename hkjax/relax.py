@@ -99,7 +99,7 @@ def _adjoint(adjoint, steady_state: bool, user_saveat: bool, has_oscillators: bo
 # of the loop state carry tangents and cotangents); behind `jit` the field is traced once
 # (three times without) and the later traces and their derivatives work on its jaxpr. XLA
 # inlines the call, so the compiled program computes the same; the paper network's training
-# step traces ~0.8 s faster (benchmarks/first_call.py).
+# step traces ~0.4 s faster (benchmarks/README.md, eleventh session).
 @eqx.filter_jit
 def _field(t, y, network):
     return network.vector_field(t, y)
