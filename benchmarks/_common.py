@@ -57,6 +57,25 @@ def timeit(fn, *args, repeats: int = 5):
     return float(np.median(times)), float(np.min(times)), first, out
 
 
+def alternate(calls: dict, rounds: int):
+    """In-process A/B: every call of ``calls`` (name -> zero-argument function) run once
+    (compiling it), then all of them ``rounds`` times round-robin, so that the machine's
+    drift hits them alike. Returns ``(first, out, times)``: per name the first call's wall
+    time (s), its output, and the list of timed wall times (s)."""
+    first, out = {}, {}
+    for name, f in calls.items():
+        t = time.perf_counter()
+        out[name] = jax.block_until_ready(f())
+        first[name] = time.perf_counter() - t
+    times = {name: [] for name in calls}
+    for _ in range(rounds):
+        for name, f in calls.items():
+            t = time.perf_counter()
+            jax.block_until_ready(f())
+            times[name].append(time.perf_counter() - t)
+    return first, out, times
+
+
 def dot_gflops(m: int, k: int, n: int, *, repeats: int = 10, dtype=jnp.float32) -> float:
     """GFLOP/s of a plain ``jnp.dot`` of ``(m, k) @ (k, n)`` on this device, same run."""
     a = jnp.ones((m, k), dtype)

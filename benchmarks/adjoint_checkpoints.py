@@ -18,7 +18,6 @@ fewer checkpoints than solver steps the backward pass recomputes forward steps.
 from __future__ import annotations
 
 import argparse
-import time
 
 import diffrax
 import equinox as eqx
@@ -30,9 +29,9 @@ import optax
 import hkjax as hk
 
 try:
-    from _common import initial_states, paper_network, print_table, write_json
+    from _common import alternate, initial_states, paper_network, print_table, write_json
 except ImportError:
-    from ._common import initial_states, paper_network, print_table, write_json
+    from ._common import alternate, initial_states, paper_network, print_table, write_json
 
 
 def make_step(adjoint, shared: bool, opt):
@@ -81,21 +80,10 @@ def main(argv=None):
         c = c.strip()
         adjoint = diffrax.RecursiveCheckpointAdjoint(checkpoints=None if c == "default" else int(c))
         variants[c] = make_step(adjoint, not a.per_example, opt)
-    first, steps, loss = {}, {}, {}
-    for name, f in variants.items():
-        t = time.perf_counter()
-        out = jax.block_until_ready(f(*args))
-        first[name] = time.perf_counter() - t
-        loss[name], steps[name] = float(out[2]), int(out[3])
-    times = {name: [] for name in variants}
-    for _ in range(a.rounds):
-        for name, f in variants.items():
-            t = time.perf_counter()
-            jax.block_until_ready(f(*args))
-            times[name].append(time.perf_counter() - t)
+    first, out, times = alternate({name: lambda f=f: f(*args) for name, f in variants.items()}, a.rounds)
     rows = [
         {"checkpoints": name, "step_s": float(np.median(v)), "step_min_s": float(np.min(v)),
-         "first_call_s": first[name], "solver_steps": steps[name], "loss": loss[name]}
+         "first_call_s": first[name], "solver_steps": int(out[name][3]), "loss": float(out[name][2])}
         for name, v in times.items()
     ]
     kind = "per-example solves" if a.per_example else "shared steps"

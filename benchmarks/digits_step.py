@@ -29,7 +29,6 @@ Configurations (the README's digits runs; 64 pixels, 10 classes):
 from __future__ import annotations
 
 import argparse
-import time
 
 import equinox as eqx
 import jax
@@ -37,9 +36,9 @@ import jax.numpy as jnp
 import numpy as np
 
 try:
-    from _common import print_table, write_json
+    from _common import alternate, print_table, write_json
 except ImportError:
-    from ._common import print_table, write_json
+    from ._common import alternate, print_table, write_json
 
 CONFIGS = {
     "hopfield-400": dict(model="hopfield", n_hidden=400, batch_size=64, solver_steps=4),
@@ -90,17 +89,8 @@ def main(argv=None):
         if name not in CONFIGS:
             ap.error(f"--configs: unknown configuration {name!r}; choose from {', '.join(CONFIGS)}")
         cfg, step, grad = setup(name)
-        first, out = {}, {}
-        for shared in (False, True):
-            t = time.perf_counter()
-            out[shared] = jax.block_until_ready(step(shared))
-            first[shared] = time.perf_counter() - t
-        times = {False: [], True: []}
-        for _ in range(a.rounds):
-            for shared in (False, True):
-                t = time.perf_counter()
-                jax.block_until_ready(step(shared))
-                times[shared].append(time.perf_counter() - t)
+        first, out, times = alternate({shared: lambda shared=shared: step(shared) for shared in (False, True)},
+                                      a.rounds)
         # the gradients of the two variants (the same maths with constant steps)
         g0, g1 = grad(False), grad(True)
         rel = float(np.linalg.norm(g1 - g0) / np.linalg.norm(g0))

@@ -19,7 +19,6 @@ Interleaving the training step between ``relax`` calls leaves the caches cold fo
 from __future__ import annotations
 
 import argparse
-import time
 
 import diffrax
 import equinox as eqx
@@ -31,10 +30,10 @@ import optax
 import hkjax as hk
 
 try:
-    from _common import initial_states, paper_network, print_table, write_json
+    from _common import alternate, initial_states, paper_network, print_table, write_json
     from adjoint_checkpoints import make_step
 except ImportError:
-    from ._common import initial_states, paper_network, print_table, write_json
+    from ._common import alternate, initial_states, paper_network, print_table, write_json
     from .adjoint_checkpoints import make_step
 
 
@@ -66,7 +65,7 @@ def main(argv=None):
     opt = optax.lion(1e-3)
     relax = make_relax(a.shared)
     step = make_step(diffrax.RecursiveCheckpointAdjoint(), a.shared, opt)  # relax's default adjoint
-    calls, info = {}, {}
+    calls = {}
     for form in (f.strip() for f in a.formulations.split(",")):
         net = paper_network(formulation=form)
         states = initial_states(net, a.batch)
@@ -76,17 +75,7 @@ def main(argv=None):
             calls[(form, "relax")] = lambda net=net, states=states: relax(net, states)
         if "step" in a.calls:
             calls[(form, "training step")] = lambda p=params, s=static, o=opt_state, x=states: step(p, s, o, x, targets)
-    first, out = {}, {}
-    for key, f in calls.items():
-        t = time.perf_counter()
-        out[key] = jax.block_until_ready(f())
-        first[key] = time.perf_counter() - t
-    times = {key: [] for key in calls}
-    for _ in range(a.rounds):
-        for key, f in calls.items():
-            t = time.perf_counter()
-            jax.block_until_ready(f())
-            times[key].append(time.perf_counter() - t)
+    first, out, times = alternate(calls, a.rounds)
     ref = next(iter(calls))[0]
     rows = []
     for (form, what), v in times.items():

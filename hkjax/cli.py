@@ -427,22 +427,21 @@ def _train(cfg: Config, *, figures: bool = True) -> dict:
         **_summary_common(cfg, res), "test_accuracy": ev["accuracy"], "test_loss": ev["loss"],
         "train_accuracy_last": _last_train_accuracy(res.history), "n_test": int(len(ev["targets"])),
     }
+    note = ""  # what the log line adds to the plain test accuracy
+    if cfg.tta > 0:
+        ev_tta = _evaluate_tta(cfg, res.model, task, test_arrays)
+        summary["test_accuracy_tta"], summary["tta"] = ev_tta["accuracy"], cfg.tta
+        note = f", with test-time augmentation (shifts <= {cfg.tta} px) {ev_tta['accuracy']:.4f}"
     if cfg.model == "hopfield_kuramoto":
         # what the oscillators contribute: the same network with its coupling switched off
         off = train.evaluate(tasks.uncouple(res.model), task, test_arrays, key=jax.random.key(10_000 + cfg.seed))
         summary["test_accuracy_uncoupled"] = off["accuracy"]
-    tta_note = ""
-    if cfg.tta > 0:
-        ev_tta = _evaluate_tta(cfg, res.model, task, test_arrays)
-        summary["test_accuracy_tta"], summary["tta"] = ev_tta["accuracy"], cfg.tta
-        tta_note = f", with test-time augmentation (shifts <= {cfg.tta} px) {ev_tta['accuracy']:.4f}"
+        note += f"; with the coupling switched off {off['accuracy']:.4f}"
     if figures:
         summary["figures"] = _figures(out, cfg, res.model, task, test_arrays, ev)
     summary["wall_seconds"] = round(time.time() - t0, 2)
     _write_json(out / "summary.json", summary)
-    if "test_accuracy_uncoupled" in summary:
-        tta_note += f"; with the coupling switched off {summary['test_accuracy_uncoupled']:.4f}"
-    _log(f"hkjax: {cfg.task} {cfg.model}: test accuracy {ev['accuracy']:.4f}{tta_note} "
+    _log(f"hkjax: {cfg.task} {cfg.model}: test accuracy {ev['accuracy']:.4f}{note} "
          f"({summary['wall_seconds']:.0f} s) -> {out}")
     return summary
 
