@@ -23,10 +23,11 @@ PAPER = dict(n=896, k=150, p=0.1, dim=5, kappa_h=0.1, kappa_k=1.0)
 
 
 def paper_network(*, formulation: str = "auto", coupling: str = "full", n: int = PAPER["n"],
-                  k: int = PAPER["k"], dim: int = PAPER["dim"], seed: int = 0):
-    """The paper's MNIST-size Hopfield–Kuramoto network with its initialisation scale."""
+                  k: int = PAPER["k"], dim: int = PAPER["dim"], seed: int = 0, kuramoto_term: bool = True):
+    """The paper's MNIST-size Hopfield–Kuramoto network with its initialisation scale
+    (``kuramoto_term=False``: without the Kuramoto term, as the ``hkjax`` command's default)."""
     keys = jax.random.split(jax.random.key(seed), 3)
-    ek = hk.graphs.small_world(n, k, PAPER["p"], key=keys[0])
+    ek = hk.graphs.small_world(n, k, PAPER["p"], key=keys[0]) if kuramoto_term else None
     ehk = hk.graphs.small_world(n, k, PAPER["p"], key=keys[1])
     return hk.hopfield_kuramoto(
         n, dim, edges_k=ek, edges_hk=ehk, coupling=coupling,

@@ -93,8 +93,11 @@ _STEP_FILE_RE = re.compile(r"ckpt_(\d+)\.hkjax")
 _SCALAR_TYPES = (bool, int, float, complex, str, bytes)
 _DIFFERENT_CONFIG_HINT = (
     "the checkpoint was written by a model with a different configuration; "
-    "build `like` with the same configuration (sizes, depth, optimiser) that "
-    "was used when the checkpoint was saved"
+    "build `like` with the same configuration (sizes, depth, optimiser, graph "
+    "layout) that was used when the checkpoint was saved (a network saved with "
+    "formulation='auto' under an earlier rule is built inside "
+    "hk.synapses.auto_rule(rule), rules in hk.synapses.AUTO_RULES; "
+    "hk.checkpoint.leaves lists what the checkpoint holds)"
 )
 
 

@@ -146,22 +146,61 @@ def _task(cfg: Config, ds, *, kind: str | None = None, model: str | None = None)
 
 def _network(cfg: Config, task, key, *, saved: pathlib.Path | None = None, **kw):
     """The run's network; ``saved``: the checkpoint directory of a run it must match (to
-    load or resume), whose ``"tiles"`` layout may have tiles of another size."""
-    from . import synapses
+    load or resume). A run saved under an earlier layout of its graphs (``"auto"`` of an
+    earlier session, :data:`hkjax.synapses.AUTO_RULES`; ``"tiles"`` of 128 rows before the
+    tenth session) holds that layout's arrays, so the network is rebuilt the way its latest
+    checkpoint was laid out: the first of :func:`_layouts` whose arrays have the saved paths
+    and shapes (the current one when none does; loading then says what differs)."""
 
-    block = _saved_tile_block(saved) if saved is not None and cfg.formulation == "tiles" else None
-    with synapses.tile_block_limit(block) if block else contextlib.nullcontext():
+    def build():
         return task.build(
             key, k=cfg.degree, rewire=cfg.rewire, coupling=cfg.coupling, kappa_h=cfg.kappa_h,
             kappa_k=cfg.kappa_k, init_scale=cfg.init_scale, kuramoto_graph=cfg.kuramoto_term,
             formulation=cfg.formulation, **kw,
         )
 
+    want = _saved_model_arrays(saved) if saved is not None else None
+    if not want:
+        return build()
+    first = None
+    for layout in _layouts(cfg):
+        with layout:
+            net = build()
+        if _model_arrays(net) == want:
+            return net
+        first = first or net
+    return first
 
-def _saved_tile_block(ckpt_dir: pathlib.Path) -> int | None:
-    """The tile size of the ``"tiles"`` graphs in the latest checkpoint of ``ckpt_dir``
-    (``None``: no checkpoint, or no tiles in it). Runs saved before the tenth session hold
-    tiles of 128 rows where new ones hold 64."""
+
+def _layouts(cfg: Config):
+    """The contexts a saved run's graphs may have been laid out in, the current one first."""
+    from . import synapses
+
+    rules = [None]
+    if cfg.formulation == "auto":
+        rules += sorted((r for r in synapses.AUTO_RULES if r != synapses.AUTO_RULE), reverse=True)
+    for rule in rules:
+        for block in (None, 128):  # tiles of the current size, and as before the tenth session
+            stack = contextlib.ExitStack()
+            if rule is not None:
+                stack.enter_context(synapses.auto_rule(rule))
+            if block is not None:
+                stack.enter_context(synapses.tile_block_limit(block))
+            yield stack
+
+
+def _model_arrays(net) -> set:
+    """``(path, shape)`` of every array of ``net`` as a checkpoint's ``"model"`` entry names it."""
+    import equinox as eqx
+    import jax
+
+    flat, _ = jax.tree_util.tree_flatten_with_path({"model": net})
+    return {(jax.tree_util.keystr(p), tuple(x.shape)) for p, x in flat if eqx.is_array(x)}
+
+
+def _saved_model_arrays(ckpt_dir: pathlib.Path) -> set | None:
+    """``(path, shape)`` of the model arrays in the latest checkpoint of ``ckpt_dir``
+    (``None``: no checkpoint there, or none readable; loading reports what is wrong)."""
     from . import checkpoint
 
     last = checkpoint.latest(ckpt_dir) if ckpt_dir.is_dir() else None
@@ -170,9 +209,8 @@ def _saved_tile_block(ckpt_dir: pathlib.Path) -> int | None:
     try:
         rows = checkpoint.leaves(last)
     except (OSError, checkpoint.CheckpointError):
-        return None  # loading it reports what is wrong
-    sizes = {r["shape"][-1] for r in rows if r["path"].endswith(".tile_edge") and len(r.get("shape", ())) == 3}
-    return max(sizes) if sizes else None
+        return None
+    return {(r["path"], tuple(r["shape"])) for r in rows if r["kind"] == "array" and r["path"].startswith("['model']")}
 
 
 def _optimizer(cfg: Config, steps: int, lr: float):
@@ -417,7 +455,6 @@ def _train(cfg: Config, *, figures: bool = True) -> dict:
     if start and start["hopfield_bias"].shape[0] != task.n:
         raise ValueError(f"--from {cfg.from_run}: its classifier has {start['hopfield_bias'].shape[0]} units, this "
                          f"task needs {task.n} (a classifier of the same dataset is needed)")
-    cfg = _saved_layout(cfg, task, saved)
     _check_resumable(cfg, saved)
     out = _write_config(cfg)
     net = _network(cfg, task, jax.random.key(cfg.seed), saved=out / "checkpoints", **start)
@@ -485,7 +522,6 @@ def _load_run(run_dir: pathlib.Path):
         raise FileNotFoundError(f"no checkpoint in {str(run_dir / 'checkpoints')!r}")
     tr, _ = _load_data(cfg)
     task = _task(cfg, tr, kind="edit", model="hopfield_kuramoto") if cfg.task == "edit" else _task(cfg, tr)
-    cfg = _saved_layout(cfg, task, _read_toml(cfg_path))
     if cfg.task == "edit":
         like = _network(cfg.replace(model="hopfield_kuramoto"), task, jax.random.key(cfg.seed + 7),
                         saved=run_dir / "checkpoints")
@@ -505,20 +541,6 @@ def _read_toml(path: pathlib.Path) -> dict | None:
         return read_table(path)
     except (OSError, ValueError):
         return None
-
-
-def _saved_layout(cfg: Config, task, saved: dict | None) -> Config:
-    """``cfg`` with the graph layout of the run whose config.toml table is ``saved``.
-
-    A run written before the ``formulation`` option existed (no such key in its config.toml)
-    had its graphs laid out by the old ``"auto"``: dense up to 4096 units, whatever the
-    density. Its checkpoints hold that layout's arrays (dense masks), so evaluating or
-    resuming it needs the same layout; a run that records its formulation is left alone.
-    """
-    if saved is None or "formulation" in saved or cfg.formulation != "auto":
-        return cfg
-    n = task.n
-    return cfg.replace(formulation="all" if cfg.degree >= n - 1 else ("dense" if n <= 4096 else "neighbours"))
 
 
 def _opt_like(cfg, model, task):
@@ -567,7 +589,6 @@ def _edit(cfg: Config) -> dict:
     if cfg.from_run:
         cfg, ctask, classifier = _classifier_from(cfg)
     task = _task(cfg, tr, kind="edit", model="hopfield_kuramoto")
-    cfg = _saved_layout(cfg, task, saved)
     _check_resumable(cfg, saved)
     out = _write_config(cfg)
     # 1. the Hopfield classifier (trained first, into OUT/classifier, when --from is not given)

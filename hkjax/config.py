@@ -61,7 +61,7 @@ class Config:
     rewire: float = _f(0.1, "small-world rewiring probability")
     kuramoto_term: bool = _f(False, "Hopfield-Kuramoto: add the paper's Kuramoto energy among the oscillators (off by default: ~10x slower per step on CPU)")
     coupling: str = _f("full", "Hopfield-Kuramoto coupling", ("full", "additive", "multiplicative"))
-    formulation: str = _f("auto", "how the graph terms are evaluated: dense matrices, dense tiles where the graph's edges cluster plus an edge list for the rest ('tiles': small-world graphs of a few hundred units or more, whose edges lie in a band around the diagonal, e.g. the paper's n = 896 network), edge lists (segment sums), sparse BCOO matrices, or neighbour tables; 'auto' picks by graph size and density (benchmarks/formulations.py), never 'tiles'; 'all' only for complete graphs", FORMULATIONS)
+    formulation: str = _f("auto", "how the graph terms are evaluated: dense matrices, dense tiles where the graph's edges cluster plus an edge list for the rest ('tiles': small-world graphs of a few hundred units or more, whose edges lie in a band around the diagonal, e.g. the paper's n = 896 network), edge lists (segment sums), sparse BCOO matrices, or neighbour tables; 'auto' picks by graph size, density and clustering (benchmarks/formulations.py): tiles for clustered graphs of 256-4096 units and density >= 0.025, else dense for density >= 0.08 up to 4096 units, else neighbour tables; 'all' only for complete graphs", FORMULATIONS)
     kappa_h: float = _f(0.1, "Hopfield energy scale kappa_H")
     kappa_k: float = _f(1.0, "Kuramoto energy scale kappa_K")
     init_scale: float = _f(0.01, "std of the random initial parameters")

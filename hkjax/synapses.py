@@ -30,13 +30,15 @@ formulations, all equal up to round-off:
   ``O(n D)`` via ``|Σ gᵢσᵢ|²``, the rank-D structure of the paper).
 
 ``formulation="auto"`` (default, :func:`auto_formulation`) picks ``"all"`` for complete
-graphs, ``"dense"`` for graphs of density ≥ 8 % up to 4096 nodes, and ``"neighbours"``
-otherwise. On the paper's MNIST-size network (n = 896, small-world k = 150, 17% density)
-dense is the fastest on a 2-core CPU (XLA:CPU gathers and scatters cost far more per element
-than streaming matrix products) and ties with the neighbour table on an H100; on sparse
+graphs, ``"tiles"`` for graphs of 256 to 4096 nodes and density ≥ 2.5 % whose edges cluster
+(small-world graphs: the paper's network, the digits classifiers with 400 hidden units),
+``"dense"`` for other graphs of density ≥ 8 % up to 4096 nodes, and ``"neighbours"``
+otherwise. XLA:CPU gathers and scatters cost far more per element than streaming matrix
+products, so the dense layouts win wherever the work they waste is moderate; on sparse
 graphs the dense layout does ``1/density`` times the necessary work and loses by up to 8×
 (gradients at n = 2048, degree 16). ``benchmarks/formulations.py`` measures every
-formulation over sizes and degrees.
+formulation over sizes and degrees; networks saved under an earlier rule are rebuilt inside
+:func:`auto_rule`.
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ __all__ = [
     "LowRankSynapse",
     "FORMULATIONS",
     "auto_formulation",
+    "auto_rule",
     "tile_layout",
     "tile_block",
     "tile_block_limit",
@@ -148,32 +151,96 @@ def _float_array(value, shape: tuple, name: str) -> Array:
 AUTO_DENSE_DENSITY = 0.08
 #: ... with at most this many nodes; neighbour tables otherwise.
 AUTO_DENSE_MAX_N = 4096
+#: ``"tiles"`` for graphs of at least this many nodes (and at most :data:`AUTO_DENSE_MAX_N`),
+#: of density at least :data:`AUTO_TILES_DENSITY`, whose kept tiles (:func:`tile_layout`)
+#: hold at least :data:`AUTO_TILES_EDGES` of the edges and cover at most
+#: :data:`AUTO_TILES_AREA` of the (padded) ``(n, n)`` matrix: edges that cluster near the
+#: diagonal, as in small-world graphs. (A tiled graph's Hopfield–Kuramoto coupling is
+#: evaluated densely, hence the density floor.)
+AUTO_TILES_MIN_N = 256
+AUTO_TILES_DENSITY = 0.025
+AUTO_TILES_EDGES = 0.5
+AUTO_TILES_AREA = 0.5
+#: The rule ``"auto"`` follows (:func:`auto_formulation`); :func:`auto_rule` selects an
+#: earlier one, to rebuild (and so load) a network saved under it.
+AUTO_RULE = 3
+#: What each rule picks for a graph that is not complete (``"all"`` under every rule).
+AUTO_RULES = {
+    1: "dense up to 4096 nodes, neighbour tables beyond (until the fourth session)",
+    2: "dense for density >= 8 % up to 4096 nodes, neighbour tables otherwise (fourth to eleventh session)",
+    3: "tiles for clustered graphs of 256 to 4096 nodes and density >= 2.5 %, else as rule 2 (since the twelfth "
+       "session)",
+}
 
 
-def auto_formulation(n: int, num_edges: int) -> str:
+@contextlib.contextmanager
+def auto_rule(rule: int):
+    """Within this context ``formulation="auto"`` follows the earlier rule ``rule`` (a key
+    of :data:`AUTO_RULES`): to rebuild, and so load, a network saved with ``"auto"`` when
+    that rule was in force (a saved network holds the arrays of its layout; ``hkjax eval``
+    and ``--resume`` find the rule by themselves). Not thread-safe.
+
+    Example::
+
+        with hk.synapses.auto_rule(2):
+            like = hk.hopfield_kuramoto(...)  # formulation="auto" as before the twelfth session
+        tree, _ = hk.checkpoint.load(path, {"model": like, ...})
+    """
+    global AUTO_RULE
+    if rule not in AUTO_RULES:
+        raise ValueError(f"rule={rule!r}; choose one of {sorted(AUTO_RULES)}")
+    old, AUTO_RULE = AUTO_RULE, int(rule)
+    try:
+        yield
+    finally:
+        AUTO_RULE = old
+
+
+def _clustered(edges, n: int) -> bool:
+    """Whether the ``"tiles"`` layout of the graph keeps most of its edges in a small part of
+    the matrix (:data:`AUTO_TILES_EDGES`, :data:`AUTO_TILES_AREA`)."""
+    e = np.asarray(edges, dtype=np.int64).reshape(-1, 2)
+    kept, bi, bj = _kept_tiles(e, n, tile_block(n), None)
+    inside = int(np.count_nonzero(kept[bi, bj]))
+    return e.shape[0] > 0 and inside >= AUTO_TILES_EDGES * e.shape[0] and kept.sum() <= AUTO_TILES_AREA * kept.size
+
+
+def auto_formulation(n: int, num_edges: int, edges=None) -> str:
     """The formulation ``"auto"`` picks for a graph of ``n`` nodes and ``num_edges`` edges.
 
-    ``"all"`` for a complete graph; ``"dense"`` for graphs of density at least
-    :data:`AUTO_DENSE_DENSITY` on at most :data:`AUTO_DENSE_MAX_N` nodes; ``"neighbours"``
-    otherwise. The rule looks at the graph alone, never at the device, so that a network
-    saved on one machine loads on another (a saved network holds its layout's arrays).
+    ``"all"`` for a complete graph; ``"tiles"`` for a graph of :data:`AUTO_TILES_MIN_N` to
+    :data:`AUTO_DENSE_MAX_N` nodes and density at least :data:`AUTO_TILES_DENSITY` whose
+    edges cluster (most of them in a few dense tiles of the matrix, e.g. a small-world graph;
+    needs ``edges``, the graph's ``(E, 2)`` array);
+    ``"dense"`` for other graphs of density at least :data:`AUTO_DENSE_DENSITY` on at most
+    :data:`AUTO_DENSE_MAX_N` nodes; ``"neighbours"`` otherwise. The rule looks at the graph
+    alone, never at the device, so that a network saved on one machine loads on another (a
+    saved network holds its layout's arrays); networks saved under an earlier rule are
+    rebuilt inside :func:`auto_rule`.
 
-    Measured with ``benchmarks/formulations.py`` (relax and value + gradient through
-    ``relax``, batch 10): on a 2-core CPU the neighbour table was within 1.3× of the best
-    layout on every graph of density ≤ 6 % and 2.6–8× faster than dense in the gradient;
-    at 9 % (n = 175, degree 16) and 17 % (the paper's n = 896, degree 150) dense was the
-    fastest. On an H100 the neighbour table was the fastest or within 1.1× of it on every
-    graph measured.
-
-    ``"tiles"`` (dense tiles where the edges cluster, an edge list for the rest) is faster
-    still on the paper's small-world network (``benchmarks/README.md``) but is never picked
-    here: a run saved with ``formulation="auto"`` holds the arrays of the layout ``"auto"``
-    chose when it was written, and a different choice now would leave its checkpoints
-    unreadable. Ask for it by name.
+    Measured with ``benchmarks/formulations.py`` (twelfth session, 2-core CPU, batch 10,
+    small-world graphs with the Kuramoto term and the coupling; relax, value + gradient
+    through per-example solves, and through one shared-step solve of the batch):
+    ``"tiles"`` was the fastest layout or within 1.4× of it in every column for n = 475–2048
+    at densities 3.4–17 %, and 1.5× (the paper's network, against dense) to 3.3–4.9× (n =
+    2048, degree 150, against neighbour tables) faster than what the previous rule picked.
+    Its coupling is evaluated densely, which costs per-example gradients on sparser graphs:
+    1.4× slower than the neighbour table at 0.8 % (n = 2048, degree 16), and without the
+    Kuramoto term 1.6× slower at 1.8 % (n = 896, degree 16), though 1.2× faster with shared
+    steps there; hence the density floor. Without clustering, the neighbour
+    table was within 1.3× of the best layout on every graph of density ≤ 6 % and 2.6–8×
+    faster than dense in the gradient, and dense was the fastest at 9 % and 17 % (fourth
+    session). On an H100 the neighbour table was the fastest or within 1.1× of it on every
+    graph measured there (fourth session; tiles not yet measured on a GPU).
     """
     if num_edges == n * (n - 1) // 2:
         return "all"
+    if AUTO_RULE == 1:
+        return "dense" if n <= AUTO_DENSE_MAX_N else "neighbours"
     density = 2 * num_edges / (n * (n - 1)) if n > 1 else 1.0
+    if (AUTO_RULE >= 3 and edges is not None and AUTO_TILES_MIN_N <= n <= AUTO_DENSE_MAX_N
+            and density >= AUTO_TILES_DENSITY and _clustered(edges, n)):
+        return "tiles"
     return "dense" if density >= AUTO_DENSE_DENSITY and n <= AUTO_DENSE_MAX_N else "neighbours"
 
 
@@ -217,6 +284,19 @@ def tile_block(n: int) -> int:
     return b
 
 
+def _kept_tiles(e: np.ndarray, n: int, block: int, min_fill: float | None):
+    """Which ``block × block`` tiles hold at least ``min_fill`` (default
+    :data:`TILE_MIN_FILL`) of their entries as edges (``(nb, nb)``, symmetric), and every
+    edge's tile row and column."""
+    min_fill = TILE_MIN_FILL if min_fill is None else min_fill
+    nb = -(-n // block)
+    bi, bj = e[:, 0] // block, e[:, 1] // block
+    counts = np.zeros((nb, nb), np.int64)
+    np.add.at(counts, (bi, bj), 1)
+    np.add.at(counts, (bj, bi), 1)
+    return counts >= min_fill * block * block, bi, bj
+
+
 def tile_layout(edges, n: int, *, block: int | None = None, min_fill: float | None = None):
     """The ``"tiles"`` layout of a graph: which ``block × block`` tiles of its symmetric
     ``(n, n)`` adjacency matrix are dense blocks, and which edges are left over.
@@ -241,13 +321,8 @@ def tile_layout(edges, n: int, *, block: int | None = None, min_fill: float | No
     """
     e = np.asarray(edges, dtype=np.int64).reshape(-1, 2)
     block = tile_block(n) if block is None else block
-    min_fill = TILE_MIN_FILL if min_fill is None else min_fill
-    nb = -(-n // block)
-    bi, bj = e[:, 0] // block, e[:, 1] // block
-    counts = np.zeros((nb, nb), np.int64)
-    np.add.at(counts, (bi, bj), 1)
-    np.add.at(counts, (bj, bi), 1)
-    kept = counts >= min_fill * block * block
+    kept, bi, bj = _kept_tiles(e, n, block, min_fill)
+    nb = kept.shape[0]
     rows, cols = np.nonzero(kept)
     slot = -np.ones((nb, nb), np.int64)
     slot[rows, cols] = np.arange(rows.size)
@@ -295,7 +370,7 @@ class Pairs(eqx.Module):
         num = e.shape[0]
         complete = num == n * (n - 1) // 2
         if formulation == "auto":
-            formulation = auto_formulation(n, num)
+            formulation = auto_formulation(n, num, e)
         if formulation == "all" and not complete:
             raise ValueError(f"formulation='all' needs a complete graph; {name} has {num} of {n * (n - 1) // 2} edges")
         self.n, self.formulation = n, formulation

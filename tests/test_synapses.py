@@ -580,20 +580,60 @@ def test_pairs_errors():
     "n, k, expected",
     [
         (175, 174, "all"),  # complete
-        (175, 16, "dense"),  # 9 % dense (the digits-size default network)
+        (175, 16, "dense"),  # 9 % dense (the digits-size default network): too small for tiles
         (1024, 4, "neighbours"),  # sparse: 0.4 % dense
-        (275, 16, "neighbours"),  # 6 % dense
-        (2048, 300, "dense"),  # large but 15 % dense
+        (275, 16, "tiles"),  # 6 % dense, edges in a band around the diagonal
+        (896, 150, "tiles"),  # the paper's graph
+        (2048, 300, "tiles"),  # large, 15 % dense, clustered
+        (2048, 16, "neighbours"),  # clustered but 0.8 % dense: the tiles' dense coupling loses
         (5000, 600, "neighbours"),  # too large for (n, n) layouts
     ],
 )
-def test_auto_formulation_depends_on_size_and_density(n, k, expected):
-    """``"auto"`` follows :func:`auto_formulation` (graph size and density only, never the
-    device), and ``Pairs`` applies it."""
+def test_auto_formulation_depends_on_the_graph_alone(n, k, expected):
+    """``"auto"`` follows :func:`auto_formulation` (graph size, density and clustering only,
+    never the device), and ``Pairs`` applies it."""
     edges = graphs.all_to_all(n) if k == n - 1 else graphs.ring(n, k)
-    assert auto_formulation(n, len(edges)) == expected
+    assert auto_formulation(n, len(edges), edges) == expected
     if n <= 2048:
         assert Pairs(edges, n).formulation == expected
+
+
+@pytest.mark.parametrize(
+    "n, k, random, expected",
+    [
+        (275, 16, True, "neighbours"),  # 6 %, edges spread over the whole matrix
+        (300, 60, True, "dense"),  # 20 %, spread
+        (275, 16, False, "neighbours"),  # without the edges, clustering cannot be seen
+    ],
+)
+def test_auto_formulation_picks_tiles_only_where_edges_cluster(n, k, random, expected):
+    if random:  # a random graph with the ring's number of edges: no band to tile
+        iu = np.stack(np.triu_indices(n, 1), axis=1)
+        edges = iu[np.random.default_rng(0).choice(len(iu), n * k // 2, replace=False)]
+        assert auto_formulation(n, len(edges), edges) == expected
+        assert Pairs(edges, n).formulation == expected
+    else:
+        assert auto_formulation(n, n * k // 2) == expected
+
+
+def test_earlier_auto_rules_stay_available():
+    """``auto_rule`` rebuilds what ``"auto"`` picked under an earlier rule (to load networks
+    saved then), and restores the current rule afterwards."""
+    import hkjax.synapses as syn
+
+    sparse, ring = graphs.ring(275, 16), graphs.ring(900, 150)
+    current = syn.AUTO_RULE
+    assert Pairs(sparse, 275).formulation == "tiles"
+    with syn.auto_rule(2):
+        assert Pairs(sparse, 275).formulation == "neighbours"
+        assert Pairs(ring, 900).formulation == "dense"
+    with syn.auto_rule(1):
+        assert Pairs(sparse, 275).formulation == "dense"
+        assert auto_formulation(5000, 10) == "neighbours"
+    assert syn.AUTO_RULE == current and Pairs(sparse, 275).formulation == "tiles"
+    with pytest.raises(ValueError, match="rule"):
+        with syn.auto_rule(7):
+            pass
 
 
 def test_synapse_constructor_errors_name_the_argument():
