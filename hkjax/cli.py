@@ -162,31 +162,33 @@ def _network(cfg: Config, task, key, *, saved: pathlib.Path | None = None, **kw)
     want = _saved_model_arrays(saved) if saved is not None else None
     if not want:
         return build()
+    from . import synapses
+
     first = None
-    for layout in _layouts(cfg):
-        with layout:
+    for rule, block in _layouts(cfg):
+        with contextlib.ExitStack() as layout:
+            if rule is not None:
+                layout.enter_context(synapses.auto_rule(rule))
+            if block is not None:
+                layout.enter_context(synapses.tile_block_limit(block))
             net = build()
         if _model_arrays(net) == want:
             return net
-        first = first or net
+        if first is None:
+            first = net
     return first
 
 
-def _layouts(cfg: Config):
-    """The contexts a saved run's graphs may have been laid out in, the current one first."""
+def _layouts(cfg: Config) -> list[tuple[int | None, int | None]]:
+    """``(auto rule, tile rows)`` of every layout a saved run's graphs may have, the current
+    one (``(None, None)``) first: earlier ``"auto"`` rules, newest first, and tiles of 128 rows
+    (before the tenth session)."""
     from . import synapses
 
     rules = [None]
     if cfg.formulation == "auto":
         rules += sorted((r for r in synapses.AUTO_RULES if r != synapses.AUTO_RULE), reverse=True)
-    for rule in rules:
-        for block in (None, 128):  # tiles of the current size, and as before the tenth session
-            stack = contextlib.ExitStack()
-            if rule is not None:
-                stack.enter_context(synapses.auto_rule(rule))
-            if block is not None:
-                stack.enter_context(synapses.tile_block_limit(block))
-            yield stack
+    return [(rule, block) for rule in rules for block in (None, 128)]
 
 
 def _model_arrays(net) -> set:

@@ -217,6 +217,15 @@ def test_formulation_flag_reaches_the_network_and_trains_alike(tmp_path):
     assert losses["dense"] == pytest.approx(losses["tiles"], rel=1e-4)
 
 
+def _saved_layout_arrays(run) -> set:
+    """Which layout arrays (dense masks, neighbour tables, tiles) the latest checkpoint of
+    the run directory ``run`` holds."""
+    from hkjax import checkpoint
+
+    paths = [r["path"] for r in checkpoint.leaves(checkpoint.latest(run / "checkpoints"))]
+    return {kind for kind in ("mask", "nbr", "tile_edge") if any(p.endswith("." + kind) for p in paths)}
+
+
 def test_runs_saved_before_the_formulation_option_still_load(tmp_path, capsys):
     """A run directory whose config.toml predates `formulation` (its graphs laid out by the
     first "auto" rule: dense) still evaluates and resumes, although "auto" now picks neighbour
@@ -243,31 +252,25 @@ def test_runs_saved_before_the_formulation_option_still_load(tmp_path, capsys):
     # old layout is kept.
     with jax.enable_x64(False):
         assert cli.main(["train", "--resume", "--steps", "3"] + small) == 0
-    last = checkpoint.latest(run / "checkpoints")
-    assert last.name == "ckpt_00000003.hkjax"
-    paths = [r["path"] for r in checkpoint.leaves(last)]
-    assert any(p.endswith(".mask") for p in paths) and not any(p.endswith(".nbr") for p in paths)
+    assert checkpoint.latest(run / "checkpoints").name == "ckpt_00000003.hkjax"
+    assert _saved_layout_arrays(run) == {"mask"}
 
 
 def test_auto_runs_saved_under_an_earlier_rule_still_load(tmp_path, monkeypatch):
     """A run saved with `--formulation auto` while an earlier rule was in force (here rule 2:
     neighbour tables for this sparse graph) evaluates and resumes under the current rule
     (here one that picks tiles for it): the layout is read from its checkpoints."""
-    from hkjax import checkpoint, graphs, synapses
+    from hkjax import graphs, synapses
 
     run = tmp_path / "auto"
     small = ["--no-progress", "--n-hidden", "8", "--degree", "4", "--max-train", "40", "--max-test", "20",
              "--batch-size", "4", "--model", "hopfield_kuramoto", "--kuramoto-term", "--out", str(run)]
     n = 64 + 8 + 11
 
-    def layouts():
-        paths = [r["path"] for r in checkpoint.leaves(checkpoint.latest(run / "checkpoints"))]
-        return {kind for kind in ("nbr", "tile_edge", "mask") if any(p.endswith("." + kind) for p in paths)}
-
     monkeypatch.setattr(synapses, "AUTO_RULE", 2)  # "then"
     with jax.enable_x64(False):
         assert cli.main(["train", "--steps", "2"] + small) == 0
-    assert layouts() == {"nbr"}
+    assert _saved_layout_arrays(run) == {"nbr"}
     before = json.loads((run / "summary.json").read_text())["test_accuracy"]
     monkeypatch.setattr(synapses, "AUTO_RULE", 3)  # "now", with tiles for graphs this small
     monkeypatch.setattr(synapses, "AUTO_TILES_MIN_N", 0)
@@ -277,14 +280,14 @@ def test_auto_runs_saved_under_an_earlier_rule_still_load(tmp_path, monkeypatch)
         assert cli.main(["eval", "--run", str(run), "--max-test", "20"]) == 0
         assert json.loads((run / "eval.json").read_text())["test_accuracy"] == before
         assert cli.main(["train", "--resume", "--steps", "3"] + small) == 0
-    assert layouts() == {"nbr"}
+    assert _saved_layout_arrays(run) == {"nbr"}
     assert config.load_toml(run / "config.toml").formulation == "auto"
     # a new run in a new directory gets the current rule's layout
     small[-1] = str(tmp_path / "new")
     run = tmp_path / "new"
     with jax.enable_x64(False):
         assert cli.main(["train", "--steps", "1"] + small) == 0
-    assert layouts() == {"tile_edge", "mask"}
+    assert _saved_layout_arrays(run) == {"tile_edge", "mask"}
 
 
 def test_tiles_runs_saved_with_another_tile_size_still_load(tmp_path, monkeypatch):
@@ -335,10 +338,8 @@ def test_edit_runs_saved_before_the_formulation_option_resume(tmp_path):
         toml.write_text("".join(line for line in toml.read_text().splitlines(keepends=True)
                                 if not line.startswith("formulation")))
         assert cli.main(edit + ["--edit-steps", "3", "--resume"]) == 0
-    last = checkpoint.latest(out / "checkpoints")
-    assert last.name == "ckpt_00000003.hkjax"
-    paths = [r["path"] for r in checkpoint.leaves(last)]
-    assert any(p.endswith(".mask") for p in paths) and not any(p.endswith(".nbr") for p in paths)
+    assert checkpoint.latest(out / "checkpoints").name == "ckpt_00000003.hkjax"
+    assert _saved_layout_arrays(out) == {"mask"}
 
 
 @pytest.fixture(scope="module")
