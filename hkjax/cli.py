@@ -109,6 +109,20 @@ def _arrays(ds, limit: int = 0) -> dict:
     return {"images": ds.images[:n], "labels": ds.labels[:n]}
 
 
+def _splits(cfg: Config, tr, te) -> tuple[dict, dict | None, dict]:
+    """``(train, validation or None, test)`` arrays of a run: the first ``max_train``
+    training examples, the last ``val`` of them held out for validation (never trained on),
+    and the first ``max_test`` test examples."""
+    train = _arrays(tr, cfg.max_train)
+    n = len(train["labels"])
+    if cfg.val and cfg.val >= n:
+        raise ValueError(f"--val {cfg.val} holds out all {n} training examples; keep some to train on "
+                         f"(--val below {n})")
+    val = {k: v[n - cfg.val:] for k, v in train.items()} if cfg.val else None
+    train = {k: v[: n - cfg.val] for k, v in train.items()}
+    return train, val, _arrays(te, cfg.max_test)
+
+
 def _load_data(cfg: Config):
     from . import data
 
@@ -323,16 +337,17 @@ def _trainable(cfg: Config, model):
     return tasks.freeze_hopfield(model) if cfg.task == "edit" or cfg.freeze_hopfield else None
 
 
-def _fit(cfg, task, net, train_arrays, test_arrays, out, *, steps, lr, resume=None, seed_offset=0):
+def _fit(cfg, task, net, train_arrays, test_arrays, out, *, steps, lr, val_arrays=None, resume=None, seed_offset=0):
     import jax
 
     from . import train
 
     trainable = _trainable(cfg, net)
+    eval_data = test_arrays if val_arrays is None else {"eval": test_arrays, "val": val_arrays}
     return train.fit(
         net, task, train_arrays, optimizer=_optimizer(cfg, steps, lr), steps=steps,
         batch_size=cfg.batch_size, microbatch=cfg.microbatch or None, shared_steps=cfg.shared_steps or None, trainable=trainable, key=jax.random.key(cfg.seed + 1 + seed_offset), ema=cfg.ema,
-        eval_data=test_arrays, eval_every=cfg.eval_every, log_every=cfg.log_every,
+        eval_data=eval_data, eval_every=cfg.eval_every, log_every=cfg.log_every,
         checkpoint_dir=out / "checkpoints", checkpoint_every=cfg.checkpoint_every,
         resume=cfg.resume if resume is None else resume, metrics_path=out / "metrics.jsonl",
         config=cfg.to_dict(), progress=cfg.progress,
@@ -363,14 +378,16 @@ def _figures(out: pathlib.Path, cfg: Config, net, task, test_arrays, ev) -> list
     if mpath.exists():
         rows = [json.loads(line) for line in mpath.read_text().splitlines() if line.strip()]
     if rows:
-        # train rows -> loss / accuracy; evaluation rows -> test_loss / test_accuracy
+        # train rows -> loss / accuracy; test rows -> test_loss / ...; validation -> val_loss / ...
+        prefix = {"train": "", "eval": "test_", "val": "val_"}
         rows = [
-            {"step": r["step"], **({"test_loss": r["loss"], "test_accuracy": r["accuracy"]} if r.get("split") == "eval"
-                                   else {"loss": r["loss"], "accuracy": r["accuracy"]})}
-            for r in rows if "loss" in r and "accuracy" in r
+            {"step": r["step"], f"{p}loss": r["loss"], f"{p}accuracy": r["accuracy"]}
+            for r in rows if "loss" in r and "accuracy" in r and r.get("split", "train") in prefix
+            for p in [prefix[r.get("split", "train")]]
         ]
         attempt("learning_curves", lambda r, p: plotting.learning_curves(
-            r, p, keys=("loss", "test_loss", "accuracy", "test_accuracy")), rows, out / "learning_curves.png")
+            r, p, keys=(("loss", "val_loss", "test_loss"), ("accuracy", "val_accuracy", "test_accuracy"))),
+            rows, out / "learning_curves.png")
     preview = _augmentation_preview(task, test_arrays, cfg.seed)
     if preview is not None:
         images, titles = preview
@@ -452,7 +469,7 @@ def _train(cfg: Config, *, figures: bool = True) -> dict:
         w, b = tasks.hopfield_parameters(classifier)
         start = {"hopfield_weights": w, "hopfield_bias": b}
     tr, te = _load_data(cfg)
-    train_arrays, test_arrays = _arrays(tr, cfg.max_train), _arrays(te, cfg.max_test)
+    train_arrays, val_arrays, test_arrays = _splits(cfg, tr, te)
     task = _task(cfg, tr)
     if start and start["hopfield_bias"].shape[0] != task.n:
         raise ValueError(f"--from {cfg.from_run}: its classifier has {start['hopfield_bias'].shape[0]} units, this "
@@ -460,13 +477,14 @@ def _train(cfg: Config, *, figures: bool = True) -> dict:
     _check_resumable(cfg, saved)
     out = _write_config(cfg)
     net = _network(cfg, task, jax.random.key(cfg.seed), saved=out / "checkpoints", **start)
-    res = _fit(cfg, task, net, train_arrays, test_arrays, out, steps=cfg.steps, lr=cfg.lr)
+    res = _fit(cfg, task, net, train_arrays, test_arrays, out, steps=cfg.steps, lr=cfg.lr, val_arrays=val_arrays)
     ev = train.evaluate(res.model, task, test_arrays, key=jax.random.key(10_000 + cfg.seed))
     summary = {
         **_summary_common(cfg, res), "test_accuracy": ev["accuracy"], "test_loss": ev["loss"],
         "train_accuracy_last": _last_train_accuracy(res.history), "n_test": int(len(ev["targets"])),
+        **_validation(res.model, task, val_arrays, cfg.seed),
     }
-    note = ""  # what the log line adds to the plain test accuracy
+    note = f", validation {summary['val_accuracy']:.4f}" if val_arrays is not None else ""
     if cfg.tta > 0:
         ev_tta = _evaluate_tta(cfg, res.model, task, test_arrays)
         summary["test_accuracy_tta"], summary["tta"] = ev_tta["accuracy"], cfg.tta
@@ -483,6 +501,23 @@ def _train(cfg: Config, *, figures: bool = True) -> dict:
     _log(f"hkjax: {cfg.task} {cfg.model}: test accuracy {ev['accuracy']:.4f}{note} "
          f"({summary['wall_seconds']:.0f} s) -> {out}")
     return summary
+
+
+def _validation(model, task, val_arrays, seed: int, *, cues: bool = False) -> dict:
+    """``val_accuracy``, ``val_loss`` and ``n_val`` of the final model on the validation split
+    (``{}`` without one), evaluated as the test split is; with ``cues`` (memory editing) also
+    ``val_accuracy_cue0`` / ``val_accuracy_cue1``."""
+    import jax
+
+    from . import train
+
+    if val_arrays is None:
+        return {}
+    ev = train.evaluate(model, task, val_arrays, key=jax.random.key(10_000 + seed))
+    out = {"val_accuracy": ev["accuracy"], "val_loss": ev["loss"], "n_val": int(len(val_arrays["labels"]))}
+    if cues:
+        out["val_accuracy_cue0"], out["val_accuracy_cue1"] = _cue_accuracies(ev)
+    return out
 
 
 def _cue_accuracies(ev: dict) -> tuple[float, float]:
@@ -586,11 +621,16 @@ def _edit(cfg: Config) -> dict:
     cfg = cfg.replace(task="edit", model="hopfield_kuramoto")
     saved = _claim_out(cfg)
     tr, te = _load_data(cfg)
-    train_arrays, test_arrays = _arrays(tr, cfg.max_train), _arrays(te, cfg.max_test)
+    train_arrays, val_arrays, test_arrays = _splits(cfg, tr, te)
     tasks.edit_map(cfg.edit, cfg.class_list(), int(tr.n_classes))  # fail fast on bad classes
     if cfg.from_run:
         cfg, ctask, classifier = _classifier_from(cfg)
     task = _task(cfg, tr, kind="edit", model="hopfield_kuramoto")
+    if val_arrays is not None:
+        try:  # the validation split needs cue images too: fail now, not after training
+            task.prepare(val_arrays)
+        except ValueError as e:
+            raise ValueError(f"--val {cfg.val}: {e} in the validation split; hold out more examples") from None
     _check_resumable(cfg, saved)
     out = _write_config(cfg)
     # 1. the Hopfield classifier (trained first, into OUT/classifier, when --from is not given)
@@ -604,7 +644,8 @@ def _edit(cfg: Config) -> dict:
     # 2. the Hopfield-Kuramoto network around the frozen classifier
     net = _network(cfg, task, jax.random.key(cfg.seed + 7), saved=out / "checkpoints", hopfield_weights=w,
                    hopfield_bias=b)
-    res = _fit(cfg, task, net, train_arrays, test_arrays, out, steps=cfg.edit_steps, lr=cfg.edit_lr, seed_offset=100)
+    res = _fit(cfg, task, net, train_arrays, test_arrays, out, steps=cfg.edit_steps, lr=cfg.edit_lr,
+               val_arrays=val_arrays, seed_offset=100)
     w2, b2 = tasks.hopfield_parameters(res.model)
     frozen = bool(np.array_equal(np.asarray(w), np.asarray(w2)) and np.array_equal(np.asarray(b), np.asarray(b2)))
     ev = train.evaluate(res.model, task, test_arrays, key=jax.random.key(10_000 + cfg.seed))
@@ -614,6 +655,7 @@ def _edit(cfg: Config) -> dict:
         "coupling": cfg.coupling, "accuracy_before_edit": before["accuracy"],
         "test_accuracy": ev["accuracy"], "test_accuracy_cue0": cue0,
         "test_accuracy_cue1": cue1, "hopfield_frozen": frozen,
+        **_validation(res.model, task, val_arrays, cfg.seed, cues=True),
         "note": ("cue0: original labels under cue images of class 0; cue1: edited labels under cue images of class 1"
                  if cfg.associative else "non-associative: every test accuracy is on the edited labels"),
     }

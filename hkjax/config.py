@@ -92,6 +92,7 @@ class Config:
     resume: bool = _f(False, "resume from the newest checkpoint in OUT/checkpoints (with the run's own settings: a resume that changes what is trained is refused)")
     overwrite: bool = _f(False, "replace the run already in OUT (its config, checkpoints, metrics and summary are deleted first); without it or --resume, a run directory is never written into")
     max_train: int = _f(0, "use only the first this many training examples (0: all)")
+    val: int = _f(0, "hold out the last this many training examples (after --max-train) as a validation split: never trained on, evaluated with the test split (metrics.jsonl rows with split 'val', learning_curves.png, val_accuracy in summary.json), so that settings can be compared without looking at the test split (0: none)")
     max_test: int = _f(0, "evaluate on only the first this many test examples (0: all)")
     progress: bool = _f(True, "show a progress bar")
     # memory editing
@@ -114,7 +115,7 @@ class Config:
         checks = {
             "n_hidden": 1, "dim": 2, "shift": 0, "tta": 0, "degree": 2, "max_steps": 1, "solver_steps": 0, "steps": 1,
             "batch_size": 1, "microbatch": 0, "eval_every": 0, "log_every": 0, "checkpoint_every": 0,
-            "max_train": 0, "max_test": 0, "edit_steps": 1, "n_units": 2, "trials": 1,
+            "max_train": 0, "val": 0, "max_test": 0, "edit_steps": 1, "n_units": 2, "trials": 1,
         }
         for name, lo in checks.items():
             v = getattr(self, name)

@@ -188,22 +188,24 @@ def learning_curves(
     rows: Iterable[Mapping[str, Any]],
     path: PathLike | None = None,
     *,
-    keys: Sequence[str] = ("loss", "accuracy", "test_accuracy"),
+    keys: Sequence[str | Sequence[str]] = ("loss", "accuracy", "test_accuracy"),
 ) -> Figure | pathlib.Path:
-    """Plot training metrics against the step, one subplot per metric.
+    """Plot training metrics against the step, one subplot per metric or group of metrics.
 
     Meant for the rows of a ``metrics.jsonl`` log (``[json.loads(l) for l in f]``). Rows
     need not carry every key (e.g. test accuracy is logged only every few steps); a metric
     is drawn from the rows that have it. Missing, ``None`` and non-finite values are
-    skipped. Points are sorted by step. Metrics whose name contains ``"acc"`` and whose
-    values lie in ``[0, 1]`` get a ``[0, 1]`` y-axis; a positive metric spanning more than
-    two decades (typically the loss) gets a log y-axis.
+    skipped. Points are sorted by step. Panels whose metric names contain ``"acc"`` and whose
+    values lie in ``[0, 1]`` get a ``[0, 1]`` y-axis; positive values spanning more than two
+    decades (typically the loss) get a log y-axis.
 
     Args:
         rows: mappings, each with a numeric ``"step"`` and some of ``keys``.
         path: where to write the figure (``.png``/``.pdf``/``.svg``), or None to return it.
-        keys: the metrics to look for, in subplot order; keys absent from every row are
-            left out.
+        keys: the metrics to look for, in subplot order. An entry is a metric name (its own
+            subplot) or a tuple of names drawn together in one subplot with a legend (e.g.
+            ``("loss", "val_loss", "test_loss")``). Metrics absent from every row are left
+            out, and so are subplots left with none.
 
     Returns:
         The written :class:`pathlib.Path`, or the :class:`~matplotlib.figure.Figure` when
@@ -219,11 +221,19 @@ def learning_curves(
     rows = list(rows)
     if not rows:
         raise ValueError("rows is empty: nothing to plot")
-    if isinstance(keys, str) or not all(isinstance(k, str) for k in keys):
-        raise ValueError(f"keys must be a sequence of metric names (strings), got {keys!r}")
-    keys = list(dict.fromkeys(keys))
-    if not keys:
+    def names(entry):
+        if isinstance(entry, str):
+            return (entry,)
+        if isinstance(entry, (tuple, list)) and entry and all(isinstance(k, str) for k in entry):
+            return tuple(entry)
+        raise ValueError(f"keys must be a sequence of metric names (strings) or tuples of names, got {keys!r}")
+
+    if isinstance(keys, str) or not isinstance(keys, (tuple, list)):
+        raise ValueError(f"keys must be a sequence of metric names (strings) or tuples of names, got {keys!r}")
+    panels = list(dict.fromkeys(names(k) for k in keys))
+    if not panels:
         raise ValueError("keys is empty: name at least one metric to plot")
+    keys = list(dict.fromkeys(k for panel in panels for k in panel))
 
     series: dict[str, tuple[list[float], list[float]]] = {k: ([], []) for k in keys}
     for i, row in enumerate(rows):
@@ -241,24 +251,33 @@ def learning_curves(
                     series[k][0].append(step)
                     series[k][1].append(v)
 
-    present = [k for k in keys if series[k][0]]
+    present = [[k for k in panel if series[k][0]] for panel in panels]
+    present = [panel for panel in present if panel]
     if not present:
         raise ValueError(f"rows: none of keys={keys!r} has a finite numeric value in any row")
 
     n = len(present)
     fig = _new_figure(4.2 * n, 3.4)
     axes = fig.subplots(1, n, squeeze=False)[0]
-    for ax, k in zip(axes, present):
-        s = np.asarray(series[k][0])
-        v = np.asarray(series[k][1])
-        order = np.argsort(s, kind="stable")
-        s, v = s[order], v[order]
-        ax.plot(s, v, marker="o" if s.size <= 30 else None, ms=3, lw=1.5, color="C0")
-        ax.set_title(f"{k} (last {v[-1]:.4g})")
+    for ax, panel in zip(axes, present):
+        values = []
+        for c, k in enumerate(panel):
+            s = np.asarray(series[k][0])
+            v = np.asarray(series[k][1])
+            order = np.argsort(s, kind="stable")
+            s, v = s[order], v[order]
+            values.append(v)
+            ax.plot(s, v, marker="o" if s.size <= 30 else None, ms=3, lw=1.5, color=f"C{c}",
+                    label=f"{k} (last {v[-1]:.4g})")
+        v = np.concatenate(values)
+        if len(panel) == 1:
+            ax.set_title(f"{panel[0]} (last {values[0][-1]:.4g})")
+            ax.set_ylabel(panel[0])
+        else:
+            ax.legend(fontsize=8)
         ax.set_xlabel("step")
-        ax.set_ylabel(k)
         ax.grid(True, alpha=0.3)
-        if "acc" in k.lower() and v.min() >= 0.0 and v.max() <= 1.0:
+        if all("acc" in k.lower() for k in panel) and v.min() >= 0.0 and v.max() <= 1.0:
             ax.set_ylim(-0.02, 1.02)
         elif v.min() > 0 and v.max() / v.min() > 100:
             ax.set_yscale("log")

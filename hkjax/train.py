@@ -29,6 +29,7 @@ import dataclasses
 import json
 import pathlib
 import time
+from collections.abc import Mapping
 from typing import Any, Callable
 
 import equinox as eqx
@@ -233,6 +234,26 @@ def evaluate(model, task, arrays: dict, *, key, chunk: int = 512) -> dict:
     }
 
 
+def _eval_splits(eval_data) -> dict:
+    """``fit``'s ``eval_data`` as ``{split name: arrays}``: one split's arrays (a mapping of
+    array-likes) become ``{"eval": arrays}``; a mapping of mappings is taken as named splits."""
+    if eval_data is None:
+        return {}
+    if not isinstance(eval_data, Mapping) or not eval_data:
+        raise ValueError("eval_data must be a split's arrays ({'images', 'labels'}) or a mapping of split names "
+                         f"to such arrays, got {type(eval_data).__name__}")
+    named = [isinstance(v, Mapping) for v in eval_data.values()]
+    if all(named):
+        if "train" in eval_data:
+            raise ValueError("eval_data: 'train' names the training rows of the metrics log; call the split "
+                             "something else (e.g. 'val')")
+        return dict(eval_data)
+    if any(named):
+        raise ValueError("eval_data mixes arrays and named splits; pass one split's arrays or "
+                         "{name: arrays} for every split")
+    return {"eval": eval_data}
+
+
 def _restore_metrics(path: pathlib.Path, step: int) -> list:
     rows = []
     if path.exists():
@@ -308,7 +329,10 @@ def fit(
         ema: decay of the exponential moving average of the trainable parameters used for
             evaluation and returned as ``model`` (0: off; e.g. 0.99). See the module docstring.
         eval_data, eval_every: evaluate on ``eval_data`` every ``eval_every`` steps and at the
-            end (0: only at the end; no ``eval_data``: never).
+            end (0: only at the end; no ``eval_data``: never). ``eval_data`` is one split's
+            arrays (its rows are logged with ``"split": "eval"``) or a mapping of split names
+            to arrays, e.g. ``{"eval": test, "val": validation}`` (one row per split, in
+            that order, with its name as ``"split"``).
         log_every: write a metrics row every ``log_every`` steps.
         checkpoint_dir, checkpoint_every: save a checkpoint every ``checkpoint_every`` steps
             and at the end (0: only at the end); ``None``: no checkpoints.
@@ -317,7 +341,8 @@ def fit(
             would overwrite them, and a shorter one would leave a stale newest checkpoint).
         metrics_path: JSONL file of metric rows (``None``: no file). Rows:
             ``{"step", "split": "train", "loss", "accuracy", "seconds"}`` (means over the last
-            ``log_every`` steps) and ``{"step", "split": "eval", "loss", "accuracy"}``. On
+            ``log_every`` steps) and ``{"step", "split": "eval" (or the split's name), "loss",
+            "accuracy"}``. On
             resume, rows past the checkpoint's step are dropped.
         config: a JSON-serialisable dict stored in every checkpoint's metadata.
         progress: show a tqdm progress bar with loss and accuracy.
@@ -346,6 +371,7 @@ def fit(
         shared_steps = microbatch is None and constant_steps(task)
     if isinstance(ema, bool) or not isinstance(ema, (int, float)) or not 0 <= ema < 1:
         raise ValueError(f"ema={ema!r} must be a number in [0, 1) (0: no parameter averaging)")
+    splits = _eval_splits(eval_data)
     t_start = time.time()
     spec = trainable_filter(model, trainable)
     params, static = eqx.partition(model, spec)
@@ -404,10 +430,9 @@ def fit(
         _ckpt.save_step(ckdir, step, tree, metadata={"config": config or {}})
 
     def run_eval():
-        if eval_data is None:
-            return
-        ev = evaluate(eval_model(), task, eval_data, key=jax.random.fold_in(key, -1 % 2**31))
-        write({"step": step, "split": "eval", "loss": ev["loss"], "accuracy": ev["accuracy"]})
+        for name, arrays in splits.items():
+            ev = evaluate(eval_model(), task, arrays, key=jax.random.fold_in(key, -1 % 2**31))
+            write({"step": step, "split": name, "loss": ev["loss"], "accuracy": ev["accuracy"]})
 
     bar = None
     if progress:

@@ -179,6 +179,39 @@ def test_ema_run_evaluates_and_reloads_the_average(tmp_path, capsys):
     assert ev["test_accuracy_tta"] == summary["test_accuracy_tta"]
 
 
+def test_val_holds_out_the_last_training_examples(tmp_path, capsys):
+    """--val N: the last N of the (--max-train) training examples are never trained on, are
+    evaluated with the test split at every evaluation, and give summary.json's val_accuracy."""
+    from hkjax import train
+
+    cfg = config.Config(max_train=60, val=20, max_test=30)
+    tr, te = cli._load_data(cfg)
+    train_arrays, val_arrays, test_arrays = cli._splits(cfg, tr, te)
+    assert (train_arrays["images"] == tr.images[:40]).all() and (val_arrays["images"] == tr.images[40:60]).all()
+    assert len(test_arrays["labels"]) == 30 and cli._splits(cfg.replace(val=0), tr, te)[1] is None
+
+    out = tmp_path / "run"
+    base = ["train", "--model", "hopfield", "--steps", "2", "--eval-every", "1", "--max-train", "60", "--val", "20",
+            "--max-test", "30"] + FAST
+    argv = base + ["--out", str(out)]
+    with jax.enable_x64(False):
+        assert cli.main(argv) == 0
+        _, task, model = cli._load_run(out)
+        ev = train.evaluate(model, task, val_arrays, key=jax.random.key(10_000))
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["n_val"] == 20 and summary["val_accuracy"] == ev["accuracy"]
+    assert summary["val_loss"] == pytest.approx(ev["loss"])
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["step"], r["split"]) for r in rows if r["split"] != "train"] == [(1, "eval"), (1, "val"), (2, "eval"), (2, "val")]
+    assert "validation" in capsys.readouterr().err
+    # holding out everything, or changing --val on --resume, is refused with nothing changed
+    before = (out / "metrics.jsonl").read_text()
+    assert cli.main(base + ["--val", "60", "--out", str(tmp_path / "other")]) == 2
+    assert "--val 60 holds out all 60" in capsys.readouterr().err and not (tmp_path / "other").exists()
+    assert cli.main(argv + ["--val", "10", "--resume", "--steps", "3"]) == 2
+    assert "val=20" in capsys.readouterr().err and (out / "metrics.jsonl").read_text() == before
+
+
 @pytest.mark.slow
 def test_edit_keeps_the_classifiers_size_and_relaxation(tmp_path, capsys):
     """`hkjax edit --from RUN` relaxes the frozen classifier as it was trained (n_hidden, t1,
@@ -188,13 +221,18 @@ def test_edit_keeps_the_classifiers_size_and_relaxation(tmp_path, capsys):
     with jax.enable_x64(False):
         assert cli.main(["train", "--model", "hopfield", "--steps", "2", "--n-hidden", "5", "--solver-steps", "3",
                          "--t1", "0.5", "--out", str(clf)] + small) == 0
+        # a validation split without an image of a cue class is refused before anything is trained
+        assert cli.main(["edit", "--from", str(clf), "--associative", "--val", "1", "--out", str(out)] + small) == 2
+        assert "--val 1:" in capsys.readouterr().err and not out.exists()
         assert cli.main(["edit", "--from", str(clf), "--associative", "--edit-steps", "1", "--n-hidden", "9",
-                         "--tta", "1", "--out", str(out)] + small) == 0
+                         "--tta", "1", "--val", "20", "--out", str(out)] + small) == 0
     cfg = config.load_toml(out / "config.toml")
     assert (cfg.n_hidden, cfg.solver_steps, cfg.t1, cfg.max_steps) == (5, 3, 0.5, config.Config().max_steps)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["tta"] == 1
     assert all(0 <= summary[k] <= 1 for k in ("test_accuracy_cue0_tta", "test_accuracy_cue1_tta", "test_accuracy_tta"))
+    assert summary["n_val"] == 20
+    assert summary["val_accuracy"] == pytest.approx((summary["val_accuracy_cue0"] + summary["val_accuracy_cue1"]) / 2)
     assert "n_hidden=5" in capsys.readouterr().err
 
 

@@ -257,6 +257,22 @@ def test_learning_curves_only_present_keys():
     assert len(fig.axes[2].get_lines()[0].get_xdata()) == 4
 
 
+def test_learning_curves_groups_share_a_panel():
+    rows = [{"step": s, "loss": 1.0 / (s + 1), "accuracy": 0.1 * s} for s in range(1, 8)]
+    rows += [{"step": 4, "val_loss": 0.5, "val_accuracy": 0.3}, {"step": 7, "val_loss": 0.4, "val_accuracy": 0.5}]
+    fig = plotting.learning_curves(rows, keys=(("loss", "val_loss", "test_loss"), ("accuracy", "val_accuracy")))
+    assert len(fig.axes) == 2
+    lines = fig.axes[0].get_lines()
+    assert [ln.get_label().split()[0] for ln in lines] == ["loss", "val_loss"]  # test_loss absent: left out
+    assert list(lines[1].get_xdata()) == [4, 7] and list(lines[1].get_ydata()) == [0.5, 0.4]
+    assert [t.get_text().split()[0] for t in fig.axes[1].get_legend().get_texts()] == ["accuracy", "val_accuracy"]
+    # a panel whose metrics are all absent is dropped
+    fig = plotting.learning_curves(rows, keys=(("test_loss",), "loss"))
+    assert len(fig.axes) == 1 and fig.axes[0].get_title().startswith("loss")
+    with pytest.raises(ValueError, match="tuples of names"):
+        plotting.learning_curves(rows, keys=(("loss", 3),))
+
+
 def test_confusion_matrix_counts_and_accuracy():
     y_true = np.array([0, 0, 1, 1, 2, 2])
     y_pred = np.array([0, 1, 1, 1, 2, 0])

@@ -68,6 +68,28 @@ def test_fit_reduces_the_loss(arrays, tmp_path):
     assert all(np.isfinite(r["loss"]) and 0 <= r["accuracy"] <= 1 for r in rows)
 
 
+def test_fit_evaluates_named_splits(arrays):
+    """``eval_data={"eval": ..., "val": ...}``: one row per split at every evaluation, each
+    equal to ``evaluate`` of the trained model on that split."""
+    tr, te = arrays
+    task = _task()
+    net = task.build(jax.random.key(0))
+    val = {k: v[-40:] for k, v in tr.items()}
+    res = train.fit(net, task, tr, optimizer=optax.adam(1e-2), steps=4, batch_size=8, key=jax.random.key(1),
+                    eval_data={"eval": te, "val": val}, eval_every=2, log_every=0, progress=False)
+    assert [(r["step"], r["split"]) for r in res.history] == [(2, "eval"), (2, "val"), (4, "eval"), (4, "val")]
+    key = jax.random.fold_in(jax.random.key(1), -1 % 2**31)
+    for name, split in (("eval", te), ("val", val)):
+        ev = train.evaluate(res.model, task, split, key=key)
+        assert [r for r in res.history if r["split"] == name][-1]["loss"] == pytest.approx(ev["loss"])
+    assert res.history[-1]["loss"] != pytest.approx(res.history[-2]["loss"])  # two different splits
+    bad = [(({"eval": te, "train": val}), "'train' names"), ({"eval": te, "labels": te["labels"]}, "mixes"), ([], "mapping")]
+    for eval_data, match in bad:
+        with pytest.raises(ValueError, match=match):
+            train.fit(net, task, tr, optimizer=optax.adam(1e-2), steps=1, key=jax.random.key(1), eval_data=eval_data,
+                      progress=False)
+
+
 @pytest.mark.parametrize("ema", [0.0, 0.9])
 def test_interrupted_and_resumed_run_is_bit_identical(arrays, tmp_path, ema):
     """Stop after 3 of 6 steps, resume from the checkpoint: the same bits as 6 straight steps
