@@ -251,7 +251,9 @@ def learning_curves(
                     series[k][0].append(step)
                     series[k][1].append(v)
 
-    present = [[k for k in panel if series[k][0]] for panel in panels]
+    # each metric keeps the colour of its place in its group (train, validation and test
+    # curves look the same in every run, whichever of them it logged)
+    present = [[(c, k) for c, k in enumerate(panel) if series[k][0]] for panel in panels]
     present = [panel for panel in present if panel]
     if not present:
         raise ValueError(f"rows: none of keys={keys!r} has a finite numeric value in any row")
@@ -261,7 +263,7 @@ def learning_curves(
     axes = fig.subplots(1, n, squeeze=False)[0]
     for ax, panel in zip(axes, present):
         values = []
-        for c, k in enumerate(panel):
+        for c, k in panel:
             s = np.asarray(series[k][0])
             v = np.asarray(series[k][1])
             order = np.argsort(s, kind="stable")
@@ -270,14 +272,15 @@ def learning_curves(
             ax.plot(s, v, marker="o" if s.size <= 30 else None, ms=3, lw=1.5, color=f"C{c}",
                     label=f"{k} (last {v[-1]:.4g})")
         v = np.concatenate(values)
-        if len(panel) == 1:
-            ax.set_title(f"{panel[0]} (last {values[0][-1]:.4g})")
-            ax.set_ylabel(panel[0])
+        names = [k for _, k in panel]
+        if len(names) == 1:
+            ax.set_title(f"{names[0]} (last {values[0][-1]:.4g})")
+            ax.set_ylabel(names[0])
         else:
             ax.legend(fontsize=8)
         ax.set_xlabel("step")
         ax.grid(True, alpha=0.3)
-        if all("acc" in k.lower() for k in panel) and v.min() >= 0.0 and v.max() <= 1.0:
+        if all("acc" in k.lower() for k in names) and v.min() >= 0.0 and v.max() <= 1.0:
             ax.set_ylim(-0.02, 1.02)
         elif v.min() > 0 and v.max() / v.min() > 100:
             ax.set_yscale("log")

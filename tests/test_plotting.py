@@ -265,6 +265,9 @@ def test_learning_curves_groups_share_a_panel():
     lines = fig.axes[0].get_lines()
     assert [ln.get_label().split()[0] for ln in lines] == ["loss", "val_loss"]  # test_loss absent: left out
     assert list(lines[1].get_xdata()) == [4, 7] and list(lines[1].get_ydata()) == [0.5, 0.4]
+    assert [ln.get_color() for ln in lines] == ["C0", "C1"]  # a metric's colour is its place in the group
+    only_test = plotting.learning_curves([{"step": 1, "loss": 1.0, "test_loss": 2.0}], keys=(("loss", "val_loss", "test_loss"),))
+    assert [ln.get_color() for ln in only_test.axes[0].get_lines()] == ["C0", "C2"]
     assert [t.get_text().split()[0] for t in fig.axes[1].get_legend().get_texts()] == ["accuracy", "val_accuracy"]
     # a panel whose metrics are all absent is dropped
     fig = plotting.learning_curves(rows, keys=(("test_loss",), "loss"))
