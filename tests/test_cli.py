@@ -240,7 +240,7 @@ def test_formulation_flag_reaches_the_network_and_trains_alike(tmp_path):
     """`--formulation` picks how the graph terms are evaluated; the same run in two
     formulations follows the same losses (float32 round-off) and records its choice."""
     small = ["--no-progress", "--n-hidden", "6", "--degree", "4", "--max-train", "40", "--max-test", "20",
-             "--steps", "3", "--batch-size", "4", "--log-every", "1", "--eval-every", "3"]
+             "--steps", "3", "--batch-size", "4", "--log-every", "1", "--eval-every", "3", "--solver-steps", "2"]
     losses = {}
     for form in ("dense", "bcoo", "tiles"):
         out = tmp_path / form
