@@ -382,8 +382,8 @@ def _figures(out: pathlib.Path, cfg: Config, net, task, test_arrays, ev) -> list
         prefix = {"train": "", "eval": "test_", "val": "val_"}
         rows = [
             {"step": r["step"], f"{p}loss": r["loss"], f"{p}accuracy": r["accuracy"]}
-            for r in rows if "loss" in r and "accuracy" in r and r.get("split", "train") in prefix
-            for p in [prefix[r.get("split", "train")]]
+            for r in rows
+            if "loss" in r and "accuracy" in r and (p := prefix.get(r.get("split", "train"))) is not None
         ]
         attempt("learning_curves", lambda r, p: plotting.learning_curves(
             r, p, keys=(("loss", "val_loss", "test_loss"), ("accuracy", "val_accuracy", "test_accuracy"))),
@@ -488,7 +488,7 @@ def _train(cfg: Config, *, figures: bool = True) -> dict:
     if cfg.tta > 0:
         ev_tta = _evaluate_tta(cfg, res.model, task, test_arrays)
         summary["test_accuracy_tta"], summary["tta"] = ev_tta["accuracy"], cfg.tta
-        note = f", with test-time augmentation (shifts <= {cfg.tta} px) {ev_tta['accuracy']:.4f}"
+        note += f", with test-time augmentation (shifts <= {cfg.tta} px) {ev_tta['accuracy']:.4f}"
     if cfg.model == "hopfield_kuramoto":
         # what the oscillators contribute: the same network with its coupling switched off
         off = train.evaluate(tasks.uncouple(res.model), task, test_arrays, key=jax.random.key(10_000 + cfg.seed))

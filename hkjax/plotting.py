@@ -221,6 +221,7 @@ def learning_curves(
     rows = list(rows)
     if not rows:
         raise ValueError("rows is empty: nothing to plot")
+
     def names(entry):
         if isinstance(entry, str):
             return (entry,)
@@ -228,7 +229,7 @@ def learning_curves(
             return tuple(entry)
         raise ValueError(f"keys must be a sequence of metric names (strings) or tuples of names, got {keys!r}")
 
-    if isinstance(keys, str) or not isinstance(keys, (tuple, list)):
+    if isinstance(keys, str) or not isinstance(keys, Iterable):
         raise ValueError(f"keys must be a sequence of metric names (strings) or tuples of names, got {keys!r}")
     panels = list(dict.fromkeys(names(k) for k in keys))
     if not panels:

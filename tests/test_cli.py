@@ -192,7 +192,7 @@ def test_val_holds_out_the_last_training_examples(tmp_path, capsys):
 
     out = tmp_path / "run"
     base = ["train", "--model", "hopfield", "--steps", "2", "--eval-every", "1", "--max-train", "60", "--val", "20",
-            "--max-test", "30"] + FAST
+            "--max-test", "30", "--tta", "1"] + FAST
     argv = base + ["--out", str(out)]
     with jax.enable_x64(False):
         assert cli.main(argv) == 0
@@ -203,7 +203,8 @@ def test_val_holds_out_the_last_training_examples(tmp_path, capsys):
     assert summary["val_loss"] == pytest.approx(ev["loss"])
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [(r["step"], r["split"]) for r in rows if r["split"] != "train"] == [(1, "eval"), (1, "val"), (2, "eval"), (2, "val")]
-    assert "validation" in capsys.readouterr().err
+    log = capsys.readouterr().err
+    assert f"validation {summary['val_accuracy']:.4f}, with test-time augmentation" in log  # both on the log line
     # holding out everything, or changing --val on --resume, is refused with nothing changed
     before = (out / "metrics.jsonl").read_text()
     assert cli.main(base + ["--val", "60", "--out", str(tmp_path / "other")]) == 2
