@@ -274,7 +274,7 @@ def test_runs_saved_before_the_formulation_option_still_load(tmp_path, capsys):
 
     run = tmp_path / "old"
     small = ["--no-progress", "--n-hidden", "8", "--degree", "4", "--max-train", "40", "--max-test", "20",
-             "--batch-size", "4", "--model", "hopfield_kuramoto", "--out", str(run)]
+             "--batch-size", "4", "--solver-steps", "2", "--model", "hopfield_kuramoto", "--out", str(run)]
     with jax.enable_x64(False):
         assert cli.main(["train", "--formulation", "dense", "--steps", "2"] + small) == 0
     n = 64 + 8 + 11
@@ -303,7 +303,8 @@ def test_auto_runs_saved_under_an_earlier_rule_still_load(tmp_path, monkeypatch)
 
     run = tmp_path / "auto"
     small = ["--no-progress", "--n-hidden", "8", "--degree", "4", "--max-train", "40", "--max-test", "20",
-             "--batch-size", "4", "--model", "hopfield_kuramoto", "--kuramoto-term", "--out", str(run)]
+             "--batch-size", "4", "--solver-steps", "2", "--model", "hopfield_kuramoto", "--kuramoto-term",
+             "--out", str(run)]
     n = 64 + 8 + 11
 
     monkeypatch.setattr(synapses, "AUTO_RULE", 2)  # "then"
@@ -337,7 +338,7 @@ def test_tiles_runs_saved_with_another_tile_size_still_load(tmp_path, monkeypatc
 
     run = tmp_path / "tiles"
     small = ["--no-progress", "--n-hidden", "40", "--degree", "16", "--max-train", "40", "--max-test", "20",
-             "--batch-size", "4", "--model", "hopfield_kuramoto", "--kuramoto-term", "--formulation", "tiles",
+             "--batch-size", "4", "--solver-steps", "2", "--model", "hopfield_kuramoto", "--kuramoto-term", "--formulation", "tiles",
              "--out", str(run)]
     n = 64 + 40 + 11
 
@@ -370,7 +371,8 @@ def test_edit_runs_saved_before_the_formulation_option_resume(tmp_path):
     clf, out = tmp_path / "clf", tmp_path / "edit"
     small = ["--no-progress", "--max-train", "40", "--max-test", "20", "--degree", "4", "--batch-size", "4"]
     with jax.enable_x64(False):
-        assert cli.main(["train", "--model", "hopfield", "--steps", "2", "--n-hidden", "8", "--out", str(clf)] + small) == 0
+        assert cli.main(["train", "--model", "hopfield", "--steps", "2", "--n-hidden", "8", "--solver-steps", "2",
+                         "--out", str(clf)] + small) == 0
         edit = ["edit", "--from", str(clf), "--associative", "--out", str(out)] + small
         assert cli.main(edit + ["--edit-steps", "2", "--formulation", "dense"]) == 0
         toml = out / "config.toml"
