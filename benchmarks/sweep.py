@@ -12,7 +12,7 @@ Target (issue #4): the batched sweep ≥ 5× faster than 64 sequential calls.
 Rows: the whole grid as one vmapped computation, and the same grid in chunks
 (``hk.sweep.run(..., chunk_size=c)``: one compiled call per chunk of ``c`` configurations).
 
-    python benchmarks/sweep.py [--configs 64] [--chunks 8] [--n 896] [--k 150] [--repeats 3] [--formulation tiles]
+    python benchmarks/sweep.py [--configs 64] [--chunks 8] [--n 896] [--k 150] [--repeats 5] [--formulation tiles]
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def main(argv=None):
     ap.add_argument("--n", type=int, default=896)
     ap.add_argument("--k", type=int, default=150, help="degree of the small-world graphs")
     ap.add_argument("--formulation", default="auto", help="of the graph terms (e.g. tiles)")
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=5, help="timed runs per row (medians), after a warm-up")
     ap.add_argument("--chunks", default="8", help="chunk sizes for extra rows ('' for none)")
     ap.add_argument("--json", default=None)
     a = ap.parse_args(argv)

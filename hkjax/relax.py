@@ -9,8 +9,10 @@ with shared steps: cheaper to differentiate, see there).
 Gradients (``adjoint``):
 
 * ``"recursive"`` (default): :class:`diffrax.RecursiveCheckpointAdjoint`, exact
-  discretise-then-optimise gradients; memory grows like ``O(log max_steps)`` checkpoints, so
-  keep ``max_steps`` as small as works.
+  discretise-then-optimise gradients; memory grows like ``O(sqrt(max_steps))`` checkpoints
+  of the solver's state, so keep ``max_steps`` as small as works. When a checkpoint for
+  every step fits in :data:`CHECKPOINT_BYTES`, every step gets one (see
+  :func:`recursive_adjoint`).
 * ``"implicit"``: :class:`diffrax.ImplicitAdjoint`, implicit-function-theorem gradients at
   a steady state (needs ``steady_state=True`` and no ``saveat``); memory independent of the
   number of steps. The gradient with respect to the initial state is zero (correct at a
@@ -34,9 +36,67 @@ from jaxtyping import Array, Bool, Float
 from .network import Network
 from .units import OscillatorUnits, State
 
-__all__ = ["relax", "relax_batch", "Solution", "SphereProjection", "ADJOINTS"]
+__all__ = ["relax", "relax_batch", "recursive_adjoint", "Solution", "SphereProjection", "ADJOINTS",
+           "CHECKPOINT_BYTES"]
 
 ADJOINTS = ("recursive", "implicit", "backsolve")
+
+#: Memory (bytes) that ``adjoint="recursive"`` may give to a checkpoint of every solver step
+#: of one solve: see :func:`recursive_adjoint`.
+CHECKPOINT_BYTES = 8 * 2**20
+
+
+def _jitted_body_loop(loop):
+    """Diffrax's solve loop ``loop`` with its step (the body of the outer while loop) behind
+    an ``eqx.filter_jit``. To differentiate the loop, Equinox's checkpointed while loop traces
+    that body ~25 times (fixed points over which parts of the loop state carry tangents and
+    cotangents); behind ``jit`` its Python runs once and the later traces and their
+    derivatives work on its jaxpr. XLA inlines the call: the same program."""
+
+    def jitted(*, outer_while_loop, **kwargs):
+        def outer(cond_fun, body_fun, init_val, **kw):
+            return outer_while_loop(cond_fun, eqx.filter_jit(body_fun), init_val, **kw)
+
+        return loop(outer_while_loop=outer, **kwargs)
+
+    return jitted
+
+
+class _CheckpointAdjoint(diffrax.RecursiveCheckpointAdjoint):
+    """:class:`diffrax.RecursiveCheckpointAdjoint` whose solver step is traced once
+    (:func:`_jitted_body_loop`): a gradient's trace ~0.3 s shorter on the paper network."""
+
+    @property
+    def _loop(self):
+        return _jitted_body_loop(super()._loop)
+
+
+def _loop_takes_outer_while_loop() -> bool:
+    # `_loop` and its `outer_while_loop` argument are Diffrax internals (0.6-0.7): with a
+    # Diffrax that lays its loop out otherwise, the plain adjoint is used
+    try:
+        return "outer_while_loop" in inspect.signature(diffrax.RecursiveCheckpointAdjoint()._loop).parameters
+    except (AttributeError, TypeError, ValueError):  # pragma: no cover
+        return False
+
+
+_ADJOINT_CLASS = _CheckpointAdjoint if _loop_takes_outer_while_loop() else diffrax.RecursiveCheckpointAdjoint
+
+
+def recursive_adjoint(max_steps: int, state_bytes: int) -> diffrax.RecursiveCheckpointAdjoint:
+    """The adjoint ``relax(adjoint="recursive")`` uses for a solve of at most ``max_steps``
+    steps whose state takes ``state_bytes`` bytes.
+
+    Diffrax keeps checkpoints of its loop state for the backward pass and recomputes the
+    steps between them (by default ``~sqrt(2 max_steps)`` checkpoints, Stumm and Walther's
+    online schedule). When a checkpoint of every step — about twice the state (the state and
+    Tsit5's last stage) — fits in :data:`CHECKPOINT_BYTES`, every step gets one: Equinox's
+    special case for it needs no schedule, so the training step compiles ~0.4 s faster
+    (benchmarks/README.md, fourteenth session) and the backward pass recomputes nothing. Under
+    ``jax.vmap`` the checkpoints are per example, so a batch multiplies them (at most
+    ``CHECKPOINT_BYTES`` per example); :func:`relax_batch` sees its whole batch."""
+    every_step = max_steps * 2 * state_bytes <= CHECKPOINT_BYTES
+    return _ADJOINT_CLASS(checkpoints=max_steps if every_step else None)
 
 
 class Solution(eqx.Module):
@@ -66,11 +126,11 @@ class Solution(eqx.Module):
         return self.stats["result"] == 0
 
 
-def _adjoint(adjoint, steady_state: bool, user_saveat: bool, has_oscillators: bool):
+def _adjoint(adjoint, steady_state: bool, user_saveat: bool, has_oscillators: bool, max_steps: int, state_bytes: int):
     if isinstance(adjoint, diffrax.AbstractAdjoint):
         return adjoint
     if adjoint == "recursive":
-        return diffrax.RecursiveCheckpointAdjoint()
+        return recursive_adjoint(max_steps, state_bytes)
     if adjoint == "implicit":
         if has_oscillators:
             raise ValueError(
@@ -212,7 +272,10 @@ def relax(
         stepsize_controller: override the step-size controller (e.g.
             ``diffrax.ConstantStepSize()``).
         max_steps: maximum number of solver steps.
-        adjoint: ``"recursive"``, ``"implicit"``, ``"backsolve"`` or a Diffrax adjoint.
+        adjoint: ``"recursive"``, ``"implicit"``, ``"backsolve"`` or a Diffrax adjoint (see
+            the module docstring; ``"recursive"`` checkpoints every step when
+            :func:`recursive_adjoint` finds room, else follows Diffrax's schedule; pass
+            ``diffrax.RecursiveCheckpointAdjoint(checkpoints=k)`` to choose).
         steady_state: stop when ``|f| < atol + rtol |y|`` (Diffrax's steady-state event).
             Not available with a natural frequency ``Ω`` (rotating oscillators never rest).
         saveat: ``None`` (final state only), an array of times, or a
@@ -359,7 +422,8 @@ def _relax(
         args=network.prepare(),
         saveat=dsaveat,
         stepsize_controller=stepsize_controller,
-        adjoint=_adjoint(adjoint, steady_state, user_saveat, network.oscillators is not None),
+        adjoint=_adjoint(adjoint, steady_state, user_saveat, network.oscillators is not None, max_steps,
+                         sum(jnp.size(v) * jnp.result_type(v).itemsize for v in jax.tree_util.tree_leaves(state0))),
         event=event,
         max_steps=max_steps,
         throw=throw,

@@ -16,6 +16,7 @@ the same compiled solve serves several properties and several initial states.
 
 from __future__ import annotations
 
+import importlib
 import itertools
 
 import diffrax
@@ -37,6 +38,8 @@ import hkjax as hk
 from hkjax import graphs
 from hkjax import interactions as I
 from hkjax import lagrangians as L
+
+relax_module = importlib.import_module("hkjax.relax")  # `hk.relax` is the function
 
 N, D = 10, 3
 EDGES_K = graphs.ring(N, 4)
@@ -409,9 +412,55 @@ def test_a_gradient_traces_the_vector_field_once(monkeypatch):
     }
     for name, solve in solves.items():
         traces.clear()
-        grad = jax.grad(lambda p: jnp.sum(solve(eqx.combine(p, static)).state.x ** 2))(params)
+        grad = jax.jit(jax.grad(lambda p: jnp.sum(solve(eqx.combine(p, static)).state.x ** 2)))(params)
         assert all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree_util.tree_leaves(grad))
         assert len(traces) == 1, (name, len(traces))  # three times without the jit
+
+
+def test_recursive_adjoint_checkpoints_every_step_when_they_fit():
+    """``adjoint="recursive"`` checkpoints every solver step when about two copies of the
+    state per step fit in ``CHECKPOINT_BYTES``, else keeps Diffrax's schedule."""
+    budget = relax_module.CHECKPOINT_BYTES
+    assert relax_module.recursive_adjoint(16, budget // 32).checkpoints == 16  # exactly at the budget
+    assert relax_module.recursive_adjoint(16, budget // 32 + 1).checkpoints is None
+    assert relax_module.recursive_adjoint(4096, 8 * 896 * 6).checkpoints is None
+    assert isinstance(relax_module.recursive_adjoint(16, 1), diffrax.RecursiveCheckpointAdjoint)
+
+
+@pytest.mark.parametrize("every_step", [True, False], ids=["every-step", "schedule"])
+def test_recursive_adjoint_gives_diffraxs_gradient(every_step, monkeypatch):
+    """The gradient through a solve with the default adjoint (solver step behind a ``jit``,
+    checkpoints chosen by size) equals the one through Diffrax's own
+    ``RecursiveCheckpointAdjoint()``: ``relax_batch`` with a checkpoint for every step, and
+    ``relax`` with saved times (Diffrax's output buffers, written inside the loop) under
+    Diffrax's schedule, over more steps than checkpoints (the backward pass recomputes)."""
+    net = make_network(L.Tanh(), I.Tanh(), "multiplicative", init_scale=0.2)
+    s = initial_state(net, seed=5)
+    kw = dict(t1=T1, rtol=1e-6, atol=1e-8, max_steps=64)  # Diffrax's schedule: 10 checkpoints
+    if every_step:
+        batch = jax.tree_util.tree_map(lambda a, b: jnp.stack([a, b]), s, initial_state(net, seed=6))
+        assert relax_module.recursive_adjoint(64, 2 * N * (D + 1) * 8).checkpoints == 64
+
+        def solve(n_, adj):
+            return hk.relax_batch(n_, batch, adjoint=adj, **kw)
+    else:
+        monkeypatch.setattr(relax_module, "CHECKPOINT_BYTES", 0)
+
+        def solve(n_, adj):
+            return hk.relax(n_, s, adjoint=adj, saveat=TS[::5], **kw)
+
+    params, static = eqx.partition(net, eqx.is_inexact_array)
+
+    def loss(p, adj):
+        sol = solve(eqx.combine(p, static), adj)
+        return jnp.sum(sol.states.x ** 2) + jnp.sum(sol.states.sigma[..., 0])
+
+    ours = jax.jit(jax.grad(lambda p: loss(p, "recursive")))(params)
+    plain = jax.jit(jax.grad(lambda p: loss(p, diffrax.RecursiveCheckpointAdjoint())))(params)
+    assert int(jnp.max(solve(net, "recursive").stats["num_steps"])) > 10
+    for a, b in zip(jax.tree_util.tree_leaves(ours), jax.tree_util.tree_leaves(plain), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12 * float(jnp.max(jnp.abs(b))))
+    assert sum(float(jnp.sum(jnp.abs(g))) for g in jax.tree_util.tree_leaves(ours)) > 0
 
 
 def test_throw_true_raises_on_failure():
