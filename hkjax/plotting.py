@@ -273,15 +273,15 @@ def learning_curves(
             ax.plot(s, v, marker="o" if s.size <= 30 else None, ms=3, lw=1.5, color=f"C{c}",
                     label=f"{k} (last {v[-1]:.4g})")
         v = np.concatenate(values)
-        names = [k for _, k in panel]
-        if len(names) == 1:
-            ax.set_title(f"{names[0]} (last {values[0][-1]:.4g})")
-            ax.set_ylabel(names[0])
+        metrics = [k for _, k in panel]
+        if len(metrics) == 1:
+            ax.set_title(f"{metrics[0]} (last {values[0][-1]:.4g})")
+            ax.set_ylabel(metrics[0])
         else:
             ax.legend(fontsize=8)
         ax.set_xlabel("step")
         ax.grid(True, alpha=0.3)
-        if all("acc" in k.lower() for k in names) and v.min() >= 0.0 and v.max() <= 1.0:
+        if all("acc" in k.lower() for k in metrics) and v.min() >= 0.0 and v.max() <= 1.0:
             ax.set_ylim(-0.02, 1.02)
         elif v.min() > 0 and v.max() / v.min() > 100:
             ax.set_yscale("log")

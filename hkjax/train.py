@@ -430,8 +430,9 @@ def fit(
         _ckpt.save_step(ckdir, step, tree, metadata={"config": config or {}})
 
     def run_eval():
+        model_now = eval_model()
         for name, arrays in splits.items():
-            ev = evaluate(eval_model(), task, arrays, key=jax.random.fold_in(key, -1 % 2**31))
+            ev = evaluate(model_now, task, arrays, key=jax.random.fold_in(key, -1 % 2**31))
             write({"step": step, "split": name, "loss": ev["loss"], "accuracy": ev["accuracy"]})
 
     bar = None
