@@ -19,7 +19,7 @@ from .units import OscillatorUnits, State, ThresholdUnits
 
 enable_compile_cache = _xla.enable_compile_cache
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "checkpoint",

@@ -15,9 +15,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+import safetensors.numpy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from safetensors import safe_open
 
 from hkjax import checkpoint
 from hkjax.checkpoint import CheckpointError
@@ -122,28 +124,18 @@ def _assert_bitwise_equal(a, b) -> None:
             assert xa is xb or xa == xb, where
 
 
-def _split_file(path: pathlib.Path) -> tuple[int, dict, bytes]:
-    raw = path.read_bytes()
-    assert raw.startswith(checkpoint.MAGIC)
-    off = len(checkpoint.MAGIC)
-    version, header_len, header_sha = struct.unpack_from("<IQ32s", raw, off)
-    off += struct.calcsize("<IQ32s")
-    header_bytes = raw[off : off + header_len]
-    assert hashlib.sha256(header_bytes).digest() == header_sha
-    return version, json.loads(header_bytes), raw[off + header_len :]
+def _split_file(path: pathlib.Path) -> tuple[dict, dict, dict]:
+    """hkjax's header, the safetensors ``__metadata__`` and the tensors, read with safetensors."""
+    with safe_open(path, framework="numpy") as f:
+        meta = f.metadata()
+    return json.loads(meta["hkjax"]), meta, safetensors.numpy.load_file(path)
 
 
-def _write_with_header(path: pathlib.Path, header: dict, payload: bytes, version=None):
-    header_bytes = json.dumps(header).encode()
-    version = header["format_version"] if version is None else version
-    path.write_bytes(
-        checkpoint.MAGIC
-        + struct.pack(
-            "<IQ32s", version, len(header_bytes), hashlib.sha256(header_bytes).digest()
-        )
-        + header_bytes
-        + payload
-    )
+def _rewrite(path: pathlib.Path, header, tensors: dict, *, text: str | None = None) -> None:
+    """Write ``tensors`` with ``header`` (or the raw ``text``) as hkjax's header, checksummed."""
+    text = json.dumps(header) if text is None else text
+    meta = {"hkjax": text, "hkjax_sha256": hashlib.sha256(text.encode()).hexdigest()}
+    path.write_bytes(safetensors.numpy.save(tensors, metadata=meta))
 
 
 @pytest.fixture()
@@ -279,21 +271,24 @@ def test_metadata_round_trip_and_read_metadata(tmp_path):
     assert {k: v for k, v in header_md.items() if k in md} == md
 
 
-def test_read_metadata_does_not_need_payload(tmp_path):
+def test_read_metadata_does_not_read_the_arrays(tmp_path):
     path = checkpoint.save(tmp_path / "m.hkjax", {"w": jnp.ones(100)}, metadata={"a": 1})
-    raw = path.read_bytes()
-    path.write_bytes(raw[:-10])  # payload damaged, header intact
+    raw = bytearray(path.read_bytes())
+    raw[-10] ^= 0xFF  # an array damaged, header intact
+    path.write_bytes(bytes(raw))
     assert checkpoint.read_metadata(path)["a"] == 1
     with pytest.raises(CheckpointError, match="corrupted"):
         checkpoint.load(path, {"w": jnp.zeros(100)})
 
 
 def test_leaves_lists_paths_kinds_shapes_and_dtypes_from_the_header(tmp_path):
-    """`leaves` reports what a checkpoint holds from its header alone (a damaged payload
+    """`leaves` reports what a checkpoint holds from its header alone (a damaged array
     does not matter); a file that is no checkpoint is refused."""
     tree = {"w": jnp.ones((3, 2)), "i": np.arange(4, dtype=np.int32), "key": jax.random.key(0), "name": "x"}
     path = checkpoint.save(tmp_path / "m.hkjax", tree)
-    path.write_bytes(path.read_bytes()[:-4])
+    raw = bytearray(path.read_bytes())
+    raw[-4] ^= 0xFF
+    path.write_bytes(bytes(raw))
     rows = {r["path"]: r for r in checkpoint.leaves(path)}
     assert rows["['w']"] == {"path": "['w']", "kind": "array", "shape": (3, 2), "dtype": "float32"}
     assert rows["['i']"]["shape"] == (4,) and rows["['i']"]["dtype"] == "int32"
@@ -306,14 +301,15 @@ def test_leaves_lists_paths_kinds_shapes_and_dtypes_from_the_header(tmp_path):
 
 def test_file_format_layout(saved):
     path, tree = saved
-    version, header, payload = _split_file(path)
-    assert version == checkpoint.FORMAT_VERSION == header["format_version"]
+    header, meta, tensors = _split_file(path)
+    assert set(meta) == {"hkjax", "hkjax_sha256"}
+    assert meta["hkjax_sha256"] == hashlib.sha256(meta["hkjax"].encode()).hexdigest()
+    assert header["format_version"] == checkpoint.FORMAT_VERSION == 2
     assert header["metadata"] == {"config": {"width": 8}}
-    assert header["payload_nbytes"] == len(payload)
-    assert header["payload_sha256"] == hashlib.sha256(payload).hexdigest()
     leaves = jax.tree_util.tree_leaves(tree)
     assert len(header["leaves"]) == len(leaves)
     by_path = {e["path"]: e for e in header["leaves"]}
+    assert set(tensors) == {p for p, e in by_path.items() if e["kind"] != "static"}
     w = by_path["['model'].layers[0].weight"]
     assert w["kind"] == "array" and w["dtype"] == "float32" and w["shape"] == [8, 3]
     key = by_path["['typed_key']"]
@@ -326,10 +322,42 @@ def test_file_format_layout(saved):
         "name": "relu",
         "path": "['model'].activation",
     }
-    # The payload is exactly the raw little-endian bytes of the leaves.
-    raw = payload[w["offset"] : w["offset"] + w["nbytes"]]
-    expected = np.asarray(tree["model"].layers[0].weight).astype("<f4").tobytes()
-    assert raw == expected
+    for name, tensor in tensors.items():
+        assert by_path[name]["sha256"] == hashlib.sha256(tensor.astype(tensor.dtype.newbyteorder("<")).tobytes()).hexdigest()
+    # bfloat16, which not every safetensors reader knows, is stored as its bits.
+    assert by_path["['bf16']"]["dtype"] == "bfloat16" and tensors["['bf16']"].dtype == np.uint16
+    np.testing.assert_array_equal(tensors["['bf16']"], np.asarray(tree["bf16"]).view(np.uint16))
+
+
+def test_safetensors_alone_reads_the_arrays_by_key_path(saved):
+    """Any safetensors reader gets every array leaf under its key path, typed keys as their key
+    data, and hkjax's header in the file's metadata."""
+    path, tree = saved
+    arrays = safetensors.numpy.load_file(path)
+    flat = jax.tree_util.tree_flatten_with_path(tree)[0]
+    expected = {jax.tree_util.keystr(p): x for p, x in flat if eqx.is_array(x)}
+    assert set(arrays) == set(expected)
+    for name, x in expected.items():
+        if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+            x = jax.random.key_data(x)
+        x = np.asarray(x)
+        if x.dtype == jnp.bfloat16:
+            x = x.view(np.uint16)
+        assert arrays[name].dtype == x.dtype and arrays[name].shape == x.shape, name
+        assert arrays[name].tobytes() == x.tobytes(), name
+    with safe_open(path, framework="numpy") as f:
+        header = json.loads(f.metadata()["hkjax"])
+    assert header["metadata"] == {"config": {"width": 8}}
+    assert header["format_version"] == checkpoint.FORMAT_VERSION
+    assert isinstance(header["hkjax_version"], str)
+
+
+def test_complex_leaves_are_stored_as_float_pairs(tmp_path):
+    z = np.array([[1 + 2j, -3.5j]], dtype=np.complex64)
+    path = checkpoint.save(tmp_path / "c.hkjax", {"z": z})
+    np.testing.assert_array_equal(safetensors.numpy.load_file(path)["['z']"], np.stack([z.real, z.imag], -1))
+    loaded, _ = checkpoint.load(path, {"z": np.zeros_like(z)})
+    assert loaded["z"].dtype == z.dtype and loaded["z"].tobytes() == z.tobytes()
 
 
 def test_module_never_uses_pickle():
@@ -396,24 +424,45 @@ def test_missing_file(tmp_path):
 def test_not_a_checkpoint(tmp_path, content):
     path = tmp_path / "x.hkjax"
     path.write_bytes(content)
-    with pytest.raises(CheckpointError, match="is not an hkjax checkpoint"):
-        checkpoint.load(path, {})
-    with pytest.raises(CheckpointError, match="is not an hkjax checkpoint"):
-        checkpoint.read_metadata(path)
+    for read in (lambda: checkpoint.load(path, {}), lambda: checkpoint.read_metadata(path)):
+        with pytest.raises(CheckpointError, match="is not an hkjax checkpoint"):
+            read()
+
+
+def test_safetensors_file_of_another_program_is_not_a_checkpoint(tmp_path):
+    path = tmp_path / "other.safetensors"
+    safetensors.numpy.save_file({"w": np.ones(2, np.float32)}, path, metadata={"format": "np"})
+    with pytest.raises(CheckpointError, match="is not an hkjax checkpoint.*without hkjax's header"):
+        checkpoint.leaves(path)
+
+
+def test_file_in_hkjax_own_format_is_refused_with_the_version_that_reads_it(tmp_path):
+    path = tmp_path / "old.hkjax"
+    header = json.dumps({"format_version": 1, "leaves": []}).encode()
+    path.write_bytes(b"HKJAXCKPT\n" + struct.pack("<IQ32s", 1, len(header), hashlib.sha256(header).digest()) + header)
+    expected = (
+        f"{path} is a checkpoint in hkjax's own format (format version 1), written by hkjax 0.1.0; "
+        "this hkjax reads safetensors checkpoints: load it with hkjax 0.1.0 "
+        "(pip install 'hkjax==0.1.0') or re-run the training"
+    )
+    for read in (lambda: checkpoint.load(path, {}), lambda: checkpoint.read_metadata(path), lambda: checkpoint.leaves(path)):
+        with pytest.raises(CheckpointError) as exc:
+            read()
+        assert str(exc.value) == expected
 
 
 def test_truncated_file(saved):
     path, _ = saved
     raw = path.read_bytes()
-    _, _, payload = _split_file(path)
-    prefix_len = len(checkpoint.MAGIC) + struct.calcsize("<IQ32s")
-    payload_start = len(raw) - len(payload)
-    cuts = (12, 20, prefix_len - 1, prefix_len + 5, payload_start, payload_start + 7, len(raw) - 1)
-    for cut in cuts:
+    data_start = 8 + struct.unpack_from("<Q", raw)[0]
+    for cut in (4, 9, 20, data_start - 1, data_start, data_start + 7, len(raw) - 1):
         path.write_bytes(raw[:cut])
-        with pytest.raises(CheckpointError, match="corrupted|truncated") as exc:
-            checkpoint.load(path, _state())
-        assert str(path) in str(exc.value)
+        for read in (lambda: checkpoint.load(path, _state()), lambda: checkpoint.read_metadata(path)):
+            with pytest.raises(CheckpointError, match="corrupted|not an hkjax checkpoint") as exc:
+                read()
+            assert str(path) in str(exc.value)
+            if cut > 8:
+                assert "corrupted" in str(exc.value)
 
 
 def test_trailing_garbage(saved):
@@ -423,57 +472,57 @@ def test_trailing_garbage(saved):
         checkpoint.load(path, _state())
 
 
-def test_flipped_payload_byte(saved):
+def test_flipped_array_byte(saved):
     path, _ = saved
     raw = bytearray(path.read_bytes())
     raw[-5] ^= 0x01
     path.write_bytes(bytes(raw))
-    with pytest.raises(CheckpointError, match=r"is corrupted \(checksum mismatch"):
+    with pytest.raises(CheckpointError, match=r"is corrupted \(checksum mismatch in leaf \d+ \("):
         checkpoint.load(path, _state())
 
 
-def test_flipped_header_byte(saved):
+def test_changed_header_byte(saved):
+    """A change inside hkjax's header that leaves valid JSON is caught by its checksum; one
+    that breaks the safetensors header is reported by safetensors, wrapped."""
     path, _ = saved
-    raw = bytearray(path.read_bytes())
-    raw[len(checkpoint.MAGIC) + 12 + 32 + 10] ^= 0x01  # inside the JSON header
-    path.write_bytes(bytes(raw))
-    with pytest.raises(CheckpointError, match="checksum mismatch"):
+    raw = path.read_bytes()
+    digit = raw.index(b"8", raw.index(b"width"))
+    path.write_bytes(raw[:digit] + b"9" + raw[digit + 1 :])
+    with pytest.raises(CheckpointError, match="checksum mismatch in hkjax's header"):
         checkpoint.read_metadata(path)
+    path.write_bytes(raw[:9] + b"~" + raw[10:])
+    with pytest.raises(CheckpointError, match=f"{path} is corrupted .*safetensors"):
+        checkpoint.load(path, _state())
 
 
-def test_future_format_version_in_prefix(saved):
+def test_future_format_version(saved):
     path, _ = saved
-    raw = bytearray(path.read_bytes())
-    struct.pack_into("<I", raw, len(checkpoint.MAGIC), checkpoint.FORMAT_VERSION + 1)
-    path.write_bytes(bytes(raw))
-    for fn in (lambda: checkpoint.load(path, _state()), lambda: checkpoint.read_metadata(path)):
-        with pytest.raises(CheckpointError, match="upgrade hkjax"):
-            fn()
-
-
-def test_future_format_version_in_header(saved):
-    path, _ = saved
-    _, header, payload = _split_file(path)
+    header, _, tensors = _split_file(path)
     header["format_version"] = 99
-    _write_with_header(path, header, payload, version=checkpoint.FORMAT_VERSION)
-    with pytest.raises(CheckpointError, match=r"version 99.*upgrade hkjax"):
-        checkpoint.load(path, _state())
-    with pytest.raises(CheckpointError, match="upgrade hkjax"):
-        checkpoint.read_metadata(path)
+    _rewrite(path, header, tensors)
+    for read in (lambda: checkpoint.load(path, _state()), lambda: checkpoint.read_metadata(path), lambda: checkpoint.leaves(path)):
+        with pytest.raises(CheckpointError, match=r"version 99.*upgrade hkjax"):
+            read()
 
 
 def test_header_not_json(saved):
     path, _ = saved
-    _, _, payload = _split_file(path)
-    header_bytes = b"{not json"
-    path.write_bytes(
-        checkpoint.MAGIC
-        + struct.pack("<IQ32s", 1, len(header_bytes), hashlib.sha256(header_bytes).digest())
-        + header_bytes
-        + payload
-    )
-    with pytest.raises(CheckpointError, match="JSON"):
+    _, _, tensors = _split_file(path)
+    _rewrite(path, None, tensors, text="{not json")
+    with pytest.raises(CheckpointError, match="corrupted.*JSON"):
         checkpoint.load(path, _state())
+
+
+def test_tensors_that_disagree_with_the_header(saved):
+    path, _ = saved
+    header, _, tensors = _split_file(path)
+    _rewrite(path, header, {**tensors, "['step']": tensors["['step']"].astype(np.int64)})
+    with pytest.raises(CheckpointError, match=r"corrupted.*\['step'\]\) is stored with dtype int64"):
+        checkpoint.load(path, _state())
+    del tensors["['step']"]
+    _rewrite(path, header, tensors)
+    with pytest.raises(CheckpointError, match="corrupted.*tensors are not the ones"):
+        checkpoint.read_metadata(path)
 
 
 def test_different_shape_names_the_leaf(saved):
@@ -556,10 +605,8 @@ def test_crash_mid_write_keeps_previous_checkpoint(saved, monkeypatch):
     path, tree = saved
     before = path.read_bytes()
 
-    def half_write(f, chunks):
-        chunks = list(chunks)
-        for chunk in chunks[: len(chunks) // 2]:
-            f.write(memoryview(chunk))
+    def half_write(f, data):
+        f.write(data[: len(data) // 2])
         raise KeyboardInterrupt  # e.g. Ctrl-C in the middle of the write
 
     monkeypatch.setattr(checkpoint, "_write_all", half_write)
@@ -582,8 +629,8 @@ def test_hard_kill_mid_write_leaves_old_file_and_is_skipped_by_latest(tmp_path):
         import jax.numpy as jnp
         from hkjax import checkpoint
 
-        def die(f, chunks):
-            f.write(memoryview(list(chunks)[0]))
+        def die(f, data):
+            f.write(data[: len(data) // 2])
             f.flush()
             os._exit(17)  # process killed: no cleanup handlers run
 
