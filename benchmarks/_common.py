@@ -6,8 +6,10 @@ import json
 import os
 import platform
 import shlex
+import subprocess
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import jax
@@ -15,6 +17,11 @@ import jax.numpy as jnp
 import numpy as np
 
 import hkjax as hk
+
+try:
+    from _tables import cells, resolve
+except ImportError:  # imported as benchmarks._common
+    from ._tables import cells, resolve
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -119,17 +126,35 @@ def print_table(title: str, rows: list[dict], columns: list[tuple[str, str, str]
     print("| " + " | ".join(h for _, h, _ in columns) + " |")
     print("|" + "---|" * len(columns))
     for r in rows:
-        cells = []
-        for key, _, fmt in columns:
-            v = r.get(key, "")
-            cells.append(format(v, fmt) if isinstance(v, (int, float)) and fmt else str(v))
-        print("| " + " | ".join(cells) + " |")
+        print("| " + " | ".join(cells(r, columns)) + " |")
+
+
+def table(spec: dict, payload: dict) -> tuple[str, list[tuple[str, str, str]]]:
+    """``(title, columns)`` of a script's table definition (its ``TABLES`` entry) for the
+    payload it writes, as ``benchmarks/readme.py`` renders it from the JSON."""
+    return resolve(spec, {"command": command_line(), **payload}, defaults=PAPER)
+
+
+def git_commit() -> str | None:
+    """The checked-out commit of the repository (``git rev-parse --short HEAD``), if any."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).resolve().parent,
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+    return out.stdout.strip() or None
 
 
 def write_json(name: str, payload: dict, path: str | None = None) -> Path:
     out = Path(path) if path else RESULTS / f"{name}-{machine_name()}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"command": command_line(), "device": device_info(), **payload}
+    when = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    commit = git_commit()
+    if commit:
+        when["commit"] = commit
+    payload = {"command": command_line(), "device": device_info(), **when, **payload}
     tmp = out.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(payload, indent=2))
     os.replace(tmp, out)

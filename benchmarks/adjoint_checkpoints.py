@@ -29,9 +29,24 @@ import optax
 import hkjax as hk
 
 try:
-    from _common import alternate, initial_states, paper_network, print_table, write_json
+    from _common import alternate, initial_states, paper_network, print_table, table, write_json
 except ImportError:
-    from ._common import alternate, initial_states, paper_network, print_table, write_json
+    from ._common import alternate, initial_states, paper_network, print_table, table, write_json
+
+#: The table this script prints; ``benchmarks/readme.py`` renders its results with it
+#: (results without a ``batch`` entry were measured at the default batch of 10).
+TABLES = {
+    "adjoint_checkpoints": {
+        "title": "training step by adjoint checkpoints, paper MNIST size, batch {batch}, {kind}, in-process A/B",
+        "columns": [
+            ("checkpoints", "checkpoints", ""), ("step_s", "step (s, median)", ".3f"),
+            ("step_min_s", "step (s, min)", ".3f"), ("first_call_s", "first call (s)", ".2f"),
+            ("solver_steps", "solver steps", "d"), ("loss", "loss", ".4f"),
+        ],
+        "defaults": {"batch": 10},
+        "labels": {"kind": ("shared", {True: "shared steps", False: "per-example solves"})},
+    },
+}
 
 
 def make_step(adjoint, shared: bool, opt):
@@ -86,14 +101,10 @@ def main(argv=None):
          "first_call_s": first[name], "solver_steps": int(out[name][3]), "loss": float(out[name][2])}
         for name, v in times.items()
     ]
-    kind = "per-example solves" if a.per_example else "shared steps"
-    print_table(
-        f"training step by adjoint checkpoints, paper MNIST size, batch {a.batch}, {kind}, in-process A/B", rows,
-        [("checkpoints", "checkpoints", ""), ("step_s", "step (s, median)", ".3f"),
-         ("step_min_s", "step (s, min)", ".3f"), ("first_call_s", "first call (s)", ".2f"),
-         ("solver_steps", "solver steps", "d"), ("loss", "loss", ".4f")],
-    )
-    write_json("adjoint_checkpoints", {"rows": rows, "rounds": a.rounds, "shared": not a.per_example}, a.json)
+    payload = {"rows": rows, "rounds": a.rounds, "shared": not a.per_example, "batch": a.batch}
+    title, columns = table(TABLES["adjoint_checkpoints"], payload)
+    print_table(title, rows, columns)
+    write_json("adjoint_checkpoints", payload, a.json)
 
 
 if __name__ == "__main__":

@@ -19,9 +19,23 @@ import equinox as eqx
 import jax
 
 try:
-    from _common import initial_states, paper_network, print_table, timeit, write_json
+    from _common import initial_states, paper_network, print_table, table, timeit, write_json
 except ImportError:
-    from ._common import initial_states, paper_network, print_table, timeit, write_json
+    from ._common import initial_states, paper_network, print_table, table, timeit, write_json
+
+#: The table this script prints; ``benchmarks/readme.py`` renders its results with it.
+TABLES = {
+    "batch_scaling": {
+        "title": "vector field per configuration inside a batch (paper network, additive coupling, n=896, k=150, "
+                 "D=5, float32)",
+        "columns": [
+            ("formulation", "formulation", ""), ("kuramoto_term", "Kuramoto term", ""), ("batch", "batch", "d"),
+            ("field_ms", "field of the batch (ms)", ".3f"), ("per_config_ms", "per configuration (ms)", ".3f"),
+            ("per_config_min_ms", "per configuration, min (ms)", ".3f"),
+            ("gain_vs_first", "× vs the first batch size", ".1f"),
+        ],
+    },
+}
 
 
 def main(argv=None):
@@ -53,15 +67,10 @@ def main(argv=None):
                 rows.append({"formulation": form, "kuramoto_term": kuramoto, "batch": b,
                              "field_ms": 1e3 * med / a.fields, "per_config_ms": per,
                              "per_config_min_ms": 1e3 * mn / a.fields / b, "gain_vs_first": single / per})
-    print_table(
-        "vector field per configuration inside a batch (paper network, additive coupling, n=896, k=150, D=5, "
-        "float32)", rows,
-        [("formulation", "formulation", ""), ("kuramoto_term", "Kuramoto term", ""), ("batch", "batch", "d"),
-         ("field_ms", "field of the batch (ms)", ".3f"), ("per_config_ms", "per configuration (ms)", ".3f"),
-         ("per_config_min_ms", "per configuration, min (ms)", ".3f"),
-         ("gain_vs_first", "× vs the first batch size", ".1f")],
-    )
-    write_json("batch_scaling", {"rows": rows, "fields": a.fields, "repeats": a.repeats}, a.json)
+    payload = {"rows": rows, "fields": a.fields, "repeats": a.repeats}
+    title, columns = table(TABLES["batch_scaling"], payload)
+    print_table(title, rows, columns)
+    write_json("batch_scaling", payload, a.json)
     return rows
 
 

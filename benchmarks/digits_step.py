@@ -36,14 +36,28 @@ import jax.numpy as jnp
 import numpy as np
 
 try:
-    from _common import alternate, print_table, write_json
+    from _common import alternate, print_table, table, write_json
 except ImportError:
-    from ._common import alternate, print_table, write_json
+    from ._common import alternate, print_table, table, write_json
 
 CONFIGS = {
     "hopfield-400": dict(model="hopfield", n_hidden=400, batch_size=64, solver_steps=4),
     "hk-400": dict(model="hopfield_kuramoto", n_hidden=400, batch_size=64, solver_steps=4),
     "hk-default": dict(model="hopfield_kuramoto", n_hidden=100, batch_size=32, solver_steps=0),
+}
+
+#: The table this script prints; ``benchmarks/readme.py`` renders its results with it.
+TABLES = {
+    "digits_step": {
+        "title": "training step of the digits classifiers, per-example vs shared solves, in-process A/B",
+        "columns": [
+            ("config", "config", ""), ("model", "model", ""), ("hidden", "hidden", "d"), ("batch", "batch", "d"),
+            ("steps", "solver steps", ""), ("variant", "batch solved as", ""),
+            ("step_ms", "step (ms, median)", ".1f"), ("step_min_ms", "step (ms, min)", ".1f"),
+            ("first_call_s", "first call (s)", ".2f"), ("loss", "loss", ".5f"),
+            ("grad_rel_diff", "‖Δ grad‖ / ‖grad‖ between the variants", ".1e"),
+        ],
+    },
 }
 
 
@@ -104,14 +118,10 @@ def main(argv=None):
                 "grad_rel_diff": rel,
             })
         print(f"# {name}: per-example {rows[-2]['step_ms']:.1f} ms, shared {rows[-1]['step_ms']:.1f} ms", flush=True)
-    print_table(
-        "training step of the digits classifiers, per-example vs shared solves, in-process A/B", rows,
-        [("config", "config", ""), ("model", "model", ""), ("hidden", "hidden", "d"), ("batch", "batch", "d"),
-         ("steps", "solver steps", ""), ("variant", "batch solved as", ""), ("step_ms", "step (ms, median)", ".1f"),
-         ("step_min_ms", "step (ms, min)", ".1f"), ("first_call_s", "first call (s)", ".2f"),
-         ("loss", "loss", ".5f"), ("grad_rel_diff", "‖Δ grad‖ / ‖grad‖ between the variants", ".1e")],
-    )
-    write_json("digits_step", {"rows": rows, "rounds": a.rounds}, a.json)
+    payload = {"rows": rows, "rounds": a.rounds}
+    title, columns = table(TABLES["digits_step"], payload)
+    print_table(title, rows, columns)
+    write_json("digits_step", payload, a.json)
 
 
 if __name__ == "__main__":

@@ -30,11 +30,28 @@ import optax
 import hkjax as hk
 
 try:
-    from _common import alternate, initial_states, paper_network, print_table, write_json
+    from _common import alternate, initial_states, paper_network, print_table, table, write_json
     from adjoint_checkpoints import make_step
 except ImportError:
-    from ._common import alternate, initial_states, paper_network, print_table, write_json
+    from ._common import alternate, initial_states, paper_network, print_table, table, write_json
     from .adjoint_checkpoints import make_step
+
+#: The table this script prints; ``benchmarks/readme.py`` renders its results with it. The
+#: first row's formulation is the reference of the ``max |Δx|`` column (results without a
+#: ``batch`` entry record it in their command, or were measured at the default batch of 10).
+TABLES = {
+    "formulation_ab": {
+        "title": "formulations of the paper's network, batch {batch}, {kind}, in-process A/B",
+        "columns": [
+            ("formulation", "formulation", ""), ("what", "call", ""), ("ms", "median (ms)", ".1f"),
+            ("min_ms", "min (ms)", ".1f"), ("first_call_s", "first call (s)", ".2f"),
+            ("solver_steps", "solver steps", "d"), ("max_diff", "max |Δx| vs {formulation}", ".1e"),
+            ("loss", "loss", ".5f"),
+        ],
+        "defaults": {"batch": 10},
+        "labels": {"kind": ("shared", {True: "shared steps (relax_batch)", False: "per-example solves (vmap)"})},
+    },
+}
 
 
 def make_relax(shared: bool):
@@ -88,15 +105,11 @@ def main(argv=None):
         else:
             row["loss"] = float(out[(form, what)][2])
         rows.append(row)
-    kind = "shared steps (relax_batch)" if a.shared else "per-example solves (vmap)"
-    print_table(
-        f"formulations of the paper's network, batch {a.batch}, {kind}, in-process A/B", rows,
-        [("formulation", "formulation", ""), ("what", "call", ""), ("ms", "median (ms)", ".1f"),
-         ("min_ms", "min (ms)", ".1f"), ("first_call_s", "first call (s)", ".2f"),
-         ("solver_steps", "solver steps", "d"), ("max_diff", f"max |Δx| vs {ref}", ".1e"), ("loss", "loss", ".5f")],
-    )
-    write_json("formulation_ab" + ("-shared" if a.shared else "") + ("" if "step" in a.calls else "-relax"), {"rows": rows, "rounds": a.rounds,
-                                                                   "shared": a.shared}, a.json)
+    payload = {"rows": rows, "rounds": a.rounds, "shared": a.shared, "batch": a.batch}
+    title, columns = table(TABLES["formulation_ab"], payload)
+    print_table(title, rows, columns)
+    write_json("formulation_ab" + ("-shared" if a.shared else "") + ("" if "step" in a.calls else "-relax"), payload,
+               a.json)
 
 
 if __name__ == "__main__":

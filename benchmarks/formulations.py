@@ -27,13 +27,30 @@ import numpy as np
 import hkjax as hk
 
 try:
-    from _common import PAPER, initial_states, paper_network, print_table, timeit, write_json
+    from _common import initial_states, paper_network, print_table, table, timeit, write_json
 except ImportError:  # imported as benchmarks.formulations
-    from ._common import PAPER, initial_states, paper_network, print_table, timeit, write_json
+    from ._common import initial_states, paper_network, print_table, table, timeit, write_json
 
 SIZES = "175:16,275:16,896:16,896:150,2048:16,2048:150"
 #: Dense layouts past this many units take minutes per configuration here; skipped.
 DENSE_MAX_N = 2048
+
+#: The table this script prints; ``benchmarks/readme.py`` renders its results with it
+#: (results without a ``kuramoto_term`` entry were measured with the Kuramoto term).
+TABLES = {
+    "formulations": {
+        "title": "formulations: relax and value+grad, batch {batch}, D={dim}, {terms}, float32",
+        "columns": [
+            ("n", "n", "d"), ("k", "k", "d"), ("density", "density", ".3f"), ("formulation", "formulation", ""),
+            ("relax_ms", "relax (ms)", ".1f"), ("relax_ms_vs_best", "× best", ".2f"),
+            ("grad_ms", "value+grad (ms)", ".1f"), ("grad_ms_vs_best", "× best", ".2f"),
+            ("shared_grad_ms", "shared steps: value+grad (ms)", ".1f"), ("shared_grad_ms_vs_best", "× best", ".2f"),
+            ("solver_steps", "solver steps", "d"), ("auto", "auto picks", ""),
+        ],
+        "defaults": {"kuramoto_term": True},
+        "labels": {"terms": ("kuramoto_term", {True: "Kuramoto term + coupling", False: "coupling only"})},
+    },
+}
 
 
 def _loss(net, states):
@@ -110,15 +127,8 @@ def main(argv=None):
             best = min(group, key=lambda r: r[key])
             for r in group:
                 r[key + "_vs_best"] = r[key] / best[key]
-    print_table(
-        f"formulations: relax and value+grad, batch {a.batch}, D={PAPER['dim']}, "
-        f"{'Kuramoto term + coupling' if a.kuramoto_term else 'coupling only'}, float32", rows,
-        [("n", "n", "d"), ("k", "k", "d"), ("density", "density", ".3f"), ("formulation", "formulation", ""),
-         ("relax_ms", "relax (ms)", ".1f"), ("relax_ms_vs_best", "× best", ".2f"),
-         ("grad_ms", "value+grad (ms)", ".1f"), ("grad_ms_vs_best", "× best", ".2f"),
-         ("shared_grad_ms", "shared steps: value+grad (ms)", ".1f"), ("shared_grad_ms_vs_best", "× best", ".2f"),
-         ("solver_steps", "solver steps", "d"), ("auto", "auto picks", "")],
-    )
+    title, columns = table(TABLES["formulations"], {"rows": rows})
+    print_table(title, rows, columns)
     write_json("formulations", {"rows": rows}, a.json)
     return rows
 

@@ -1,7 +1,7 @@
 """Time ``relax`` of the paper's MNIST-size Hopfield–Kuramoto network at several batch
 sizes (vmap), float32, Tsit5 + PID (rtol 1e-3, atol 1e-6), t1 = 1.
 
-Target (issue #4, 2-core CPU): batch 100 ≤ 1.5 s (the paper's research code: ~27 s).
+Target (2-core CPU): batch 100 ≤ 1.5 s (the paper's research code: ~27 s).
 
 Rows with a chunk size run the batch as ``jax.lax.map(relax, states, batch_size=chunk)``:
 vmapped solves of ``chunk`` states at a time, one after the other. Every state still gets its
@@ -22,9 +22,22 @@ import numpy as np
 import hkjax as hk
 
 try:
-    from _common import PAPER, initial_states, paper_network, print_table, timeit, write_json
+    from _common import initial_states, paper_network, print_table, table, timeit, write_json
 except ImportError:
-    from ._common import PAPER, initial_states, paper_network, print_table, timeit, write_json
+    from ._common import initial_states, paper_network, print_table, table, timeit, write_json
+
+#: The table this script prints; ``benchmarks/readme.py`` renders its results with it.
+TABLES = {
+    "relax": {
+        "title": "relax, paper MNIST size (n={n}, D={dim}, float32)",
+        "columns": [
+            ("batch", "batch", "d"), ("chunk", "lax.map chunk", ""), ("formulation", "formulation", ""),
+            ("relax_ms", "relax (ms, median)", ".1f"),
+            ("per_sample_ms", "per sample (ms)", ".2f"), ("first_call_s", "first call incl. compile (s)", ".2f"),
+            ("solver_steps", "solver steps", "d"), ("max_diff_vs_vmap", "max |diff| vs vmap", ".1e"),
+        ],
+    },
+}
 
 
 def main(argv=None):
@@ -64,13 +77,8 @@ def main(argv=None):
                 "first_call_s": first, "solver_steps": int(np.max(np.asarray(sol.stats["num_steps"]))),
                 "max_diff_vs_vmap": diff,
             })
-    print_table(
-        f"relax, paper MNIST size (n={PAPER['n']}, D={PAPER['dim']}, float32)", rows,
-        [("batch", "batch", "d"), ("chunk", "lax.map chunk", ""), ("formulation", "formulation", ""),
-         ("relax_ms", "relax (ms, median)", ".1f"),
-         ("per_sample_ms", "per sample (ms)", ".2f"), ("first_call_s", "first call incl. compile (s)", ".2f"),
-         ("solver_steps", "solver steps", "d"), ("max_diff_vs_vmap", "max |diff| vs vmap", ".1e")],
-    )
+    title, columns = table(TABLES["relax"], {"rows": rows})
+    print_table(title, rows, columns)
     write_json("relax", {"rows": rows}, a.json)
     return rows
 

@@ -7,7 +7,7 @@ report the final energy and order parameter.
 calls the same jit-compiled single-configuration function 64 times. Compile time is
 reported separately and excluded from the medians.
 
-Target (issue #4): the batched sweep ≥ 5× faster than 64 sequential calls.
+Target: the batched sweep ≥ 5× faster than 64 sequential calls.
 
 Rows: the whole grid as one vmapped computation, and the same grid in chunks
 (``hk.sweep.run(..., chunk_size=c)``: one compiled call per chunk of ``c`` configurations).
@@ -28,9 +28,22 @@ import numpy as np
 import hkjax as hk
 
 try:
-    from _common import paper_network, print_table, write_json
+    from _common import paper_network, print_table, table, write_json
 except ImportError:
-    from ._common import paper_network, print_table, write_json
+    from ._common import paper_network, print_table, table, write_json
+
+#: The table this script prints; ``benchmarks/readme.py`` renders its results with it.
+TABLES = {
+    "sweep": {
+        "title": "sweep of {configs} configurations (n={n}, k={k}, D=5, float32, formulation {formulation})",
+        "columns": [
+            ("configs", "configurations", "d"), ("chunk", "chunk", ""), ("batched_s", "hk.sweep.run (s)", ".3f"),
+            ("sequential_s", "sequential calls (s)", ".3f"), ("speedup", "speed-up", ".1f"),
+            ("batched_first_call_s", "sweep first call (s)", ".2f"),
+            ("max_rel_diff", "max diff / energy range", ".1e"),
+        ],
+    },
+}
 
 
 def make_evaluate(n: int, k: int = 150, formulation: str = "auto"):
@@ -99,12 +112,8 @@ def main(argv=None):
             "batched_first_call_s": batched_first, "sequential_first_call_s": seq_first,
             "max_rel_diff": agree,
         })
-    print_table(
-        f"sweep of {rows[0]['configs']} configurations (n={a.n}, k={a.k}, D=5, float32, formulation {a.formulation})", rows,
-        [("configs", "configurations", "d"), ("chunk", "chunk", ""), ("batched_s", "hk.sweep.run (s)", ".3f"),
-         ("sequential_s", "sequential calls (s)", ".3f"), ("speedup", "speed-up", ".1f"),
-         ("batched_first_call_s", "sweep first call (s)", ".2f"), ("max_rel_diff", "max diff / energy range", ".1e")],
-    )
+    title, columns = table(TABLES["sweep"], {"rows": rows})
+    print_table(title, rows, columns)
     write_json("sweep", {"rows": rows}, a.json)
     return rows
 

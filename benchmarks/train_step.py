@@ -14,7 +14,7 @@ first-call time (compile + one step), the median of ``--repeats`` steps, the pea
 memory of the whole process, and the peak during the timed steps alone (the kernel's
 high-water mark reset after warm-up via ``/proc/self/clear_refs``).
 
-Targets (issue #4, 2-core CPU): step ≤ 0.8 s (research code ~17 s), peak ≤ 600 MB
+Targets (2-core CPU): step ≤ 0.8 s (research code ~17 s), peak ≤ 600 MB
 (research code ~1.5 GB), first call ≤ 5 s; with the implicit adjoint the peak must not grow
 with the number of solver steps (two step counts shown).
 
@@ -50,6 +50,19 @@ CONFIGS = [
     {"name": "Hopfield, implicit, t1=2", "model": "hopfield", "adjoint": "implicit", "max_steps": 64, "t1": 2.0},
     {"name": "Hopfield, implicit, t1=8", "model": "hopfield", "adjoint": "implicit", "max_steps": 256, "t1": 8.0},
 ]
+
+#: The table this script prints; ``benchmarks/readme.py`` renders its results with it.
+TABLES = {
+    "train_step": {
+        "title": "training step, paper MNIST size, batch {batch}, float32, Lion",
+        "columns": [
+            ("name", "gradient path", ""), ("step_s", "step (s, median)", ".3f"),
+            ("first_call_s", "first call incl. compile (s)", ".2f"), ("peak_mb", "peak RSS (MB)", ".0f"),
+            ("rss_after_warmup_mb", "RSS after warm-up + trim (MB)", ".0f"),
+            ("steady_peak_mb", "peak RSS during steps (MB)", ".0f"), ("solver_steps", "solver steps", "d"),
+        ],
+    },
+}
 
 
 def _status_mb(field: str) -> float:
@@ -183,9 +196,9 @@ def main(argv=None):
         print("RESULT " + json.dumps(child(json.loads(a.child), a.repeats, a.batch)))
         return None
     try:
-        from _common import print_table, write_json
+        from _common import print_table, table, write_json
     except ImportError:
-        from ._common import print_table, write_json
+        from ._common import print_table, table, write_json
     idx = range(len(CONFIGS)) if a.configs is None else [int(i) for i in a.configs.split(",")]
     rows = []
     here = os.path.dirname(os.path.abspath(__file__))
@@ -198,13 +211,8 @@ def main(argv=None):
             print(out.stderr[-2000:], file=sys.stderr)
             raise SystemExit(f"configuration {CONFIGS[i]['name']!r} failed")
         rows.append(json.loads(line[0][7:]))
-    print_table(
-        f"training step, paper MNIST size, batch {a.batch}, float32, Lion", rows,
-        [("name", "gradient path", ""), ("step_s", "step (s, median)", ".3f"),
-         ("first_call_s", "first call incl. compile (s)", ".2f"), ("peak_mb", "peak RSS (MB)", ".0f"),
-         ("rss_after_warmup_mb", "RSS after warm-up + trim (MB)", ".0f"),
-         ("steady_peak_mb", "peak RSS during steps (MB)", ".0f"), ("solver_steps", "solver steps", "d")],
-    )
+    title, columns = table(TABLES["train_step"], {"rows": rows})
+    print_table(title, rows, columns)
     write_json("train_step", {"rows": rows}, a.json)
     return rows
 

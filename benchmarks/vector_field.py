@@ -1,7 +1,7 @@
 """Time one vector-field evaluation and one batched ``relax`` of the paper's MNIST-size
 Hopfield–Kuramoto network, in each formulation of the edge sums.
 
-Configuration (issue #2): n = 896 (785 + 100 + 11), small-world graphs (k = 150, p = 0.1)
+Configuration: n = 896 (785 + 100 + 11), small-world graphs (k = 150, p = 0.1)
 for both the Kuramoto and the coupling terms, D = 5, ReLU Lagrangian and interaction,
 κ_H = 0.1, κ_K = 1, full coupling, Tsit5 + PID (rtol 1e-3, atol 1e-6), t1 = 1, float32.
 
@@ -27,9 +27,23 @@ import hkjax as hk
 from hkjax.synapses import AbstractSynapse
 
 try:
-    from _common import PAPER, dot_gflops, initial_states, paper_network, print_table, timeit, write_json
+    from _common import PAPER, dot_gflops, initial_states, paper_network, print_table, table, timeit, write_json
 except ImportError:  # imported as benchmarks.vector_field
-    from ._common import PAPER, dot_gflops, initial_states, paper_network, print_table, timeit, write_json
+    from ._common import PAPER, dot_gflops, initial_states, paper_network, print_table, table, timeit, write_json
+
+#: The table this script prints; ``benchmarks/readme.py`` renders its results with it.
+TABLES = {
+    "vector_field": {
+        "title": "vector field and relax, paper MNIST size (n={n}, D={dim}, batch {batch}, float32)",
+        "columns": [
+            ("formulation", "formulation", ""), ("vector_field_ms", "field, 1 sample (ms)", ".3f"),
+            ("vector_field_batch_ms", "field, batch {batch} (ms)", ".3f"),
+            ("field_gflops", "dense-equivalent GFLOP/s", ".1f"), ("dot_gflops", "jnp.dot GFLOP/s", ".1f"),
+            ("relax_batch_ms", "relax, batch {batch} (ms, median)", ".1f"),
+            ("solver_steps", "solver steps", "d"),
+        ],
+    },
+}
 
 
 def autodiff_gradients(net):
@@ -95,15 +109,8 @@ def main(argv=None):
     ref = dot_gflops(n, n, a.batch * d)
     for r in rows:
         r["dot_gflops"] = ref
-    print_table(
-        f"vector field and relax, paper MNIST size (n={n}, D={d}, batch {a.batch}, float32)",
-        rows,
-        [("formulation", "formulation", ""), ("vector_field_ms", "field, 1 sample (ms)", ".3f"),
-         ("vector_field_batch_ms", f"field, batch {a.batch} (ms)", ".3f"),
-         ("field_gflops", "dense-equivalent GFLOP/s", ".1f"), ("dot_gflops", "jnp.dot GFLOP/s", ".1f"),
-         ("relax_batch_ms", f"relax, batch {a.batch} (ms, median)", ".1f"),
-         ("solver_steps", "solver steps", "d")],
-    )
+    title, columns = table(TABLES["vector_field"], {"rows": rows})
+    print_table(title, rows, columns)
     write_json("vector_field", {"rows": rows}, a.json)
     return rows
 

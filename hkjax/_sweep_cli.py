@@ -1,4 +1,4 @@
-"""``hkjax sweep``: relax one network over a grid of hyperparameters (issue #4).
+"""``hkjax sweep``: relax one network over a grid of hyperparameters.
 
 Every grid point relaxes the network the other flags describe (or the trained model of
 ``--from RUN``) from the encoded first ``--images`` test images and records, averaged over

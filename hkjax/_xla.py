@@ -1,11 +1,10 @@
 """A work-around for an XLA:CPU performance bug, applied when hkjax is imported.
 
-jaxlib 0.10 lowers reductions over a leading axis through YNNPACK fusions that run 30–90×
-slower than XLA's own loops on large arrays: ``x.sum(0)`` of a ``(10, 896, 896)`` float32
-array takes ~50 ms instead of ~1 ms on a 2-core x86 CPU. Exactly these reductions appear
-whenever a gradient is summed over a ``vmap``-ped batch (one ``(n, n)`` cotangent per
-example and parameter matrix), so they cost a training step of the paper's network
-~0.3 s (``benchmarks/train_step.py``; see ``benchmarks/README.md``).
+jaxlib 0.10 lowers reductions over a leading axis through YNNPACK fusions that run much
+slower than XLA's own loops on large arrays (``x.sum(0)`` of a ``(10, 896, 896)`` float32
+array). Exactly these reductions appear whenever a gradient is summed over a ``vmap``-ped
+batch (one ``(n, n)`` cotangent per example and parameter matrix), so they slow down a
+training step of the paper's network (``benchmarks/train_step.py``).
 
 :func:`apply` adds ``--xla_cpu_experimental_ynn_fusion_type=-reduce`` (keep YNNPACK for
 everything but reductions) to ``XLA_FLAGS`` — only

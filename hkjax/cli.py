@@ -15,7 +15,9 @@ import argparse
 import contextlib
 import dataclasses
 import json
+import os
 import pathlib
+import shlex
 import sys
 import time
 
@@ -84,7 +86,41 @@ def build_parser() -> argparse.ArgumentParser:
             from . import _sweep_cli
 
             _sweep_cli.add_arguments(p)
+    _add_report_parser(sub)
     return parser
+
+
+REPORT_HELP = "collect runs' summary.json files into a results table (Markdown + JSON)"
+
+
+def _add_report_parser(sub) -> None:
+    p = sub.add_parser("report", help=REPORT_HELP, description=(
+        f"{REPORT_HELP}. Runs whose commands differ only by --seed and --out become one row. "
+        "Nothing in the table is typed by hand: every figure is a field of a run's summary.json."))
+    p.add_argument("runs", nargs="+", metavar="RUN",
+                   help="run directories (or their summary.json), or a report .json written by an earlier "
+                        "`hkjax report` (its runs are re-read as saved)")
+    p.add_argument("--out", metavar="FILE.md", default=None,
+                   help="write the table here and everything it was made from beside it (FILE.json)")
+    p.add_argument("--title", default=None, help="a heading for the --out file")
+    p.add_argument("--readme", metavar="FILE", action="append", default=[],
+                   help="also replace the generated block of this Markdown file (between hkjax report's "
+                        "begin/end markers) by the table; may be given more than once")
+
+
+def _report(ns: argparse.Namespace) -> None:
+    from . import report
+
+    summaries = report.collect(ns.runs)
+    table = report.markdown(report.rows(summaries))
+    if ns.out:
+        md, js = report.write(summaries, ns.out, title=ns.title)
+        _log(f"hkjax: report: {len(summaries)} runs -> {md}, {js}")
+    for path in ns.readme:
+        changed = report.update_block(path, table)
+        _log(f"hkjax: report: {path} {'updated' if changed else 'unchanged'}")
+    if not ns.out and not ns.readme:
+        print(table, end="")
 
 
 def _config_from_args(ns: argparse.Namespace) -> Config:
@@ -160,9 +196,9 @@ def _task(cfg: Config, ds, *, kind: str | None = None, model: str | None = None)
 
 def _network(cfg: Config, task, key, *, saved: pathlib.Path | None = None, **kw):
     """The run's network; ``saved``: the checkpoint directory of a run it must match (to
-    load or resume). A run saved under an earlier layout of its graphs (``"auto"`` of an
-    earlier session, :data:`hkjax.synapses.AUTO_RULES`; ``"tiles"`` of 128 rows before the
-    tenth session) holds that layout's arrays, so the network is rebuilt the way its latest
+    load or resume). A run saved with another layout of its graphs (``"auto"`` under another
+    of :data:`hkjax.synapses.AUTO_RULES`; ``"tiles"`` with 128-row tiles) holds that
+    layout's arrays, so the network is rebuilt the way its latest
     checkpoint was laid out: the first of :func:`_layouts` whose arrays have the saved paths
     and shapes (the current one when none does; loading then says what differs)."""
 
@@ -195,8 +231,8 @@ def _network(cfg: Config, task, key, *, saved: pathlib.Path | None = None, **kw)
 
 def _layouts(cfg: Config) -> list[tuple[int | None, int | None]]:
     """``(auto rule, tile rows)`` of every layout a saved run's graphs may have, the current
-    one (``(None, None)``) first: earlier ``"auto"`` rules, newest first, and tiles of 128 rows
-    (before the tenth session)."""
+    one (``(None, None)``) first: the other ``"auto"`` rules, highest number first, and tiles
+    of 128 rows."""
     from . import synapses
 
     rules = [None]
@@ -337,6 +373,14 @@ def _trainable(cfg: Config, model):
     return tasks.freeze_hopfield(model) if cfg.task == "edit" or cfg.freeze_hopfield else None
 
 
+def _shared_steps(cfg: Config) -> bool:
+    """Whether a run's training batches are solved as one system with shared steps: by default
+    (``shared_steps = true``), and always with constant solver steps (the same computation as
+    per-example solves there); never with ``--microbatch``, which splits the batch into
+    per-example solves."""
+    return not cfg.microbatch and (cfg.shared_steps or cfg.solver_steps > 0)
+
+
 def _fit(cfg, task, net, train_arrays, test_arrays, out, *, steps, lr, val_arrays=None, resume=None, seed_offset=0):
     import jax
 
@@ -346,7 +390,7 @@ def _fit(cfg, task, net, train_arrays, test_arrays, out, *, steps, lr, val_array
     eval_data = test_arrays if val_arrays is None else {"eval": test_arrays, "val": val_arrays}
     return train.fit(
         net, task, train_arrays, optimizer=_optimizer(cfg, steps, lr), steps=steps,
-        batch_size=cfg.batch_size, microbatch=cfg.microbatch or None, shared_steps=cfg.shared_steps or None, trainable=trainable, key=jax.random.key(cfg.seed + 1 + seed_offset), ema=cfg.ema,
+        batch_size=cfg.batch_size, microbatch=cfg.microbatch or None, shared_steps=_shared_steps(cfg), trainable=trainable, key=jax.random.key(cfg.seed + 1 + seed_offset), ema=cfg.ema,
         eval_data=eval_data, eval_every=cfg.eval_every, log_every=cfg.log_every,
         checkpoint_dir=out / "checkpoints", checkpoint_every=cfg.checkpoint_every,
         resume=cfg.resume if resume is None else resume, metrics_path=out / "metrics.jsonl",
@@ -437,6 +481,30 @@ def _summary_common(cfg, res):
     }
 
 
+def _provenance(command: str | None) -> dict:
+    """What reproduces a run and where it ran: the command line, hkjax's and JAX's versions, the
+    device and the host's core count (read by ``hkjax report``)."""
+    import jax
+
+    from . import __version__
+
+    dev = jax.devices()[0]
+    out = {"command": command} if command else {}
+    try:  # how busy the host was: a wall time measured while other work ran is an upper bound
+        out["load_average"], out["cores"] = round(os.getloadavg()[1], 2), os.cpu_count()  # over 5 minutes
+    except OSError:
+        pass
+    try:
+        import resource  # Unix
+
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        out["cpu_seconds"] = round(usage.ru_utime + usage.ru_stime, 1)
+    except ImportError:
+        pass
+    return {**out, "hkjax_version": __version__, "jax_version": jax.__version__,
+            "device": f"{dev.platform}: {dev.device_kind} x{jax.device_count()}, {os.cpu_count()} cores"}
+
+
 def _last_train_accuracy(history):
     rows = [r for r in history if r.get("split") == "train"]
     return rows[-1]["accuracy"] if rows else None
@@ -447,7 +515,7 @@ def _last_train_accuracy(history):
 # ---------------------------------------------------------------------------------------
 
 
-def _train(cfg: Config, *, figures: bool = True) -> dict:
+def _train(cfg: Config, *, figures: bool = True, command: str | None = None) -> dict:
     import jax
 
     from . import tasks, train
@@ -496,7 +564,7 @@ def _train(cfg: Config, *, figures: bool = True) -> dict:
         note += f"; with the coupling switched off {off['accuracy']:.4f}"
     if figures:
         summary["figures"] = _figures(out, cfg, res.model, task, test_arrays, ev)
-    summary["wall_seconds"] = round(time.time() - t0, 2)
+    summary.update(_provenance(command), wall_seconds=round(time.time() - t0, 2))
     _write_json(out / "summary.json", summary)
     _log(f"hkjax: {cfg.task} {cfg.model}: test accuracy {ev['accuracy']:.4f}{note} "
          f"({summary['wall_seconds']:.0f} s) -> {out}")
@@ -611,7 +679,7 @@ def _classifier_from(cfg: Config):
     return cfg, ctask, classifier
 
 
-def _edit(cfg: Config) -> dict:
+def _edit(cfg: Config, *, command: str | None = None) -> dict:
     import jax
     import numpy as np
 
@@ -668,7 +736,7 @@ def _edit(cfg: Config) -> dict:
         tta_note = (f" (test-time augmentation, shifts <= {cfg.tta} px: cue0 {summary['test_accuracy_cue0_tta']:.4f}, "
                     f"cue1 {summary['test_accuracy_cue1_tta']:.4f})")
     summary["figures"] = _figures(out, cfg, res.model, task, test_arrays, ev)
-    summary["wall_seconds"] = round(time.time() - t0, 2)
+    summary.update(_provenance(command), wall_seconds=round(time.time() - t0, 2))
     _write_json(out / "summary.json", summary)
     _log(f"hkjax: edit {cfg.edit} {cfg.class_list()}: before {before['accuracy']:.4f}, cue0 "
          f"{summary['test_accuracy_cue0']:.4f}, cue1 {summary['test_accuracy_cue1']:.4f}{tta_note} -> {out}")
@@ -707,7 +775,7 @@ def _plot(cfg: Config) -> dict:
     return {"figures": files}
 
 
-def _retrieve(cfg: Config) -> dict:
+def _retrieve(cfg: Config, *, command: str | None = None) -> dict:
     import jax
 
     from . import tasks
@@ -745,7 +813,7 @@ def _retrieve(cfg: Config) -> dict:
     except Exception as e:  # noqa: BLE001
         _log(f"hkjax: retrieval figure skipped ({type(e).__name__})")
     summary = {"task": "retrieve", "rows": rows, "n_units": cfg.n_units, "corruption": cfg.corruption,
-               "seed": cfg.seed, "wall_seconds": round(time.time() - t0, 2)}
+               "seed": cfg.seed, **_provenance(command), "wall_seconds": round(time.time() - t0, 2)}
     _write_json(out / "summary.json", summary)
     return summary
 
@@ -756,7 +824,7 @@ def _demo() -> int:
     cfg = Config(task="classify", model="hopfield", out="runs/demo", steps=400, lr=1e-2, progress=True, overwrite=True)
     print("hkjax demo: training a Hopfield classifier (64 pixels + 100 hidden + 10 class units) on the "
           "embedded 8x8 digits for 400 steps (under a minute on 2 CPU cores)...", flush=True)
-    s = _train(cfg)
+    s = _train(cfg, command="python -m hkjax")
     print(f"test accuracy {s['test_accuracy']:.3f} on {s['n_test']} held-out digits "
           f"({s['wall_seconds']:.0f} s); run files in {cfg.out}/. See `hkjax --help`.")
     return 0
@@ -780,23 +848,27 @@ def main(argv: list[str] | None = None) -> int:
         except SystemExit as e:  # --help
             return int(e.code or 0)
         if ns.command is None:
-            raise _UsageError("hkjax: choose a command: " + ", ".join(COMMANDS) + " (see --help)")
+            raise _UsageError("hkjax: choose a command: " + ", ".join([*COMMANDS, "report"]) + " (see --help)")
+        if ns.command == "report":
+            _report(ns)
+            return 0
         sweep_opts = None
         if ns.command == "sweep":
             from . import _sweep_cli
 
             sweep_opts = _sweep_cli.pop_options(ns)
         cfg = _config_from_args(ns)
+        command = shlex.join(["hkjax", *argv])
         if ns.command == "sweep":
             _sweep_cli.run_command(cfg, sweep_opts)
         elif ns.command == "train":
-            _train(cfg)
+            _train(cfg, command=command)
         elif ns.command == "edit":
-            _edit(cfg)
+            _edit(cfg, command=command)
         elif ns.command == "eval":
             _eval(cfg)
         elif ns.command == "retrieve":
-            _retrieve(cfg)
+            _retrieve(cfg, command=command)
         else:
             _plot(cfg)
         return 0

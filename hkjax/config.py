@@ -51,7 +51,8 @@ class Config:
     # what
     task: str = _f("classify", "task to run", TASKS)
     model: str = _f("hopfield_kuramoto", "network model", ("hopfield", "kuramoto", "hopfield_kuramoto"))
-    dataset: str = _f("digits", "'digits' (embedded 8x8 digits) or 'idx:DIR' (MNIST-format directory)")
+    dataset: str = _f("digits", "'digits' (embedded 8x8 digits), 'fashion-mnist' (Debian's dataset-fashion-mnist), "
+                                 "'mnist:DIR' (MNIST's IDX files in DIR) or 'idx:DIR' (any MNIST-format directory)")
     out: str = _f("runs/hkjax", "output directory (config.toml, metrics.jsonl, checkpoints, summary.json, figures)")
     seed: int = _f(0, "random seed (model init, batches, augmentation)")
     # network
@@ -59,7 +60,7 @@ class Config:
     dim: int = _f(5, "oscillator dimension D")
     degree: int = _f(16, "degree k of the small-world graphs (>= n-1: all-to-all)")
     rewire: float = _f(0.1, "small-world rewiring probability")
-    kuramoto_term: bool = _f(False, "Hopfield-Kuramoto: add the paper's Kuramoto energy among the oscillators (off by default: ~10x slower per step on CPU)")
+    kuramoto_term: bool = _f(False, "Hopfield-Kuramoto: add the paper's Kuramoto energy among the oscillators (off by default: it makes a training step several times slower)")
     coupling: str = _f("full", "Hopfield-Kuramoto coupling", ("full", "additive", "multiplicative"))
     formulation: str = _f("auto", "how the graph terms are evaluated: dense matrices, dense tiles where the graph's edges cluster plus an edge list for the rest ('tiles': small-world graphs of a few hundred units or more, whose edges lie in a band around the diagonal, e.g. the paper's n = 896 network), edge lists (segment sums), sparse BCOO matrices, or neighbour tables; 'auto' picks by graph size, density and clustering (benchmarks/formulations.py): tiles for clustered graphs of 256-4096 units and density >= 0.025, else dense for density >= 0.08 up to 4096 units, else neighbour tables; 'all' only for complete graphs", FORMULATIONS)
     kappa_h: float = _f(0.1, "Hopfield energy scale kappa_H")
@@ -79,7 +80,7 @@ class Config:
     steps: int = _f(1000, "training steps (an integer, or 'small' for a quick run)")
     batch_size: int = _f(32, "batch size")
     microbatch: int = _f(0, "differentiate the batch this many examples at a time (less memory, same gradient; 0: all at once)")
-    shared_steps: bool = _f(False, "relax each training batch as one ODE system with shared adaptive steps (every example within the tolerances) instead of one solve per example: faster gradients with less memory (paper's network, batch 10, 2 CPU cores: 1.4-1.7 instead of 1.5-2.1 s per step, 573 instead of 830 MB); results differ at the solver tolerance; not with --microbatch. With --solver-steps (constant steps) batches are always solved this way, unless --microbatch is given: it is the same computation there, several times faster")
+    shared_steps: bool = _f(True, "relax each training batch as one ODE system with shared adaptive steps (every example within the tolerances; the batch takes the steps of its slowest example) instead of one solve per example: the gradient sums parameter cotangents over the batch at every step instead of carrying one per example, several times faster with less memory (benchmarks/train_step.py). --no-shared-steps: one adaptive solve per example (results differ at the level of the solver tolerance). With --solver-steps (constant steps) batches are always solved as one system, the same computation as per-example solves; --microbatch implies per-example solves")
     optimizer: str = _f("adam", "optimizer", ("adam", "adamw", "lion", "sgd"))
     lr: float = _f(3e-3, "initial learning rate")
     lr_decay: float = _f(0.1, "exponential decay: final lr = lr * lr_decay (1: constant)")
@@ -133,8 +134,6 @@ class Config:
         check_warp(self.tilt, self.zoom)
         if not 0 <= self.ema < 1:
             raise ValueError(f"ema={self.ema} must lie in [0, 1) (0: no parameter averaging)")
-        if self.shared_steps and self.microbatch:
-            raise ValueError("shared_steps solves the whole batch at once and microbatch splits it: choose one")
         if not 0 < self.lr_decay <= 1:
             raise ValueError(f"lr_decay={self.lr_decay} must lie in (0, 1]")
         for f in dataclasses.fields(self):

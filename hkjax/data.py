@@ -61,6 +61,8 @@ __all__ = [
     "write_idx",
     "load_idx",
     "load_dataset",
+    "DATASET_SPECS",
+    "FASHION_MNIST_DIR",
     "threshold_state",
     "pixel_oscillators",
     "oscillator_state",
@@ -509,29 +511,58 @@ def load_idx(directory: str | os.PathLike[str], split: str = "train") -> Dataset
     )
 
 
+#: Where Debian's ``dataset-fashion-mnist`` package puts Fashion-MNIST; ``HKJAX_FASHION_MNIST=DIR``
+#: points ``--dataset fashion-mnist`` at another copy of the four IDX files.
+FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
+
+DATASET_SPECS = ("digits", "fashion-mnist", "mnist:DIR", "idx:DIR")
+"""The forms of a dataset spec (:func:`load_dataset`, ``--dataset``)."""
+
+
 def load_dataset(spec: str, split: str) -> Dataset:
-    """Load a data set from a short spec string (as used on the command line).
+    """Load a data set by name (as used on the command line, ``--dataset``).
 
     Args:
-        spec: ``"digits"`` for the embedded 8x8 digits, or ``"idx:DIR"`` for an
-            MNIST-format directory ``DIR`` (e.g.
-            ``"idx:/usr/share/datasets/fashion-mnist"``).
+        spec: one of
+
+            * ``"digits"``: the embedded 8x8 digits (:func:`load_digits`);
+            * ``"fashion-mnist"``: the 60 000 / 10 000 28x28 Fashion-MNIST images from
+              Debian's ``dataset-fashion-mnist`` package (``/usr/share/datasets/fashion-mnist``,
+              or the directory in the environment variable ``HKJAX_FASHION_MNIST``);
+            * ``"mnist:DIR"``: MNIST's four IDX files in ``DIR`` (MNIST cannot be shipped:
+              download it and name the directory);
+            * ``"idx:DIR"``: any MNIST-format directory (:func:`load_idx`).
         split: ``"train"``, ``"test"`` or ``"all"``.
 
     Returns:
-        The :class:`Dataset` from :func:`load_digits` or :func:`load_idx`.
+        The :class:`Dataset`; ``name`` is ``"digits"``, ``"fashion-mnist"``, ``"mnist"`` or the
+        directory's base name.
 
     Raises:
-        ValueError: if ``spec`` has neither form or ``split`` is invalid.
-        FileNotFoundError, IDXFormatError: as raised by :func:`load_idx`.
+        ValueError: if ``spec`` has none of these forms or ``split`` is invalid.
+        FileNotFoundError: Fashion-MNIST is not installed (the message says how to install
+            it), or a directory or file is missing.
+        IDXFormatError: as raised by :func:`load_idx`.
     """
     if spec == "digits":
         return load_digits(split)
-    if isinstance(spec, str) and spec.startswith("idx:") and len(spec) > len("idx:"):
-        return load_idx(spec[len("idx:"):], split)
+    if spec == "fashion-mnist":
+        directory = os.environ.get("HKJAX_FASHION_MNIST") or FASHION_MNIST_DIR
+        if not os.path.isdir(directory):
+            raise FileNotFoundError(
+                f"--dataset fashion-mnist: {directory} does not exist; install Debian's package "
+                f"(apt-get install dataset-fashion-mnist), or set HKJAX_FASHION_MNIST=DIR, or pass "
+                f"idx:DIR for a directory holding the four IDX files"
+            )
+        return dataclasses.replace(load_idx(directory, split), name="fashion-mnist")
+    for prefix in ("mnist:", "idx:"):
+        if isinstance(spec, str) and spec.startswith(prefix) and len(spec) > len(prefix):
+            ds = load_idx(spec[len(prefix):], split)
+            return dataclasses.replace(ds, name="mnist") if prefix == "mnist:" else ds
     raise ValueError(
-        f"unknown dataset spec {spec!r}; valid forms are 'digits' (embedded 8x8 digits) "
-        f"and 'idx:/path/to/dir' (an MNIST-format directory)"
+        f"unknown dataset spec {spec!r}; valid forms are 'digits' (embedded 8x8 digits), "
+        f"'fashion-mnist' (Debian's dataset-fashion-mnist), 'mnist:DIR' (MNIST's IDX files in DIR) "
+        f"and 'idx:DIR' (any MNIST-format directory)"
     )
 
 

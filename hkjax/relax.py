@@ -91,8 +91,9 @@ def recursive_adjoint(max_steps: int, state_bytes: int) -> diffrax.RecursiveChec
     steps between them (by default ``~sqrt(2 max_steps)`` checkpoints, Stumm and Walther's
     online schedule). When a checkpoint of every step — about twice the state (the state and
     Tsit5's last stage) — fits in :data:`CHECKPOINT_BYTES`, every step gets one: Equinox's
-    special case for it needs no schedule, so the training step compiles ~0.4 s faster
-    (benchmarks/README.md, fourteenth session) and the backward pass recomputes nothing. Under
+    special case for it needs no schedule, so XLA compiles a smaller program (the training
+    step's compile time: ``benchmarks/first_call.py``) and the backward pass recomputes
+    nothing. Under
     ``jax.vmap`` the checkpoints are per example, so a batch multiplies them (at most
     ``CHECKPOINT_BYTES`` per example); :func:`relax_batch` sees its whole batch."""
     every_step = max_steps * 2 * state_bytes <= CHECKPOINT_BYTES
@@ -158,8 +159,8 @@ def _adjoint(adjoint, steady_state: bool, user_saveat: bool, has_oscillators: bo
 # Equinox's checkpointed loop traces Diffrax's step ~25 times (fixed points over which parts
 # of the loop state carry tangents and cotangents); behind `jit` the field is traced once
 # (three times without) and the later traces and their derivatives work on its jaxpr. XLA
-# inlines the call, so the compiled program computes the same; the paper network's training
-# step traces ~0.4 s faster (benchmarks/README.md, eleventh session).
+# inlines the call, so the compiled program computes the same, and the paper network's
+# training step traces faster (tracing time: benchmarks/first_call.py).
 @eqx.filter_jit
 def _field(t, y, network):
     return network.vector_field(t, y)
@@ -317,14 +318,12 @@ def relax_batch(network: Network, states0: State, **kwargs) -> Solution:
       steps as its slowest example, and a failure (``max_steps``) fails the whole batch;
     * **cheaper to differentiate**: with ``vmap`` the backward pass carries one cotangent per
       example for every parameter matrix through the adjoint loop (``(batch, n, n)`` arrays
-      for dense weights); here they are summed over the batch at every step. On the paper's
-      network (batch 10, 2-core CPU, ``benchmarks/train_step.py``, two runs): 1.39–1.73 s
-      per training step instead of 1.49–2.12 s although the shared solve took 6 steps
-      instead of 5, a peak of 573 instead of 830 MB, and a first call (compilation) of
-      7–9 instead of 10–11 s.
+      for dense weights); here they are summed over the batch at every step: faster steps,
+      less memory and a faster compile, even when the shared solve takes a step more
+      (``benchmarks/train_step.py``, ``benchmarks/default_path.py``).
 
-    :func:`hkjax.train.fit` uses it with ``shared_steps=True`` (``hkjax train
-    --shared-steps``).
+    :func:`hkjax.train.fit` uses it by default (``shared_steps=None``; ``hkjax train``
+    unless ``--no-shared-steps``).
 
     Arguments:
         network: the :class:`~hkjax.Network` (shared by every example).

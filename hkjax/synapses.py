@@ -37,8 +37,8 @@ otherwise. XLA:CPU gathers and scatters cost far more per element than streaming
 products, so the dense layouts win wherever the work they waste is moderate; on sparse
 graphs the dense layout does ``1/density`` times the necessary work and loses by up to 8×
 (gradients at n = 2048, degree 16). ``benchmarks/formulations.py`` measures every
-formulation over sizes and degrees; networks saved under an earlier rule are rebuilt inside
-:func:`auto_rule`.
+formulation over sizes and degrees; networks saved under another rule of ``"auto"``
+(:data:`AUTO_RULES`) are rebuilt inside :func:`auto_rule`.
 """
 
 from __future__ import annotations
@@ -161,29 +161,28 @@ AUTO_TILES_MIN_N = 256
 AUTO_TILES_DENSITY = 0.025
 AUTO_TILES_EDGES = 0.5
 AUTO_TILES_AREA = 0.5
-#: The rule ``"auto"`` follows (:func:`auto_formulation`); :func:`auto_rule` selects an
-#: earlier one, to rebuild (and so load) a network saved under it.
+#: The rule ``"auto"`` follows (:func:`auto_formulation`); :func:`auto_rule` selects
+#: another of :data:`AUTO_RULES`, to rebuild (and so load) a network saved under it.
 AUTO_RULE = 3
 #: What each rule picks for a graph that is not complete (``"all"`` under every rule).
 AUTO_RULES = {
-    1: "dense up to 4096 nodes, neighbour tables beyond (until the fourth session)",
-    2: "dense for density >= 8 % up to 4096 nodes, neighbour tables otherwise (fourth to eleventh session)",
-    3: "tiles for clustered graphs of 256 to 4096 nodes and density >= 2.5 %, else as rule 2 (since the twelfth "
-       "session)",
+    1: "dense up to 4096 nodes, neighbour tables beyond",
+    2: "dense for density >= 8 % up to 4096 nodes, neighbour tables otherwise",
+    3: "tiles for clustered graphs of 256 to 4096 nodes and density >= 2.5 %, else as rule 2",
 }
 
 
 @contextlib.contextmanager
 def auto_rule(rule: int):
-    """Within this context ``formulation="auto"`` follows the earlier rule ``rule`` (a key
-    of :data:`AUTO_RULES`): to rebuild, and so load, a network saved with ``"auto"`` when
-    that rule was in force (a saved network holds the arrays of its layout; ``hkjax eval``
+    """Within this context ``formulation="auto"`` follows the rule ``rule`` (a key of
+    :data:`AUTO_RULES`): to rebuild, and so load, a network saved with ``"auto"`` under
+    that rule (a saved network holds the arrays of its layout; ``hkjax eval``
     and ``--resume`` find the rule by themselves). Not thread-safe.
 
     Example::
 
         with hk.synapses.auto_rule(2):
-            like = hk.hopfield_kuramoto(...)  # formulation="auto" as before the twelfth session
+            like = hk.hopfield_kuramoto(...)  # formulation="auto" as under rule 2 (no tiles)
         tree, _ = hk.checkpoint.load(path, {"model": like, ...})
     """
     global AUTO_RULE
@@ -215,23 +214,20 @@ def auto_formulation(n: int, num_edges: int, edges=None) -> str:
     ``"dense"`` for other graphs of density at least :data:`AUTO_DENSE_DENSITY` on at most
     :data:`AUTO_DENSE_MAX_N` nodes; ``"neighbours"`` otherwise. The rule looks at the graph
     alone, never at the device, so that a network saved on one machine loads on another (a
-    saved network holds its layout's arrays); networks saved under an earlier rule are
+    saved network holds its layout's arrays); networks saved under another rule are
     rebuilt inside :func:`auto_rule`.
 
-    Measured with ``benchmarks/formulations.py`` (twelfth session, 2-core CPU, batch 10,
-    small-world graphs with the Kuramoto term and the coupling; relax, value + gradient
-    through per-example solves, and through one shared-step solve of the batch):
-    ``"tiles"`` was the fastest layout or within 1.4× of it in every column for n = 475–2048
-    at densities 3.4–17 %, and 1.5× (the paper's network, against dense) to 3.3–4.9× (n =
-    2048, degree 150, against neighbour tables) faster than what the previous rule picked.
-    Its coupling is evaluated densely, which costs per-example gradients on sparser graphs:
-    1.4× slower than the neighbour table at 0.8 % (n = 2048, degree 16), and without the
-    Kuramoto term 1.6× slower at 1.8 % (n = 896, degree 16), though 1.2× faster with shared
-    steps there; hence the density floor. Without clustering, the neighbour
-    table was within 1.3× of the best layout on every graph of density ≤ 6 % and 2.6–8×
-    faster than dense in the gradient, and dense was the fastest at 9 % and 17 % (fourth
-    session). On an H100 the neighbour table was the fastest or within 1.1× of it on every
-    graph measured there (fourth session; tiles not yet measured on a GPU).
+    The thresholds come from ``benchmarks/formulations.py``, which times every layout on
+    small-world graphs over sizes and degrees (relax, value + gradient through per-example
+    solves, and through one shared-step solve of the batch; its table goes into
+    ``benchmarks/README.md``). On clustered graphs of moderate density ``"tiles"`` is the
+    fastest layout or close to it, and faster than both the dense layout and neighbour
+    tables. Its coupling is evaluated densely, which makes per-example gradients slower than
+    with neighbour tables on sparser graphs; hence the density floor. Without clustering,
+    neighbour tables stay close to the best layout on sparse graphs and beat the dense
+    layout in the gradient, while the dense layout wins on dense graphs. The thresholds are
+    set from CPU measurements; run ``benchmarks/formulations.py`` on a GPU before relying on
+    them there.
     """
     if num_edges == n * (n - 1) // 2:
         return "all"
@@ -257,8 +253,8 @@ TILE_MIN_FILL = 0.05
 @contextlib.contextmanager
 def tile_block_limit(block: int):
     """Within this context, ``"tiles"`` graphs are laid out with :data:`TILE_BLOCK` set to
-    ``block``: to rebuild, and so load, a model saved when the tiles were of another size
-    (128 rows before the tenth session; ``hk.checkpoint.leaves`` shows a checkpoint's
+    ``block``: to rebuild, and so load, a model saved with tiles of another size (e.g. runs
+    saved with 128-row tiles; ``hk.checkpoint.leaves`` shows a checkpoint's
     ``pairs.tile_edge`` shape). Not thread-safe.
 
     Example::
@@ -509,9 +505,8 @@ def _dense_force(interaction: AbstractInteraction, mask, sigma):
     higher derivatives work as for plain code; ``tests/test_synapses.py`` checks both modes,
     blocked and not, against the edge list's autodiff.
 
-    Measured on the paper's network (n = 896, 4 blocks of 224 rows; 2-core CPU, old and new
-    code alternating, ``benchmarks/README.md``): ``relax`` of a batch of 10 1.5× faster
-    (296–305 → 200–201 ms), a training step ~10% faster (1.78–1.94 → 1.65–1.67 s).
+    On the paper's network this makes ``relax`` and the training step faster than plain
+    autodiff of the dense force (``benchmarks/vector_field.py``, ``benchmarks/train_step.py``).
     """
     dyn, static = eqx.partition(interaction, eqx.is_array)
     n = sigma.shape[0]
@@ -612,8 +607,9 @@ def _tile_force(interaction: AbstractInteraction, pairs: Pairs, sigma):
     exactly one kept tile. Its transpose is ``K ct_J + (F'' ⊙ Ȳ) σ_J`` into the rows of
     ``I``, with ``Ȳ = ct_I σ_Jᵀ + σ_I ct_Jᵀ`` (also the parameters' cotangent), so a tile's
     backward pass computes no transposed ``(block, block)`` product and forms its outer
-    products once. Measured (paper's network, batch 10, 2-core CPU): the force's VJP in σ
-    and its parameters 16.3 → 11.1 ms; its forward-mode JVP is slower (6.2 → 12.6 ms).
+    products once. Against autodiff of a tile's ``K σ_J`` (paper's network, batch 10, 2-core
+    CPU; ``benchmarks/README.md``) the force's VJP in σ and its parameters is faster and its
+    forward-mode JVP slower (forward mode serves ``jax.jacfwd`` and implicit solvers).
     ``tests/test_synapses.py`` checks both modes against the edge list's autodiff."""
     dyn, static = eqx.partition(interaction, eqx.is_array)
     n = sigma.shape[0]

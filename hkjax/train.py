@@ -315,14 +315,13 @@ def fit(
             pass then sums the parameter cotangents over the batch at every step instead of
             carrying one per example: faster, less memory and a faster compile (see
             :func:`hkjax.relax_batch` for measurements). Results differ from per-example
-            solves at the level of the solver tolerance. Not with ``microbatch``.
-            ``None`` (default): shared exactly when the task relaxes with constant steps
-            (``task.relax_config.steps > 0``) and no ``microbatch`` is given: there the
-            per-example and the shared solves take the same steps and compute the same
-            solution and gradient (up to float round-off), and the shared one differentiates
-            several times faster (the README's 400-hidden digits classifier, batch 64, 4
-            steps: 43 instead of 155 ms per step; ``benchmarks/digits_step.py``). With
-            adaptive steps ``None`` means per-example solves.
+            solves at the level of the solver tolerance (with constant steps, see
+            :func:`constant_steps`, they are the same computation up to float round-off).
+            Not with ``microbatch``. ``None`` (default): shared unless ``microbatch`` is
+            given — the fast path (``benchmarks/train_step.py``, ``benchmarks/digits_step.py``).
+            ``False``: one solve per example (``vmap``), each with its own adaptive steps:
+            the per-example semantics, at the cost of a per-example copy of every parameter
+            cotangent in the backward pass.
         trainable: which leaves to train (see :func:`trainable_filter`); the others stay
             bit-identical. Used to freeze the Hopfield classifier in memory editing.
         key: PRNG key (keyword only); step ``s`` uses ``fold_in(key, s)``.
@@ -368,7 +367,7 @@ def fit(
     if shared_steps and microbatch is not None:
         raise ValueError("shared_steps=True solves the whole batch at once; it does not combine with microbatch")
     if shared_steps is None:
-        shared_steps = microbatch is None and constant_steps(task)
+        shared_steps = microbatch is None
     if isinstance(ema, bool) or not isinstance(ema, (int, float)) or not 0 <= ema < 1:
         raise ValueError(f"ema={ema!r} must be a number in [0, 1) (0: no parameter averaging)")
     splits = _eval_splits(eval_data)

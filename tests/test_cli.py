@@ -265,10 +265,10 @@ def _saved_layout_arrays(run) -> set:
     return {kind for kind in ("mask", "nbr", "tile_edge") if any(p.endswith("." + kind) for p in paths)}
 
 
-def test_runs_saved_before_the_formulation_option_still_load(tmp_path, capsys):
-    """A run directory whose config.toml predates `formulation` (its graphs laid out by the
-    first "auto" rule: dense) still evaluates and resumes, although "auto" now picks neighbour
-    tables for its sparse graph; nothing saved is lost."""
+def test_runs_saved_without_a_formulation_key_still_load(tmp_path, capsys):
+    """A run directory whose config.toml has no `formulation` key (its graphs laid out by
+    "auto" rule 1: dense) still evaluates and resumes, although the current "auto" rule picks
+    neighbour tables for its sparse graph; nothing saved is lost."""
     from hkjax import checkpoint
     from hkjax.synapses import auto_formulation
 
@@ -278,7 +278,7 @@ def test_runs_saved_before_the_formulation_option_still_load(tmp_path, capsys):
     with jax.enable_x64(False):
         assert cli.main(["train", "--formulation", "dense", "--steps", "2"] + small) == 0
     n = 64 + 8 + 11
-    assert auto_formulation(n, n * 4 // 2) == "neighbours"  # what "auto" would pick today
+    assert auto_formulation(n, n * 4 // 2) == "neighbours"  # what the current "auto" rule picks
     toml = run / "config.toml"
     toml.write_text("".join(line for line in toml.read_text().splitlines(keepends=True)
                             if not line.startswith("formulation")))
@@ -295,9 +295,9 @@ def test_runs_saved_before_the_formulation_option_still_load(tmp_path, capsys):
     assert _saved_layout_arrays(run) == {"mask"}
 
 
-def test_auto_runs_saved_under_an_earlier_rule_still_load(tmp_path, monkeypatch):
-    """A run saved with `--formulation auto` while an earlier rule was in force (here rule 2:
-    neighbour tables for this sparse graph) evaluates and resumes under the current rule
+def test_auto_runs_saved_under_another_rule_still_load(tmp_path, monkeypatch):
+    """A run saved with `--formulation auto` under another rule (here rule 2: neighbour
+    tables for this sparse graph) evaluates and resumes under the current rule
     (here one that picks tiles for it): the layout is read from its checkpoints."""
     from hkjax import graphs, synapses
 
@@ -307,12 +307,12 @@ def test_auto_runs_saved_under_an_earlier_rule_still_load(tmp_path, monkeypatch)
              "--out", str(run)]
     n = 64 + 8 + 11
 
-    monkeypatch.setattr(synapses, "AUTO_RULE", 2)  # "then"
+    monkeypatch.setattr(synapses, "AUTO_RULE", 2)  # the rule the run is saved under
     with jax.enable_x64(False):
         assert cli.main(["train", "--steps", "2"] + small) == 0
     assert _saved_layout_arrays(run) == {"nbr"}
     before = json.loads((run / "summary.json").read_text())["test_accuracy"]
-    monkeypatch.setattr(synapses, "AUTO_RULE", 3)  # "now", with tiles for graphs this small
+    monkeypatch.setattr(synapses, "AUTO_RULE", 3)  # the current rule, with tiles for graphs this small
     monkeypatch.setattr(synapses, "AUTO_TILES_MIN_N", 0)
     edges = graphs.small_world(n, 4, 0.1, key=jax.random.key(0))
     assert synapses.auto_formulation(n, len(edges), edges) == "tiles"
@@ -331,8 +331,8 @@ def test_auto_runs_saved_under_an_earlier_rule_still_load(tmp_path, monkeypatch)
 
 
 def test_tiles_runs_saved_with_another_tile_size_still_load(tmp_path, monkeypatch):
-    """A `--formulation tiles` run saved when the tiles were larger (128 rows before the tenth
-    session; here 16 against 8, on a small network) evaluates and resumes: the tile size is
+    """A `--formulation tiles` run saved with larger tiles (as runs saved with 128-row tiles;
+    here 16 against 8, on a small network) evaluates and resumes: the tile size is
     read from its checkpoints and the network rebuilt with it."""
     from hkjax import checkpoint, synapses
 
@@ -352,7 +352,7 @@ def test_tiles_runs_saved_with_another_tile_size_still_load(tmp_path, monkeypatc
         assert cli.main(["train", "--steps", "2"] + small) == 0
     assert tile_sizes() == {(16, 16)}
     before = json.loads((run / "summary.json").read_text())["test_accuracy"]
-    monkeypatch.setattr(synapses, "TILE_BLOCK", 8)  # "now"
+    monkeypatch.setattr(synapses, "TILE_BLOCK", 8)  # the current tile size
     assert synapses.tile_block(n) == 8
     with jax.enable_x64(False):
         assert cli.main(["eval", "--run", str(run), "--max-test", "20"]) == 0
@@ -363,9 +363,9 @@ def test_tiles_runs_saved_with_another_tile_size_still_load(tmp_path, monkeypatc
 
 
 @pytest.mark.slow
-def test_edit_runs_saved_before_the_formulation_option_resume(tmp_path):
-    """`hkjax edit --resume` of an edit run whose config.toml predates `formulation` keeps
-    the layout its checkpoints were saved with (dense) instead of today's "auto"."""
+def test_edit_runs_saved_without_a_formulation_key_resume(tmp_path):
+    """`hkjax edit --resume` of an edit run whose config.toml has no `formulation` key keeps
+    the layout its checkpoints were saved with (dense) instead of the current "auto" rule's."""
     from hkjax import checkpoint
 
     clf, out = tmp_path / "clf", tmp_path / "edit"
@@ -689,9 +689,10 @@ def test_retrieve_refuses_an_existing_run_without_overwrite(tmp_path, capsys):
 
 
 def test_shared_steps_flag_trains(tmp_path, capsys, monkeypatch):
-    """`--shared-steps` reaches `hk.fit` (one solve per batch; its maths is tested in
-    test_train / test_relax) and is recorded; with `--microbatch` it is refused before
-    anything is written."""
+    """Shared steps (one solve per batch; its maths is tested in test_train / test_relax) are
+    the default and recorded; `--no-shared-steps` gives per-example solves for adaptive steps,
+    not for constant ones (the same computation there); `--microbatch` implies per-example
+    solves."""
     from hkjax import train
 
     seen = []
@@ -711,13 +712,14 @@ def test_shared_steps_flag_trains(tmp_path, capsys, monkeypatch):
     assert config.load_toml(out / "config.toml").shared_steps is True
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert rows and all(np.isfinite(r["loss"]) for r in rows)
-    # without the flag hk.fit decides (shared exactly with constant steps: test_train)
+    assert config.Config().shared_steps is True  # the default
+    per_example = [a for a in argv if a != "--shared-steps"] + ["--no-shared-steps", "--overwrite"]
     with jax.enable_x64(False):
-        assert cli.main([a for a in argv if a != "--shared-steps"] + ["--overwrite"]) == 0
-    assert seen == [True, None]
-    capsys.readouterr()
-    assert cli.main(argv[:-1] + [str(tmp_path / "other"), "--microbatch", "2"]) == 2
-    assert "choose one" in _one_error_line(capsys)
+        assert cli.main(per_example) == 0
+        assert cli.main(per_example + ["--solver-steps", "2"]) == 0
+        assert cli.main(argv + ["--overwrite", "--microbatch", "2"]) == 0
+    assert seen == [True, False, True, False]
+    assert config.load_toml(out / "config.toml").microbatch == 2
     assert not (tmp_path / "other").exists()
 
 

@@ -339,14 +339,40 @@ def test_load_idx_bad_split(tmp_path):
 def test_load_dataset_digits_and_bad_spec():
     ds = data.load_dataset("digits", "test")
     assert len(ds) == 297 and ds.name == "digits"
-    for bad in ("mnist", "idx:", "", "digits:x"):
+    for bad in ("mnist", "idx:", "mnist:", "", "digits:x", "fashion_mnist"):
         with pytest.raises(ValueError) as exc:
             data.load_dataset(bad, "train")
-        assert "digits" in str(exc.value) and "idx:" in str(exc.value)
+        for form in ("digits", "fashion-mnist", "mnist:DIR", "idx:"):
+            assert form in str(exc.value)
+
+
+def test_datasets_by_name_read_the_named_directory(tmp_path, monkeypatch):
+    d = tmp_path / "some-copy"
+    d.mkdir()
+    tr_img, tr_lbl = _write_mnist_like(d, "train", 12, gz=True)
+    _write_mnist_like(d, "t10k", 5, gz=True)
+    mnist = data.load_dataset(f"mnist:{d}", "train")
+    assert mnist.name == "mnist" and len(mnist) == 12
+    np.testing.assert_allclose(mnist.images, tr_img.reshape(12, -1) / 255.0, rtol=1e-6)
+    monkeypatch.setenv("HKJAX_FASHION_MNIST", str(d))
+    fashion = data.load_dataset("fashion-mnist", "test")
+    assert fashion.name == "fashion-mnist" and len(fashion) == 5
+    with pytest.raises(FileNotFoundError, match="no such directory"):
+        data.load_dataset(f"mnist:{tmp_path / 'absent'}", "train")
+
+
+def test_missing_fashion_mnist_says_how_to_install_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("HKJAX_FASHION_MNIST", str(tmp_path / "absent"))
+    with pytest.raises(FileNotFoundError) as exc:
+        data.load_dataset("fashion-mnist", "train")
+    msg = str(exc.value)
+    assert "apt-get install dataset-fashion-mnist" in msg and "absent" in msg and "idx:DIR" in msg
 
 
 @pytest.mark.skipif(not os.path.isdir(FASHION_DIR), reason="dataset-fashion-mnist not installed")
-def test_fashion_mnist_system_copy():
+def test_fashion_mnist_system_copy(monkeypatch):
+    monkeypatch.delenv("HKJAX_FASHION_MNIST", raising=False)
+    assert data.load_dataset("fashion-mnist", "test").name == "fashion-mnist"
     tr = data.load_dataset(f"idx:{FASHION_DIR}", "train")
     te = data.load_idx(FASHION_DIR, "test")
     assert len(tr) == 60000 and len(te) == 10000

@@ -361,7 +361,7 @@ def test_training_solves_compile_without_host_callbacks():
     """The value and gradient of a loss through ``relax`` / ``relax_batch`` with
     ``throw=False`` (what training uses) hold no host callback: JAX's persistent
     compilation cache refuses programs with one (``hk.enable_compile_cache``). A traced
-    default ``dt0`` once put Diffrax's run-time sign check (an ``eqx.error_if``) into every
+    ``dt0`` would put Diffrax's run-time sign check (an ``eqx.error_if``) into every
     solve."""
     net = make_network(L.ReLU(), I.ReLU(), "full")
     s = initial_state(net)

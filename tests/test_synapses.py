@@ -616,9 +616,9 @@ def test_auto_formulation_picks_tiles_only_where_edges_cluster(n, k, random, exp
         assert auto_formulation(n, n * k // 2) == expected
 
 
-def test_earlier_auto_rules_stay_available():
-    """``auto_rule`` rebuilds what ``"auto"`` picked under an earlier rule (to load networks
-    saved then), and restores the current rule afterwards."""
+def test_other_auto_rules_stay_available():
+    """``auto_rule`` rebuilds what ``"auto"`` picks under another rule (to load networks
+    saved under it), and restores the current rule afterwards."""
     import hkjax.synapses as syn
 
     sparse, ring = graphs.ring(275, 16), graphs.ring(900, 150)

@@ -262,11 +262,10 @@ def test_shared_steps_give_the_per_example_loss_and_gradient(arrays):
         train.fit(net, task, tr, shared_steps=True, microbatch=2, **kw)
 
 
-def test_shared_steps_default_follows_constant_steps(arrays, monkeypatch):
-    """``fit(shared_steps=None)`` (the default) solves each batch as one system exactly when
-    the task takes constant steps (the same computation as per-example solves there, tested
-    above) and no ``microbatch`` is asked for; adaptive steps keep per-example solves; an
-    explicit ``True`` / ``False`` is obeyed."""
+def test_shared_steps_are_the_default_without_microbatch(arrays, monkeypatch):
+    """``fit(shared_steps=None)`` (the default) solves each batch as one system, with constant
+    or adaptive steps, unless a ``microbatch`` is asked for; an explicit ``True`` / ``False``
+    is obeyed."""
     tr, _ = arrays
     seen = []
     real = train._train_step
@@ -280,9 +279,8 @@ def test_shared_steps_default_follows_constant_steps(arrays, monkeypatch):
     cases = [
         (tasks.RelaxConfig(steps=2), {}, True),
         (tasks.RelaxConfig(steps=2), {"microbatch": 2}, False),
-        (tasks.RelaxConfig(steps=2), {"shared_steps": False}, False),
-        (tasks.RelaxConfig(max_steps=8), {}, False),
-        (tasks.RelaxConfig(max_steps=8), {"shared_steps": True}, True),
+        (tasks.RelaxConfig(max_steps=8), {}, True),
+        (tasks.RelaxConfig(max_steps=8), {"shared_steps": False}, False),
     ]
     for relax_config, extra, shared in cases:
         task = tasks.Classification(model="hopfield", n_pixels=64, n_hidden=2, n_classes=10, dim=2,
