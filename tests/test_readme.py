@@ -30,3 +30,13 @@ def test_readme_starts_with_the_two_commands():
     assert "pytest" in lines[1]
     # CI runs exactly the README's test command.
     assert lines[1] in (README.parent / ".ci" / "run").read_text()
+
+
+def test_readme_links_resolve():
+    """Every relative link of README.md names a file of the repository."""
+    text = README.read_text()
+    targets = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text)
+    local = [t for t in targets if not re.match(r"[a-z]+://", t)]
+    assert local, "README.md has no relative links to check"
+    missing = [t for t in local if not (README.parent / t).exists()]
+    assert not missing, f"README.md links to missing files: {missing}"

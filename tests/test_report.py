@@ -1,0 +1,117 @@
+"""hkjax.report: results tables generated from the runs' summary.json files."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+
+import pytest
+
+from hkjax import cli, report
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _run(tmp_path, name, **fields):
+    d = tmp_path / name
+    d.mkdir()
+    summary = {"task": "classify", "model": "hopfield", "dataset": "digits", "seed": 0, "test_accuracy": 0.9,
+               "wall_seconds": 12.0, "hkjax_version": "0.1.0", "device": "cpu: cpu x1, 2 cores",
+               "command": f"hkjax train --task classify --model hopfield --out runs/{name}",
+               "figures": ["runs/x/a.png"], **fields}
+    (d / "summary.json").write_text(json.dumps(summary))
+    return d
+
+
+def test_runs_differing_only_by_seed_and_out_share_a_row(tmp_path):
+    a = _run(tmp_path, "a", test_accuracy=0.953, wall_seconds=524.4)
+    b = _run(tmp_path, "b", seed=1, test_accuracy=0.949, wall_seconds=432.0,
+             command="hkjax train --task classify --model hopfield --seed 1 --overwrite --out runs/b")
+    c = _run(tmp_path, "c", command="hkjax train --task classify --model hopfield --lr 0.1 --out runs/c",
+             test_accuracy=0.5)
+    rows = report.rows(report.collect([a, b, c]))
+    assert [r["seeds"] for r in rows] == [[0, 1], [0]]
+    assert rows[0]["test_accuracy"] == [0.953, 0.949] and rows[0]["runs"] == ["a", "b"]
+    table = report.markdown(rows)
+    line = next(ln for ln in table.splitlines() if "| 0, 1 |" in ln)
+    # the figures are the summaries' own, per seed; the command is the first seed's
+    assert "**95.3 / 94.9 %**" in line and "524 / 432 s" in line
+    assert "`hkjax train --task classify --model hopfield --out runs/a`" in line
+    assert "--lr 0.1" in table and "**50.0 %**" in table
+    assert "figures" not in report.collect([a])[0]
+
+
+def test_edit_rows_show_both_cues_and_the_classifier(tmp_path):
+    e = _run(tmp_path, "swap", task="edit", model="hopfield_kuramoto", edit="swap", classes=[0, 1],
+             associative=True, coupling="full", accuracy_before_edit=0.953, test_accuracy_cue0=0.943,
+             test_accuracy_cue1=0.936, command="hkjax edit --from runs/h --edit swap --out runs/swap")
+    table = report.markdown(report.rows(report.collect([e])))
+    assert "edit: swap 0↔1, associative, full coupling" in table
+    assert "cue 0 (original labels): **94.3 %**" in table and "cue 1 (edited labels): **93.6 %**" in table
+    assert "before the edit 95.3 %" in table
+
+
+def test_a_report_rereads_its_own_json(tmp_path):
+    a = _run(tmp_path, "a", test_accuracy_tta=0.96, test_accuracy_uncoupled=0.95, model="hopfield_kuramoto")
+    md, js = report.write(report.collect([a]), tmp_path / "out" / "results.md", title="Digits")
+    assert md.read_text().startswith("# Digits\n\n")
+    again = report.collect([js])
+    assert report.markdown(report.rows(again)) == md.read_text().split("\n\n", 1)[1]
+    assert "with test-time shifts 96.0 %" in md.read_text() and "coupling switched off 95.0 %" in md.read_text()
+
+
+def test_update_block_replaces_only_the_marked_text(tmp_path):
+    f = tmp_path / "README.md"
+    f.write_text(f"# Title\n\nbefore\n{report.BEGIN}\nold table\n{report.END}\nafter\n")
+    assert report.update_block(f, "| new |\n")
+    assert f.read_text() == f"# Title\n\nbefore\n{report.BEGIN}\n| new |\n{report.END}\nafter\n"
+    assert report.block(f) == "| new |\n"
+    assert not report.update_block(f, "| new |")
+    g = tmp_path / "plain.md"
+    g.write_text("no markers\n")
+    with pytest.raises(report.ReportError, match="no block to fill"):
+        report.update_block(g, "x")
+    assert g.read_text() == "no markers\n"
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda d: d.mkdir(), "no summary.json"),
+    (lambda d: (d.mkdir(), (d / "summary.json").write_text("{not json")), "not valid JSON"),
+    (lambda d: (d.mkdir(), (d / "summary.json").write_text('{"task": "classify"}')), "records no command line"),
+])
+def test_unreadable_runs_are_named(tmp_path, make, match):
+    d = tmp_path / "bad"
+    make(d)
+    with pytest.raises(report.ReportError, match=match) as e:
+        report.collect([d])
+    assert "bad" in str(e.value)
+
+
+def test_the_command_reports_and_refuses_bad_input(tmp_path, capsys):
+    a = _run(tmp_path, "a")
+    assert cli.main(["report", str(a)]) == 0
+    assert "**90.0 %**" in capsys.readouterr().out
+    assert cli.main(["report", str(tmp_path / "missing")]) == 2
+    assert "missing: no summary.json" in capsys.readouterr().err
+    assert cli.main(["report", str(a), "--out", str(tmp_path / "t.txt")]) == 2
+    assert not (tmp_path / "t.txt").exists()
+
+
+
+def test_the_generated_tables_are_what_their_report_renders():
+    """The README's results table is `hkjax report`'s rendering of the committed report, not
+    typed: editing a figure by hand, or the report without re-rendering, fails here."""
+    saved = ROOT / "docs" / "results" / "digits.json"
+    assert saved.exists(), "docs/results/digits.json (written by `hkjax report --out docs/results/digits.md`) is missing"
+    table = report.markdown(report.rows(report.collect([saved])))
+    assert (ROOT / "docs" / "results" / "digits.md").read_text().endswith(table)
+    readme = ROOT / "README.md"
+    assert report.block(readme) == table, "README.md's results block differs: run `hkjax report docs/results/digits.json --readme README.md`"
+
+
+def test_runs_on_a_busy_host_are_marked(tmp_path):
+    quiet = _run(tmp_path, "q", load_average=1.2, cores=2)
+    busy = _run(tmp_path, "b", load_average=5.0, cores=2, command="hkjax train --model kuramoto --out runs/b")
+    table = report.markdown(report.rows(report.collect([quiet, busy])))
+    assert "| 12 s |" in table and "| 12 s* |" in table and "upper bound" in table
+    assert "upper bound" not in report.markdown(report.rows(report.collect([quiet])))
