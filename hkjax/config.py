@@ -15,6 +15,7 @@ import pathlib
 import tomllib
 from typing import Any
 
+from .data import describe_dataset_specs
 from .synapses import FORMULATIONS
 from .tasks import check_warp
 
@@ -51,8 +52,7 @@ class Config:
     # what
     task: str = _f("classify", "task to run", TASKS)
     model: str = _f("hopfield_kuramoto", "network model", ("hopfield", "kuramoto", "hopfield_kuramoto"))
-    dataset: str = _f("digits", "'digits' (embedded 8x8 digits), 'fashion-mnist' (Debian's dataset-fashion-mnist), "
-                                 "'mnist:DIR' (MNIST's IDX files in DIR) or 'idx:DIR' (any MNIST-format directory)")
+    dataset: str = _f("digits", describe_dataset_specs())
     out: str = _f("runs/hkjax", "output directory (config.toml, metrics.jsonl, checkpoints, summary.json, figures)")
     seed: int = _f(0, "random seed (model init, batches, augmentation)")
     # network

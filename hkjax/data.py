@@ -62,6 +62,7 @@ __all__ = [
     "load_idx",
     "load_dataset",
     "DATASET_SPECS",
+    "describe_dataset_specs",
     "FASHION_MNIST_DIR",
     "threshold_state",
     "pixel_oscillators",
@@ -515,8 +516,19 @@ def load_idx(directory: str | os.PathLike[str], split: str = "train") -> Dataset
 #: points ``--dataset fashion-mnist`` at another copy of the four IDX files.
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 
-DATASET_SPECS = ("digits", "fashion-mnist", "mnist:DIR", "idx:DIR")
-"""The forms of a dataset spec (:func:`load_dataset`, ``--dataset``)."""
+DATASET_SPECS = {
+    "digits": "embedded 8x8 digits",
+    "fashion-mnist": "Debian's dataset-fashion-mnist",
+    "mnist:DIR": "MNIST's IDX files in DIR",
+    "idx:DIR": "any MNIST-format directory",
+}
+"""The forms of a dataset spec (:func:`load_dataset`, ``--dataset``) and what each names."""
+
+
+def describe_dataset_specs() -> str:
+    """The forms of :data:`DATASET_SPECS` in one phrase (error messages, ``--dataset``'s help)."""
+    forms = [f"'{form}' ({what})" for form, what in DATASET_SPECS.items()]
+    return ", ".join(forms[:-1]) + " or " + forms[-1]
 
 
 def load_dataset(spec: str, split: str) -> Dataset:
@@ -559,11 +571,7 @@ def load_dataset(spec: str, split: str) -> Dataset:
         if isinstance(spec, str) and spec.startswith(prefix) and len(spec) > len(prefix):
             ds = load_idx(spec[len(prefix):], split)
             return dataclasses.replace(ds, name="mnist") if prefix == "mnist:" else ds
-    raise ValueError(
-        f"unknown dataset spec {spec!r}; valid forms are 'digits' (embedded 8x8 digits), "
-        f"'fashion-mnist' (Debian's dataset-fashion-mnist), 'mnist:DIR' (MNIST's IDX files in DIR) "
-        f"and 'idx:DIR' (any MNIST-format directory)"
-    )
+    raise ValueError(f"unknown dataset spec {spec!r}; valid forms are {describe_dataset_specs()}")
 
 
 # --------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import gzip
 import os
@@ -344,6 +345,13 @@ def test_load_dataset_digits_and_bad_spec():
             data.load_dataset(bad, "train")
         for form in ("digits", "fashion-mnist", "mnist:DIR", "idx:"):
             assert form in str(exc.value)
+    # the error and --dataset's help describe the same forms, from one table
+    from hkjax.config import Config
+
+    help_ = next(f.metadata["help"] for f in dataclasses.fields(Config) if f.name == "dataset")
+    assert help_ == data.describe_dataset_specs()
+    for form, what in data.DATASET_SPECS.items():
+        assert f"'{form}' ({what})" in help_
 
 
 def test_datasets_by_name_read_the_named_directory(tmp_path, monkeypatch):
