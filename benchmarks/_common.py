@@ -46,9 +46,9 @@ def paper_network(*, formulation: str = "auto", coupling: str = "full", n: int =
 def initial_states(net, batch: int, *, seed: int = 1):
     """A batch of initial states: uniform 'pixels' in [0, 1], random oscillators."""
     kx, ks = jax.random.split(jax.random.key(seed))
-    x = jax.random.uniform(kx, (batch, net.threshold.n))
-    sig = jax.random.normal(ks, (batch, net.oscillators.n, net.oscillators.dim))
-    return jax.vmap(net.init_state)(x, sig)
+    x = jax.random.uniform(kx, (batch, *net.layers["x"].shape))
+    sig = jax.random.normal(ks, (batch, *net.layers["sigma"].state_shape))
+    return jax.vmap(lambda a, b: net.init_state({"x": a, "sigma": b}))(x, sig)
 
 
 def timeit(fn, *args, repeats: int = 5):

@@ -56,11 +56,11 @@ def make_step(adjoint, shared: bool, opt):
             model = eqx.combine(p, static)
             if shared:
                 sol = hk.relax_batch(model, states, t1=1.0, max_steps=16, adjoint=adjoint, throw=False)
-                return jnp.mean(jnp.sum((sol.state.x[:, -11:] - targets) ** 2, axis=1)), sol.stats["num_steps"][0]
+                return jnp.mean(jnp.sum((sol.state["x"][:, -11:] - targets) ** 2, axis=1)), sol.stats["num_steps"][0]
 
             def one(s, y):
                 sol = hk.relax(model, s, t1=1.0, max_steps=16, adjoint=adjoint, throw=False)
-                return jnp.sum((sol.state.x[-11:] - y) ** 2), sol.stats["num_steps"]
+                return jnp.sum((sol.state["x"][-11:] - y) ** 2), sol.stats["num_steps"]
 
             losses, steps = jax.vmap(one)(states, targets)
             return jnp.mean(losses), jnp.max(steps)

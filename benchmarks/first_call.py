@@ -79,7 +79,7 @@ def child(cache: str, formulation: str = "auto") -> dict:
     def step(params, static, opt_state, states, targets):
         def loss(p):
             sol = hk.relax_batch(eqx.combine(p, static), states, t1=1.0, max_steps=16, throw=False)
-            return jnp.mean(jnp.sum((sol.state.x[:, -11:] - targets) ** 2, axis=1))
+            return jnp.mean(jnp.sum((sol.state["x"][:, -11:] - targets) ** 2, axis=1))
 
         value, grads = jax.value_and_grad(loss)(params)
         updates, opt_state = opt.update(grads, opt_state, params)

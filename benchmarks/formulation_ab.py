@@ -101,7 +101,7 @@ def main(argv=None):
         if what == "relax":
             state, steps = out[(form, what)]
             row["solver_steps"] = int(steps)
-            row["max_diff"] = float(jnp.max(jnp.abs(state.x - out[(ref, what)][0].x)))
+            row["max_diff"] = float(jnp.max(jnp.abs(state["x"] - out[(ref, what)][0]["x"])))
         else:
             row["loss"] = float(out[(form, what)][2])
         rows.append(row)

@@ -55,14 +55,14 @@ TABLES = {
 
 def _loss(net, states):
     def one(s):
-        return jnp.sum((hk.relax(net, s, t1=1.0, max_steps=64, throw=False).state.x[-11:] - 1.0) ** 2)
+        return jnp.sum((hk.relax(net, s, t1=1.0, max_steps=64, throw=False).state["x"][-11:] - 1.0) ** 2)
 
     return jnp.mean(jax.vmap(one)(states))
 
 
 def _shared_loss(net, states):
     sol = hk.relax_batch(net, states, t1=1.0, max_steps=64, throw=False)
-    return jnp.mean(jnp.sum((sol.state.x[:, -11:] - 1.0) ** 2, axis=1))
+    return jnp.mean(jnp.sum((sol.state["x"][:, -11:] - 1.0) ** 2, axis=1))
 
 
 def _layouts(net) -> str:

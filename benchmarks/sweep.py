@@ -53,9 +53,9 @@ def make_evaluate(n: int, k: int = 150, formulation: str = "auto"):
     def evaluate(template, coupling, seed):
         net = eqx.tree_at(lambda m: m.synapses[-1].weights, template, jnp.asarray(coupling, jnp.float32))
         kx, ks = jax.random.split(jax.random.fold_in(jax.random.key(0), seed))
-        state = net.init_state(x=jax.random.uniform(kx, (n,)), sigma=jax.random.normal(ks, (n, 5)))
+        state = net.init_state({"x": jax.random.uniform(kx, (n,)), "sigma": jax.random.normal(ks, (n, 5))})
         sol = hk.relax(net, state, t1=1.0, throw=False)
-        return {"energy": sol.energy[-1], "order": jnp.linalg.norm(jnp.mean(sol.state.sigma, axis=0)),
+        return {"energy": sol.energy[-1], "order": jnp.linalg.norm(jnp.mean(sol.state["sigma"], axis=0)),
                 "steps": sol.stats["num_steps"]}
 
     return template, evaluate
@@ -94,7 +94,7 @@ def main(argv=None):
     chunks = [None] + [int(c) for c in a.chunks.split(",") if c.strip()]
     for chunk in chunks:
         t = time.perf_counter()
-        table = hk.sweep.run(evaluate, params, args=template, chunk_size=chunk)
+        swept = hk.sweep.run(evaluate, params, args=template, chunk_size=chunk)
         batched_first = time.perf_counter() - t
         batched = []
         for _ in range(a.repeats):
@@ -102,7 +102,7 @@ def main(argv=None):
             hk.sweep.run(evaluate, params, args=template, chunk_size=chunk)
             batched.append(time.perf_counter() - t)
         # Relative to the spread of the energies (some final energies are close to zero).
-        agree = float(np.max(np.abs(ref - table["energy"])) / (np.ptp(ref) + 1e-12))
+        agree = float(np.max(np.abs(ref - swept["energy"])) / (np.ptp(ref) + 1e-12))
         rows.append({
             "configs": len(params["seed"]), "n": a.n, "k": a.k, "formulation": a.formulation,
             "devices": len(jax.devices()),

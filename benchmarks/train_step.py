@@ -99,9 +99,9 @@ def child(cfg: dict, repeats: int, batch: int) -> dict:
     net = paper_network(formulation=cfg.get("formulation", "auto"))
     states = initial_states(net, batch)
     if cfg["model"] == "hopfield":
-        net = hk.hopfield(net.threshold.n, lagrangian=hk.lagrangians.ReLU(), kappa=0.1,
+        net = hk.hopfield(net.layers["x"].size, lagrangian=hk.lagrangians.ReLU(), kappa=0.1,
                           init_scale=1e-2, key=jax.random.key(2))
-        states = hk.State(x=states.x)
+        states = {"x": states["x"]}
     labels = jnp.arange(batch) % 10
     targets = 2.0 * jax.nn.one_hot(labels, 11) - 1.0
     steady = cfg["adjoint"] == "implicit"
@@ -110,12 +110,12 @@ def child(cfg: dict, repeats: int, batch: int) -> dict:
         def one(s, y):
             sol = hk.relax(model, s, t1=cfg["t1"], max_steps=cfg["max_steps"], adjoint=cfg["adjoint"],
                            steady_state=steady, throw=False)
-            return jnp.sum((sol.state.x[-11:] - y) ** 2), sol.stats["num_steps"]
+            return jnp.sum((sol.state["x"][-11:] - y) ** 2), sol.stats["num_steps"]
 
         if cfg.get("shared"):
             sol = hk.relax_batch(model, states, t1=cfg["t1"], max_steps=cfg["max_steps"], adjoint=cfg["adjoint"],
                                  steady_state=steady, throw=False)
-            return jnp.mean(jnp.sum((sol.state.x[:, -11:] - targets) ** 2, axis=1)), sol.stats["num_steps"][0]
+            return jnp.mean(jnp.sum((sol.state["x"][:, -11:] - targets) ** 2, axis=1)), sol.stats["num_steps"][0]
         if cfg.get("microbatch"):
             losses, steps = jax.lax.map(lambda a: one(*a), (states, targets), batch_size=cfg["microbatch"])
         else:

@@ -57,17 +57,25 @@ class _AutodiffSynapse(AbstractSynapse):
 
     inner: AbstractSynapse
 
-    def energy(self, g, sigma):
-        return self.inner.energy(g, sigma)
+    @property
+    def layers(self):
+        return self.inner.layers
+
+    @property
+    def rotation_invariant(self):
+        return self.inner.rotation_invariant
+
+    def energy(self, *values):
+        return self.inner.energy(*values)
 
     def prepare(self):
         return tuple(_AutodiffSynapse(s) for s in self.inner.prepare())
 
-    def threshold_size(self):
-        return self.inner.threshold_size()
+    def requirements(self):
+        return self.inner.requirements()
 
-    def oscillator_size(self):
-        return self.inner.oscillator_size()
+    def check(self, layers, where):
+        self.inner.check(layers, where)
 
 
 def measure(form: str, batch: int, repeats: int) -> dict:
@@ -87,7 +95,7 @@ def measure(form: str, batch: int, repeats: int) -> dict:
     n, d = PAPER["n"], PAPER["dim"]
     flops = n * n * (5 + 6 * d) * batch
     return {
-        "formulation": form, "n": n, "dim": d, "batch": batch, "dtype": str(one.x.dtype),
+        "formulation": form, "n": n, "dim": d, "batch": batch, "dtype": str(one["x"].dtype),
         "vector_field_ms": 1e3 * t1, "vector_field_batch_ms": 1e3 * tb,
         "field_gflops": flops / tb / 1e9,
         "relax_batch_ms": 1e3 * tr, "relax_batch_min_ms": 1e3 * trmin, "relax_first_call_s": first,

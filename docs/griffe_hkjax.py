@@ -5,7 +5,7 @@ written with reStructuredText inline markup, as ``help()`` and Sphinx read them.
 extension, loaded by ``mkdocs.yml``, makes them render as Markdown:
 
 * reStructuredText links, ```text <https://...>`_``, become Markdown links;
-* **roles** (``:func:`relax```, ``:class:`~hkjax.State```, ``:data:``, ``:meth:``,
+* **roles** (``:func:`relax```, ``:class:`~hkjax.Network```, ``:data:``, ``:meth:``,
   ``:attr:``, ``:mod:``) become code spans, linked to their entry in the API reference when
   the target is an hkjax object that the reference renders, plain code otherwise (Python,
   JAX, Diffrax objects; private helpers);

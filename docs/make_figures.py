@@ -49,13 +49,13 @@ def overview(path: pathlib.Path = OUT) -> pathlib.Path:
         coupling_weights=jnp.asarray(0.5 * gain / n), key=kn,
     )
     cue = jnp.where(jax.random.bernoulli(kc, flip, (n,)), -xi[0], xi[0])
-    state0 = net.init_state(x=0.5 * cue, key=ks)  # random oscillators on the sphere
+    state0 = net.init_state({"x": 0.5 * cue}, key=ks)  # random oscillators on the sphere
     ts = jnp.linspace(0.0, t1, 161)
     sol = hk.relax(net, state0, t1=t1, saveat=ts, max_steps=4096)
     assert bool(sol.succeeded) and net.is_lyapunov
 
     t, e = np.asarray(sol.ts), np.asarray(sol.energy)
-    x, sigma, p0 = np.asarray(sol.states.x), np.asarray(sol.states.sigma), np.asarray(xi[0])
+    x, sigma, p0 = np.asarray(sol.states["x"]), np.asarray(sol.states["sigma"]), np.asarray(xi[0])
     m = np.tanh(x) @ p0 / n
     r = hk.plotting.order_parameter_values(sigma)
     r_xi = hk.plotting.order_parameter_values(p0[None, :, None] * sigma)

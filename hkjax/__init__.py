@@ -1,7 +1,7 @@
 """hkjax: energy-first associative memories binding threshold and oscillatory units.
 
 Fanaskov & Oseledets, "Binding threshold units with artificial oscillatory neurons",
-arXiv 2505.03648. Units and synapses are Equinox modules composed into one energy; its
+arXiv 2505.03648. Layers and synapses are Equinox modules composed into one energy; its
 Lyapunov flow is solved with Diffrax.
 """
 
@@ -9,17 +9,17 @@ from . import _xla
 
 _xla.apply()  # before any JAX computation: see hkjax/_xla.py
 
-from . import checkpoint, config, data, graphs, interactions, lagrangians, sweep, synapses, tasks, train, units
+from . import checkpoint, config, data, graphs, interactions, lagrangians, layers, sweep, synapses, tasks, train
 from .config import Config
-from .network import COUPLINGS, Network, hopfield, hopfield_kuramoto, kuramoto
+from .layers import OscillatorLayer, ThresholdLayer
+from .network import COUPLINGS, Network, hierarchical_hopfield, hopfield, hopfield_kuramoto, kuramoto
 from .relax import ADJOINTS, Solution, relax, relax_batch
 from .tasks import Addition, Classification, MemoryEditing
 from .train import FitResult, evaluate, fit, make_optimizer
-from .units import OscillatorUnits, State, ThresholdUnits
 
 enable_compile_cache = _xla.enable_compile_cache
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 __all__ = [
     "checkpoint",
@@ -33,12 +33,12 @@ __all__ = [
     "interactions",
     "lagrangians",
     "synapses",
-    "units",
+    "layers",
     "Network",
-    "State",
-    "ThresholdUnits",
-    "OscillatorUnits",
+    "ThresholdLayer",
+    "OscillatorLayer",
     "hopfield",
+    "hierarchical_hopfield",
     "kuramoto",
     "hopfield_kuramoto",
     "relax",

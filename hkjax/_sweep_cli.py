@@ -279,38 +279,40 @@ def set_params(net, *, coupling=None, coupling_scale=None, kappa_h=None, kappa_k
     import equinox as eqx
     import jax.numpy as jnp
 
-    from .synapses import CouplingSynapse, HopfieldSynapse, KuramotoSynapse, MultiplicativeCouplingSynapse
+    from .network import OSCILLATORS, THRESHOLD
+    from .synapses import Coupling, Hopfield, Kuramoto, MultiplicativeCoupling
 
     def couplings(m):
-        return ([s.weights for s in _find(m, CouplingSynapse)]
-                + [s.strength for s in _find(m, MultiplicativeCouplingSynapse)])
+        return ([s.weights for s in _find(m, Coupling)]
+                + [s.strength for s in _find(m, MultiplicativeCoupling)])
 
     if kappa_h is not None:
-        net = eqx.tree_at(lambda m: [m.threshold.kappa, m.threshold.tau] + [s.kappa for s in _find(m, HopfieldSynapse)],
+        net = eqx.tree_at(lambda m: [m.layers[THRESHOLD].kappa, m.layers[THRESHOLD].tau] + [s.kappa for s in _find(m, Hopfield)],
                           net, replace_fn=lambda _: kappa_h)
     if kappa_k is not None:
-        net = eqx.tree_at(lambda m: [m.oscillators.tau] + [s.kappa for s in _find(m, KuramotoSynapse)],
+        net = eqx.tree_at(lambda m: [m.layers[OSCILLATORS].tau] + [s.kappa for s in _find(m, Kuramoto)],
                           net, replace_fn=lambda _: kappa_k)
     if coupling is not None:
         net = eqx.tree_at(couplings, net, replace_fn=lambda w: jnp.full_like(w, coupling))
     if coupling_scale is not None:
         net = eqx.tree_at(couplings, net, replace_fn=lambda w: w * coupling_scale)
     if omega is not None:
-        old = net.oscillators.omega
+        old = net.layers[OSCILLATORS].omega
         new = omega * pattern
         if old is not None:
             new = new + (old[None] if old.ndim == 2 else old)
-        net = eqx.tree_at(lambda m: m.oscillators.omega, net, new, is_leaf=lambda x: x is None)
+        net = eqx.tree_at(lambda m: m.layers[OSCILLATORS].omega, net, new, is_leaf=lambda x: x is None)
     return net
 
 
 def _check_applicable(net, names) -> None:
-    from .synapses import CouplingSynapse, MultiplicativeCouplingSynapse
+    from .network import OSCILLATORS, THRESHOLD
+    from .synapses import Coupling, MultiplicativeCoupling
 
-    has_coupling = bool(_find(net, CouplingSynapse) or _find(net, MultiplicativeCouplingSynapse))
-    needs = {"kappa_h": (net.threshold is not None, "threshold units"),
-             "kappa_k": (net.oscillators is not None, "oscillators"),
-             "omega": (net.oscillators is not None, "oscillators"),
+    has_coupling = bool(_find(net, Coupling) or _find(net, MultiplicativeCoupling))
+    needs = {"kappa_h": (THRESHOLD in net.layers, "threshold units"),
+             "kappa_k": (OSCILLATORS in net.layers, "oscillators"),
+             "omega": (OSCILLATORS in net.layers, "oscillators"),
              "coupling": (has_coupling, "a Hopfield-Kuramoto coupling"),
              "coupling_scale": (has_coupling, "a Hopfield-Kuramoto coupling")}
     for name in names:
@@ -326,6 +328,9 @@ def make_evaluate(variants, *, has_oscillators: bool):
     ``task.init_state(example_i, split(fold_in(key(seed), i))[1])``."""
     import jax
     import jax.numpy as jnp
+
+    from .network import OSCILLATORS, THRESHOLD
+    from .tasks import PIXELS
 
     def evaluate(shared, *, variant, seed, noise=None, **params):
         task = variants[variant]
@@ -344,11 +349,16 @@ def make_evaluate(variants, *, has_oscillators: bool):
             y = task.scores(net, st)
             out = {"energy": sol.energy[-1], "accuracy": (jnp.argmax(y) == task.target(example)).astype(jnp.float32),
                    "prediction": jnp.argmax(y), "steps": sol.stats["num_steps"], "result": sol.stats["result"]}
-            q = 2.0 * st.x[:p] - 1.0 if st.x is not None else st.sigma[:p] @ st.sigma[task.ref_index]
+            if PIXELS in st:
+                q = 2.0 * st[PIXELS] - 1.0
+            elif THRESHOLD in st:
+                q = 2.0 * st[THRESHOLD][:p] - 1.0
+            else:
+                q = st[OSCILLATORS][:p] @ st[OSCILLATORS][task.ref_index]
             q0 = 2.0 * clean - 1.0
             out["overlap"] = jnp.dot(q, q0) / (jnp.linalg.norm(q) * jnp.linalg.norm(q0) + 1e-12)
             if has_oscillators:
-                out["order"] = jnp.linalg.norm(jnp.mean(st.sigma, axis=0))
+                out["order"] = jnp.linalg.norm(jnp.mean(st[OSCILLATORS], axis=0))
             return out
 
         n = examples["images"].shape[0]
@@ -455,6 +465,7 @@ def run_command(cfg, opts: dict) -> dict:
 
     from . import sweep
     from .config import from_dict
+    from .network import OSCILLATORS
 
     t0 = time.time()
     if opts.get("distributed"):
@@ -469,7 +480,7 @@ def run_command(cfg, opts: dict) -> dict:
     cfg, variants = _build_variants(cfg, axes, m)
     cont = {k: v for k, v in axes.items() if k in CONTINUOUS}
     static_names = [k for k in axes if k in STATIC]
-    has_osc = all(v[2].oscillators is not None for v in variants)
+    has_osc = all(OSCILLATORS in v[2].layers for v in variants)
     for _, _, net, _ in variants:
         _check_applicable(net, cont)
     if "order" in opts["metric"] and not has_osc:

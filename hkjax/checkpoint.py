@@ -27,6 +27,12 @@ The safetensors ``__metadata__`` holds two strings: ``"hkjax"``, a JSON object, 
     load the leaf of ``like`` is used after checking that it matches what was saved
     (``"type"``, plus ``"repr"`` for Python scalars, or ``"name"`` for callables).
 
+**Derived arrays are not stored.** A module whose class names fields in a tuple
+``derived_fields`` (e.g. :class:`hkjax.synapses.Pairs`: the index arrays of a graph's layout,
+computed from its edges) is saved without them; :func:`load` takes them from ``like`` after
+checking that the module's stored arrays (the edges) equal ``like``'s. A change in how a
+layout is computed therefore never breaks a checkpoint.
+
 Public API: :func:`save`, :func:`load`, :func:`read_metadata`, :func:`leaves`,
 :func:`save_step`, :func:`latest` and :class:`CheckpointError`.
 """
@@ -69,7 +75,9 @@ PathLike = str | os.PathLike[str]
 PyTree = Any
 
 #: The checkpoint format version this module reads and writes.
-FORMAT_VERSION: int = 2
+FORMAT_VERSION: int = 3
+#: Earlier format versions, and the last hkjax release that reads each.
+_OLD_FORMATS = {2: "0.2.0"}
 
 _HEADER_KEY, _HEADER_SHA_KEY = "hkjax", "hkjax_sha256"
 #: The start of files in hkjax's own binary format, and the last hkjax release that reads it.
@@ -82,11 +90,9 @@ _PLAIN_DTYPES = frozenset(map(np.dtype, "bool int8 uint8 int16 uint16 int32 uint
                                         "float16 float32 float64".split()))
 _DIFFERENT_CONFIG_HINT = (
     "the checkpoint was written by a model with a different configuration; "
-    "build `like` with the same configuration (sizes, depth, optimiser, graph "
-    "layout) that was used when the checkpoint was saved (a network saved with "
-    "formulation='auto' under another rule is built inside "
-    "hk.synapses.auto_rule(rule), rules in hk.synapses.AUTO_RULES; "
-    "hk.checkpoint.leaves lists what the checkpoint holds)"
+    "build `like` with the same configuration (sizes, depth, optimiser, graphs) "
+    "that was used when the checkpoint was saved (hk.checkpoint.leaves lists what "
+    "the checkpoint holds)"
 )
 
 
@@ -279,6 +285,41 @@ def _encode(tree: PyTree) -> tuple[list[dict[str, Any]], dict[str, np.ndarray]]:
     return entries, tensors
 
 
+def _has_derived(x: Any) -> bool:
+    return isinstance(x, eqx.Module) and isinstance(getattr(type(x), "derived_fields", None), tuple)
+
+
+def _strip(module: Any) -> Any:
+    """``module`` with its ``derived_fields`` set to ``None``."""
+    names = [f for f in type(module).derived_fields if getattr(module, f) is not None]
+    if not names:
+        return module
+    return eqx.tree_at(lambda m: [getattr(m, f) for f in names], module, [None] * len(names),
+                       is_leaf=lambda x: x is None)
+
+
+def _without_derived(tree: PyTree) -> PyTree:
+    """``tree`` with the derived fields of its modules removed (see the module docstring)."""
+    return jax.tree_util.tree_map(lambda x: _strip(x) if _has_derived(x) else x, tree, is_leaf=_has_derived)
+
+
+def _with_derived(loaded: PyTree, like: PyTree, path: pathlib.Path) -> PyTree:
+    """``loaded`` (stripped) with the derived fields of ``like``, after checking that every
+    module holding derived fields stored the same arrays as ``like``'s."""
+    ours = jax.tree_util.tree_flatten_with_path(loaded, is_leaf=_has_derived)[0]
+    theirs = jax.tree_util.tree_leaves(like, is_leaf=_has_derived)
+    for (key_path, a), b in zip(ours, theirs):
+        if not _has_derived(a):
+            continue
+        same = all(np.array_equal(np.asarray(u), np.asarray(v)) for u, v in zip(
+            jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(_strip(b))))
+        if not same:
+            raise CheckpointError(
+                f"{path}: {jax.tree_util.keystr(key_path)} ({type(a).__name__}) was saved with other "
+                f"arrays (e.g. another graph) than `like` holds; {_DIFFERENT_CONFIG_HINT}")
+    return jax.tree_util.tree_map(lambda a, b: b if a is None else a, loaded, like, is_leaf=lambda x: x is None)
+
+
 def _write_all(f: Any, data: bytes) -> None:
     """Write ``data`` to the open binary file ``f`` (a hook for crash tests)."""
     f.write(data)
@@ -320,7 +361,7 @@ def save(
     """
     path = pathlib.Path(path)
     user_metadata = _validate_metadata(metadata)
-    entries, tensors = _encode(tree)
+    entries, tensors = _encode(_without_derived(tree))
     header = json.dumps({"format_version": FORMAT_VERSION, "hkjax_version": _hkjax_version(),
                          "metadata": user_metadata, "leaves": entries},
                         ensure_ascii=False, separators=(",", ":"))
@@ -385,6 +426,12 @@ def _header(path: pathlib.Path, meta: Mapping[str, str], names: set[str]) -> dic
         raise CheckpointError(
             f"{path} uses checkpoint format version {version}, but this hkjax ({_hkjax_version()}) "
             f"reads version {FORMAT_VERSION}; upgrade hkjax to load it")
+    if version in _OLD_FORMATS:
+        reader = _OLD_FORMATS[version]
+        raise CheckpointError(
+            f"{path} was written by an older hkjax (checkpoint format {version}); this hkjax "
+            f"({_hkjax_version()}) reads format {FORMAT_VERSION}: load it with hkjax {reader} "
+            f"(pip install 'hkjax=={reader}') or re-run the training")
     if version != FORMAT_VERSION:
         raise _corrupted(path, f"unknown format version {version!r}")
     if hashlib.sha256(text.encode()).hexdigest() != meta.get(_HEADER_SHA_KEY):
@@ -528,6 +575,7 @@ def load(path: PathLike, like: PyTree) -> tuple[PyTree, dict[str, Any]]:
             shape, dtype or static value; the message names the leaf).
     """
     path = pathlib.Path(path)
+    full_like, like = like, _without_derived(like)
     like_leaves, treedef = jax.tree_util.tree_flatten_with_path(like)
     key_paths = [jax.tree_util.keystr(kp) for kp, _ in like_leaves]
     with _opened(path) as (st, header):
@@ -550,7 +598,8 @@ def load(path: PathLike, like: PyTree) -> tuple[PyTree, dict[str, Any]]:
     new_leaves = [like_leaf if arr is None else _restore(arr, entry, like_leaf, index, path)
                   for index, (arr, entry, (_, like_leaf)) in enumerate(
                       zip(arrays, entries, like_leaves))]
-    return jax.tree_util.tree_unflatten(treedef, new_leaves), dict(header["metadata"])
+    tree = jax.tree_util.tree_unflatten(treedef, new_leaves)
+    return _with_derived(tree, full_like, path), dict(header["metadata"])
 
 
 def read_metadata(path: PathLike) -> dict[str, Any]:

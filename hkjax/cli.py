@@ -12,7 +12,6 @@ and exit with status 2.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import json
 import os
@@ -194,75 +193,14 @@ def _task(cfg: Config, ds, *, kind: str | None = None, model: str | None = None)
     raise ValueError(f"task={kind!r} cannot be trained with this command")
 
 
-def _network(cfg: Config, task, key, *, saved: pathlib.Path | None = None, **kw):
-    """The run's network; ``saved``: the checkpoint directory of a run it must match (to
-    load or resume). A run saved with another layout of its graphs (``"auto"`` under another
-    of :data:`hkjax.synapses.AUTO_RULES`; ``"tiles"`` with 128-row tiles) holds that
-    layout's arrays, so the network is rebuilt the way its latest
-    checkpoint was laid out: the first of :func:`_layouts` whose arrays have the saved paths
-    and shapes (the current one when none does; loading then says what differs)."""
-
-    def build():
-        return task.build(
-            key, k=cfg.degree, rewire=cfg.rewire, coupling=cfg.coupling, kappa_h=cfg.kappa_h,
-            kappa_k=cfg.kappa_k, init_scale=cfg.init_scale, kuramoto_graph=cfg.kuramoto_term,
-            formulation=cfg.formulation, **kw,
-        )
-
-    want = _saved_model_arrays(saved) if saved is not None else None
-    if not want:
-        return build()
-    from . import synapses
-
-    first = None
-    for rule, block in _layouts(cfg):
-        with contextlib.ExitStack() as layout:
-            if rule is not None:
-                layout.enter_context(synapses.auto_rule(rule))
-            if block is not None:
-                layout.enter_context(synapses.tile_block_limit(block))
-            net = build()
-        if _model_arrays(net) == want:
-            return net
-        if first is None:
-            first = net
-    return first
-
-
-def _layouts(cfg: Config) -> list[tuple[int | None, int | None]]:
-    """``(auto rule, tile rows)`` of every layout a saved run's graphs may have, the current
-    one (``(None, None)``) first: the other ``"auto"`` rules, highest number first, and tiles
-    of 128 rows."""
-    from . import synapses
-
-    rules = [None]
-    if cfg.formulation == "auto":
-        rules += sorted((r for r in synapses.AUTO_RULES if r != synapses.AUTO_RULE), reverse=True)
-    return [(rule, block) for rule in rules for block in (None, 128)]
-
-
-def _model_arrays(net) -> set:
-    """``(path, shape)`` of every array of ``net`` as a checkpoint's ``"model"`` entry names it."""
-    import equinox as eqx
-    import jax
-
-    flat, _ = jax.tree_util.tree_flatten_with_path({"model": net})
-    return {(jax.tree_util.keystr(p), tuple(x.shape)) for p, x in flat if eqx.is_array(x)}
-
-
-def _saved_model_arrays(ckpt_dir: pathlib.Path) -> set | None:
-    """``(path, shape)`` of the model arrays in the latest checkpoint of ``ckpt_dir``
-    (``None``: no checkpoint there, or none readable; loading reports what is wrong)."""
-    from . import checkpoint
-
-    last = checkpoint.latest(ckpt_dir) if ckpt_dir.is_dir() else None
-    if last is None:
-        return None
-    try:
-        rows = checkpoint.leaves(last)
-    except (OSError, checkpoint.CheckpointError):
-        return None
-    return {(r["path"], tuple(r["shape"])) for r in rows if r["kind"] == "array" and r["path"].startswith("['model']")}
+def _network(cfg: Config, task, key, **kw):
+    """The run's network, built from its configuration (graphs, couplings, scales) and key;
+    ``kw`` are further arguments of :func:`hkjax.tasks.build_network`."""
+    return task.build(
+        key, k=cfg.degree, rewire=cfg.rewire, coupling=cfg.coupling, kappa_h=cfg.kappa_h,
+        kappa_k=cfg.kappa_k, init_scale=cfg.init_scale, kuramoto_graph=cfg.kuramoto_term,
+        formulation=cfg.formulation, **kw,
+    )
 
 
 def _optimizer(cfg: Config, steps: int, lr: float):
@@ -409,6 +347,8 @@ def _figures(out: pathlib.Path, cfg: Config, net, task, test_arrays, ev) -> list
     import jax.numpy as jnp
     import numpy as np
 
+    from .network import OSCILLATORS
+
     written = []
 
     def attempt(name, fn, *args):
@@ -447,10 +387,10 @@ def _figures(out: pathlib.Path, cfg: Config, net, task, test_arrays, ev) -> list
         ts = jnp.linspace(0.0, cfg.t1, 41)
         sol = task.relax_config(net, state0, saveat=ts)
         attempt("energy", plotting.energy_trace, np.asarray(sol.ts), np.asarray(sol.energy), out / "energy.png")
-        if sol.states.sigma is not None:
-            attempt("order_parameter", plotting.order_parameter, np.asarray(sol.ts), np.asarray(sol.states.sigma),
+        if OSCILLATORS in sol.states:
+            attempt("order_parameter", plotting.order_parameter, np.asarray(sol.ts), np.asarray(sol.states[OSCILLATORS]),
                     out / "order_parameter.png")
-            attempt("gram", plotting.gram_heatmap, np.asarray(sol.state.sigma), out / "gram.png")
+            attempt("gram", plotting.gram_heatmap, np.asarray(sol.state[OSCILLATORS]), out / "gram.png")
     except Exception as e:  # noqa: BLE001
         _log(f"hkjax: relaxation figures skipped ({type(e).__name__}: {e})")
     return written
@@ -523,9 +463,9 @@ def _train(cfg: Config, *, figures: bool = True, command: str | None = None) -> 
     if cfg.task not in ("classify", "addition"):
         raise ValueError(f"hkjax train: --task {cfg.task} is not trained here; use `hkjax edit` / `hkjax retrieve`")
     t0 = time.time()
-    if cfg.from_run and cfg.model == "kuramoto":
-        raise ValueError("--from starts the threshold units from a Hopfield classifier; the kuramoto model has none "
-                         "(use --model hopfield or hopfield_kuramoto)")
+    if cfg.from_run and cfg.model in ("kuramoto", "hierarchical"):
+        raise ValueError(f"--from starts the threshold units from a Hopfield classifier; the {cfg.model} model cannot "
+                         "take its weights (use --model hopfield or hopfield_kuramoto)")
     if cfg.freeze_hopfield and cfg.model != "hopfield_kuramoto":
         raise ValueError(f"--freeze-hopfield keeps the Hopfield weights and trains the coupling around them; the "
                          f"{cfg.model} model has no coupling (use --model hopfield_kuramoto)")
@@ -544,7 +484,7 @@ def _train(cfg: Config, *, figures: bool = True, command: str | None = None) -> 
                          f"task needs {task.n} (a classifier of the same dataset is needed)")
     _check_resumable(cfg, saved)
     out = _write_config(cfg)
-    net = _network(cfg, task, jax.random.key(cfg.seed), saved=out / "checkpoints", **start)
+    net = _network(cfg, task, jax.random.key(cfg.seed), **start)
     res = _fit(cfg, task, net, train_arrays, test_arrays, out, steps=cfg.steps, lr=cfg.lr, val_arrays=val_arrays)
     ev = train.evaluate(res.model, task, test_arrays, key=jax.random.key(10_000 + cfg.seed))
     summary = {
@@ -628,10 +568,9 @@ def _load_run(run_dir: pathlib.Path):
     tr, _ = _load_data(cfg)
     task = _task(cfg, tr, kind="edit", model="hopfield_kuramoto") if cfg.task == "edit" else _task(cfg, tr)
     if cfg.task == "edit":
-        like = _network(cfg.replace(model="hopfield_kuramoto"), task, jax.random.key(cfg.seed + 7),
-                        saved=run_dir / "checkpoints")
+        like = _network(cfg.replace(model="hopfield_kuramoto"), task, jax.random.key(cfg.seed + 7))
     else:
-        like = _network(cfg, task, jax.random.key(cfg.seed), saved=run_dir / "checkpoints")
+        like = _network(cfg, task, jax.random.key(cfg.seed))
     template = {"model": like, "opt_state": _opt_like(cfg, like, task), "step": jax.numpy.asarray(0),
                 "key": jax.random.key(0)}
     if cfg.ema > 0:
@@ -710,7 +649,7 @@ def _edit(cfg: Config, *, command: str | None = None) -> dict:
     before = train.evaluate(classifier, ctask, test_arrays, key=jax.random.key(10_000 + cfg.seed))
     w, b = tasks.hopfield_parameters(classifier)
     # 2. the Hopfield-Kuramoto network around the frozen classifier
-    net = _network(cfg, task, jax.random.key(cfg.seed + 7), saved=out / "checkpoints", hopfield_weights=w,
+    net = _network(cfg, task, jax.random.key(cfg.seed + 7), hopfield_weights=w,
                    hopfield_bias=b)
     res = _fit(cfg, task, net, train_arrays, test_arrays, out, steps=cfg.edit_steps, lr=cfg.edit_lr,
                val_arrays=val_arrays, seed_offset=100)

@@ -51,7 +51,8 @@ class Config:
 
     # what
     task: str = _f("classify", "task to run", TASKS)
-    model: str = _f("hopfield_kuramoto", "network model", ("hopfield", "kuramoto", "hopfield_kuramoto"))
+    model: str = _f("hopfield_kuramoto", "network model (hierarchical: pixel, hidden and softmax class layers bound by dense synapses)",
+                    ("hopfield", "kuramoto", "hopfield_kuramoto", "hierarchical"))
     dataset: str = _f("digits", describe_dataset_specs())
     out: str = _f("runs/hkjax", "output directory (config.toml, metrics.jsonl, checkpoints, summary.json, figures)")
     seed: int = _f(0, "random seed (model init, batches, augmentation)")

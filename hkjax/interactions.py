@@ -31,7 +31,7 @@ def _log_cosh(s):
 class AbstractInteraction(eqx.Module):
     """A pair potential ``F(s)``, evaluated elementwise on the alignments of the edges.
 
-    A :class:`~hkjax.synapses.KuramotoSynapse` on graph ``G`` contributes
+    A :class:`~hkjax.synapses.Kuramoto` on graph ``G`` contributes
     ``κ Σ_(i,j)∈G F_ij(σᵢ·σⱼ)``. A subclass declares its per-edge parameters in
     ``param_names`` and implements :meth:`__call__` (and, for speed, :meth:`derivative`).
     """

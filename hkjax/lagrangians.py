@@ -34,7 +34,7 @@ class AbstractLagrangian(eqx.Module):
     """A convex function ``L: R^N → R`` whose gradient is the activation of the units.
 
     A subclass implements :meth:`__call__` (``L``) and :meth:`activation` (``∇L`` in closed
-    form); :class:`~hkjax.ThresholdUnits` uses them for the Legendre energy ``x·g − L(x)``.
+    form); :class:`~hkjax.ThresholdLayer` uses them for the Legendre energy ``x·g − L(x)``.
     """
 
     @abc.abstractmethod

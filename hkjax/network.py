@@ -1,18 +1,25 @@
-"""Networks: units and synapses composed into one energy, and its Lyapunov flow.
+"""Networks: named layers bound by synapses into one energy, and its Lyapunov flow.
 
-``E(x, σ) = E_units(x) + Σ_s E_s(g(x), σ)``. The flow is derived from ``E``:
+``E(state) = Σ_layers E_layer + Σ_synapses E_s(values of the layers it binds)``, where a
+threshold layer's value is its activation ``g = ∇L(x)`` and an oscillator layer's its unit
+vectors ``σ``. The flow is derived from ``E``, once, for every layer:
 
-* threshold units: ``τ ẋ = −∂E/∂g`` (the Legendre term contributes ``κ x``),
-* oscillators: ``τ σ̇ = −P_σ ∂E/∂σ + τ Ω σ``,
+* threshold layers: ``τ ẋ = −∂E/∂g`` (the Legendre term contributes ``κ x``),
+* oscillator layers: ``τ σ̇ = −P_σ ∂E/∂σ + τ Ω σ``,
 
-with ``∂E/∂g`` and ``∂E/∂σ`` taken from the synapses (``jax.grad`` of their energies, or a
-closed form a synapse provides and the tests check against ``jax.grad``).
+with ``∂E/∂g`` and ``∂E/∂σ`` summed over the synapses (``jax.grad`` of their energies, or a
+closed form a synapse provides and the tests check against ``jax.grad``). States are dicts
+``{layer name: array}``.
 
 The presets :func:`hopfield`, :func:`kuramoto` and :func:`hopfield_kuramoto` build the
-three models of Fanaskov & Oseledets (arXiv 2505.03648) with the paper's parametrisation.
+three models of Fanaskov & Oseledets (arXiv 2505.03648) with the paper's parametrisation,
+on a threshold layer named ``"x"`` and an oscillator layer named ``"sigma"``;
+:func:`hierarchical_hopfield` stacks threshold layers bound by dense synapses.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import equinox as eqx
 import jax
@@ -22,80 +29,108 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from . import interactions as _interactions
 from .lagrangians import AbstractLagrangian
+from .layers import AbstractLayer, OscillatorLayer, ThresholdLayer
 from .synapses import (
+    Bias,
+    Dense,
     AbstractSynapse,
-    CouplingSynapse,
-    HopfieldSynapse,
-    KuramotoSynapse,
-    MultiplicativeCouplingSynapse,
+    Coupling,
+    Hopfield,
+    Kuramoto,
+    MultiplicativeCoupling,
     Pairs,
-    StimulusSynapse,
+    Stimulus,
 )
-from .units import OscillatorUnits, State, ThresholdUnits
 
-__all__ = ["Network", "hopfield", "kuramoto", "hopfield_kuramoto", "COUPLINGS"]
+__all__ = ["Network", "hopfield", "kuramoto", "hopfield_kuramoto", "hierarchical_hopfield", "COUPLINGS", "THRESHOLD", "OSCILLATORS"]
 
 COUPLINGS = ("full", "additive", "multiplicative")
+#: The presets' layer names: threshold units ``x`` and oscillators ``σ``.
+THRESHOLD, OSCILLATORS = "x", "sigma"
 
 
 @eqx.filter_jit  # compiled: a Hessian traced op by op is slow (seconds at n = 64)
-def _effective_weights(network, state):
-    g = network._activation(state)
+def _effective_weights(network, state, layer):
+    values = network.values(state)
 
     def e_syn(g):
-        return sum(s.energy(g, state.sigma) for s in network.synapses)
+        v = dict(values, **{layer: g})
+        return sum(s.energy(*(v[n] for n in s.layers)) for s in network.synapses if layer in s.layers)
 
-    return -jax.hessian(e_syn)(g) / network.threshold.kappa
+    g = values[layer].reshape(-1)
+    shape = values[layer].shape
+    return -jax.hessian(lambda flat: e_syn(flat.reshape(shape)))(g) / network.layers[layer].kappa
 
 
 class Network(eqx.Module):
-    """Threshold units and/or oscillators bound by synapses into one energy.
+    """Named layers bound by synapses into one energy.
 
     Arguments:
-        threshold: :class:`~hkjax.ThresholdUnits` or ``None``.
-        oscillators: :class:`~hkjax.OscillatorUnits` or ``None``.
-        synapses: a sequence of :class:`~hkjax.synapses.AbstractSynapse`.
+        layers: a mapping ``{name: layer}`` of :class:`~hkjax.ThresholdLayer` and
+            :class:`~hkjax.OscillatorLayer`.
+        synapses: a sequence of :class:`~hkjax.synapses.AbstractSynapse`, each naming the
+            layers it binds.
 
     Raises:
-        ValueError: a synapse sized for a different number of units, or one that needs
-            units the network does not have.
+        TypeError: a layer or synapse that is not one, an oscillator synapse on a threshold
+            layer (or the reverse).
+        ValueError: no layers, a synapse naming a layer the network lacks, or one sized for
+            a layer of another size.
     """
 
-    threshold: ThresholdUnits | None
-    oscillators: OscillatorUnits | None
+    layers: dict[str, AbstractLayer]
     synapses: tuple[AbstractSynapse, ...]
 
-    def __init__(self, threshold=None, oscillators=None, synapses=()):
-        if threshold is None and oscillators is None:
-            raise ValueError("Network needs threshold units, oscillators, or both")
-        self.threshold, self.oscillators = threshold, oscillators
+    def __init__(self, layers: Mapping[str, AbstractLayer], synapses=()):
+        if not isinstance(layers, Mapping) or not layers:
+            raise ValueError(
+                "Network needs layers={name: layer, ...}, e.g. "
+                "{'x': hk.ThresholdLayer((16,), hk.lagrangians.Tanh())}")
+        for name, layer in layers.items():
+            if not isinstance(name, str) or not name:
+                raise TypeError(f"layer names must be non-empty strings, got {name!r}")
+            if not isinstance(layer, AbstractLayer):
+                raise TypeError(
+                    f"layers[{name!r}] is a {type(layer).__name__}; pass an hk.ThresholdLayer or hk.OscillatorLayer")
+        self.layers = dict(sorted(layers.items()))  # the order pytrees flatten a dict in
         self.synapses = tuple(synapses)
         for k, s in enumerate(self.synapses):
             if not isinstance(s, AbstractSynapse):
                 raise TypeError(f"synapses[{k}] is a {type(s).__name__}, not an hkjax synapse")
-            for size, units, what in (
-                (s.threshold_size(), threshold, "threshold units"),
-                (s.oscillator_size(), oscillators, "oscillators"),
-            ):
-                if size is None:
-                    continue
-                if units is None:
-                    raise ValueError(f"synapses[{k}] ({type(s).__name__}) needs {what}; the network has none")
-                if size != units.n:
-                    raise ValueError(
-                        f"synapses[{k}] ({type(s).__name__}) is sized for {size} {what}, "
-                        f"the network has {units.n}"
-                    )
+            where = f"synapses[{k}] ({type(s).__name__})"
+            missing = [n for n in s.layers if n not in self.layers]
+            if missing:
+                raise ValueError(
+                    f"{where} binds layer {missing[0]!r}, which the network does not have; "
+                    f"its layers are {sorted(self.layers)}")
+            s.check(tuple(self.layers[n] for n in s.layers), where)
 
     # -- properties --------------------------------------------------------------------
+    def _of_kind(self, kind: str) -> dict[str, AbstractLayer]:
+        return {n: layer for n, layer in self.layers.items() if layer.kind == kind}
+
+    @property
+    def threshold_layers(self) -> dict[str, ThresholdLayer]:
+        """The threshold layers, by name."""
+        return self._of_kind("threshold")
+
+    @property
+    def oscillator_layers(self) -> dict[str, OscillatorLayer]:
+        """The oscillator layers, by name."""
+        return self._of_kind("oscillator")
+
+    @property
+    def rotating(self) -> bool:
+        """Whether some oscillator layer has a natural frequency ``Ω``."""
+        return any(layer.omega is not None for layer in self.oscillator_layers.values())
+
     @property
     def is_lyapunov(self) -> bool:
         """Whether the energy provably never increases along the flow: no natural frequency,
-        or one global ``Ω`` with a rotation-invariant energy (no stimulus)."""
-        osc = self.oscillators
-        if osc is None or osc.omega is None:
+        or one global ``Ω`` per layer with a rotation-invariant energy (no stimulus)."""
+        if not self.rotating:
             return True
-        if osc.per_neuron_omega:
+        if not all(layer.is_lyapunov for layer in self.layers.values()):
             return False
         return all(s.rotation_invariant for s in self.synapses)
 
@@ -106,151 +141,138 @@ class Network(eqx.Module):
         return eqx.tree_at(lambda net: net.synapses, self, synapses)
 
     # -- energy and flow ---------------------------------------------------------------
-    def _activation(self, state: State):
-        return None if self.threshold is None else self.threshold.activation(state.x)
+    def values(self, state: dict) -> dict[str, Array]:
+        """What synapses see of every layer at ``state``: activations ``g`` of threshold
+        layers, ``σ`` of oscillator layers (a dict by layer name)."""
+        return {n: layer.value(state[n]) for n, layer in self.layers.items()}
 
-    def energy(self, state: State) -> Float[Array, ""]:
-        """The scalar energy ``E(state) = κ_H (x·g − L(x)) + Σ_synapses E_s(g, σ)``.
+    def energy(self, state: dict) -> Float[Array, ""]:
+        """The scalar energy ``Σ_layers E_layer + Σ_synapses E_s``.
 
         Arguments:
-            state: a :class:`~hkjax.State` with ``x`` ``(n,)`` and/or ``sigma`` ``(m, dim)``
-                for the units this network has (single sample; ``vmap`` for batches).
+            state: ``{layer name: array}`` for every layer (single sample; ``vmap`` for
+                batches), e.g. from :meth:`init_state`.
 
         Returns:
-            The scalar energy (the units' Legendre term plus every synapse's energy).
+            The scalar energy (the layers' own terms plus every synapse's energy).
 
         Raises:
-            TypeError: ``state`` is not a :class:`~hkjax.State`.
-            ValueError: ``state`` lacks a field the network needs, has one it lacks, or has
-                the wrong shapes.
+            TypeError: ``state`` is not a dict.
+            ValueError: ``state`` lacks a layer, has one the network lacks, or a wrong shape.
         """
         self._check_structure(state)
-        g = self._activation(state)
-        e = 0.0 if self.threshold is None else self.threshold.energy(state.x, g)
+        v = self.values(state)
+        e = sum(layer.energy(state[n], v[n]) for n, layer in self.layers.items())
         for s in self.synapses:
-            e = e + s.energy(g, state.sigma)
+            e = e + s.energy(*(v[n] for n in s.layers))
         return jnp.asarray(e)
 
-    def synapse_gradient(self, state: State):
-        """``(∂E_syn/∂g, ∂E_syn/∂σ)``: the synapses' energy gradients at ``state``."""
-        g = self._activation(state)
-        dg = None if g is None else jnp.zeros_like(g)
-        ds = None if state.sigma is None else jnp.zeros_like(state.sigma)
+    def synapse_gradient(self, state: dict) -> dict[str, Array | None]:
+        """``∂E_syn/∂value`` for every layer at ``state`` (``None`` where no synapse binds it)."""
+        v = self.values(state)
+        grads: dict[str, Array | None] = {n: None for n in self.layers}
         for s in self.synapses:
-            a, b = s.gradient(g, state.sigma)
-            if a is not None:
-                dg = dg + a
-            if b is not None:
-                ds = ds + b
-        return dg, ds
+            for n, d in zip(s.layers, s.gradient(*(v[n] for n in s.layers))):
+                if d is not None:
+                    grads[n] = d if grads[n] is None else grads[n] + d
+        return grads
 
-    def vector_field(self, t, state: State, args=None) -> State:
-        """The Lyapunov flow of :meth:`energy` (a ``State`` of time derivatives).
+    def vector_field(self, t, state: dict, args=None) -> dict:
+        """The Lyapunov flow of :meth:`energy`: a dict of time derivatives by layer name.
 
-        ``ẋ = −(κ x + ∂E_syn/∂g)/τ``, ``σ̇ = −P_σ ∂E_syn/∂σ / τ_σ + Ω σ``.
-        Signature ``(t, y, args)`` as Diffrax expects.
+        ``ẋ = −(κ x + ∂E_syn/∂g)/τ`` for threshold layers, ``σ̇ = −P_σ ∂E_syn/∂σ / τ + Ω σ``
+        for oscillator layers. Signature ``(t, y, args)`` as Diffrax expects.
 
         Arguments:
             t: time (unused: the flow is autonomous).
-            state: the :class:`~hkjax.State` ``y`` at which to evaluate the flow.
+            state: the state ``y`` (a dict by layer name) at which to evaluate the flow.
             args: unused (Diffrax's ``args``).
 
         Returns:
-            A :class:`~hkjax.State` of time derivatives, with the structure of ``state``.
+            A dict of time derivatives, with the structure of ``state``.
 
         Raises:
             ValueError: a ``state`` that does not fit the network (see :meth:`energy`).
         """
         self._check_structure(state)
-        dg, ds = self.synapse_gradient(state)
-        dx = dsigma = None
-        if self.threshold is not None:
-            th = self.threshold
-            dx = -(th.kappa * state.x + dg) / th.tau
-        if self.oscillators is not None:
-            osc = self.oscillators
-            dsigma = -osc.project(state.sigma, ds) / osc.tau + osc.rotation(state.sigma)
-        return State(x=dx, sigma=dsigma)
+        v = self.values(state)
+        grads = self.synapse_gradient(state)
+        return {n: layer.flow(state[n], v[n], grads[n]) for n, layer in self.layers.items()}
 
-    def effective_weights(self, state: State) -> Float[Array, "n n"]:
-        """The weights the threshold units feel at ``state``: ``−∂²E_syn/∂g²`` divided by the
-        Hopfield scale ``κ_H`` (``W_s + κ_H⁻¹ C ⊙ Gram(σ)`` for the Hopfield–Kuramoto model).
+    def project(self, state: dict) -> dict:
+        """``state`` with every oscillator mapped back onto its sphere (any leading axes)."""
+        return {n: self.layers[n].project(v) if n in self.layers else v for n, v in state.items()}
+
+    def effective_weights(self, state: dict, layer: str | None = None) -> Float[Array, "n n"]:
+        """The weights threshold layer ``layer`` feels at ``state``: ``−∂²E_syn/∂g²`` divided
+        by its energy scale ``κ`` (``W_s + κ_H⁻¹ C ⊙ Gram(σ)`` for the Hopfield–Kuramoto model).
 
         Arguments:
-            state: the :class:`~hkjax.State` at which the oscillators' ``Gram(σ)`` is taken.
+            state: the state at which the oscillators' ``Gram(σ)`` is taken.
+            layer: the threshold layer (default: the only one).
 
         Returns:
-            The ``(n, n)`` effective weight matrix (by autodiff: a Hessian, so ``O(n²)``).
+            The ``(n, n)`` effective weight matrix over the layer's flattened units (by
+            autodiff: a Hessian, so ``O(n²)``).
 
         Raises:
-            ValueError: the network has no threshold units.
+            ValueError: the network has no threshold layer, several and ``layer`` is not
+                given, or ``layer`` is not a threshold layer.
         """
-        if self.threshold is None:
-            raise ValueError("effective_weights needs threshold units")
-        return _effective_weights(self, state)
+        th = self.threshold_layers
+        if layer is None:
+            if len(th) != 1:
+                raise ValueError(
+                    f"effective_weights: the network has threshold layers {sorted(th)}; pass layer=<one of them>")
+            layer = next(iter(th))
+        if layer not in th:
+            raise ValueError(f"effective_weights: {layer!r} is not a threshold layer; choose one of {sorted(th)}")
+        return _effective_weights(self, state, layer)
 
     # -- states ------------------------------------------------------------------------
-    def init_state(self, x=None, sigma=None, *, key: PRNGKeyArray | None = None) -> State:
-        """A validated initial state.
+    def init_state(self, values: Mapping[str, Array] | None = None, *, key: PRNGKeyArray | None = None) -> dict:
+        """A validated initial state, ``{layer name: array}``.
 
         Arguments:
-            x: ``(n,)`` threshold state (default zeros).
-            sigma: ``(m, dim)`` oscillators, normalised onto the sphere here (default:
-                uniformly random unit vectors drawn with ``key``).
-            key: needed only when ``sigma`` is omitted.
+            values: initial states of some or all layers (a mapping by layer name). Threshold
+                layers not given start at zero; oscillators are normalised onto the sphere
+                here, and those not given are drawn uniformly with ``key``.
+            key: needed only when an oscillator layer is not given (one key for one such
+                layer, else ``jax.random.split(key, count)`` over them in sorted order of
+                their names).
 
         Raises:
-            ValueError: wrong shapes, a zero oscillator, non-finite values, or ``x`` /
-                ``sigma`` given for units the network does not have.
+            ValueError: a name that is not a layer, wrong shapes, a zero oscillator,
+                non-finite values, or a missing oscillator layer without ``key``.
+            TypeError: ``values`` is not a mapping, or has non-floating-point arrays.
         """
-        th, osc = self.threshold, self.oscillators
-        if th is None and x is not None:
-            raise ValueError("x was given but the network has no threshold units; drop x")
-        if osc is None and sigma is not None:
-            raise ValueError("sigma was given but the network has no oscillators; drop sigma")
-        if th is not None:
-            x = jnp.zeros(th.n) if x is None else jnp.asarray(x)
-            if x.shape != (th.n,):
-                raise ValueError(f"x has shape {x.shape}; this network has {th.n} threshold units, pass shape ({th.n},)")
-            if not jnp.issubdtype(x.dtype, jnp.floating):
-                raise TypeError(f"x has dtype {x.dtype}; pass a floating-point array")
-            x = eqx.error_if(x, ~jnp.all(jnp.isfinite(x)), "x contains NaN or inf; pass finite values")
-        if osc is not None:
-            if sigma is None:
-                if key is None:
-                    raise ValueError("pass sigma, or key=... to draw random oscillators")
-                sigma = jax.random.normal(key, (osc.n, osc.dim))
-            sigma = jnp.asarray(sigma)
-            if sigma.shape != (osc.n, osc.dim):
-                raise ValueError(
-                    f"sigma has shape {sigma.shape}; this network has {osc.n} oscillators in "
-                    f"dimension {osc.dim}, pass shape ({osc.n}, {osc.dim})"
-                )
-            if not jnp.issubdtype(sigma.dtype, jnp.floating):
-                raise TypeError(f"sigma has dtype {sigma.dtype}; pass a floating-point array")
-            norm = jnp.linalg.norm(sigma, axis=-1, keepdims=True)
-            sigma = eqx.error_if(
-                sigma,
-                ~jnp.all(jnp.isfinite(sigma)) | jnp.any(norm == 0),
-                "sigma contains NaN/inf or a zero vector; every oscillator needs a finite, non-zero direction",
-            )
-            sigma = sigma / norm
-        return State(x=x, sigma=sigma)
+        values = {} if values is None else values
+        if not isinstance(values, Mapping):
+            raise TypeError(
+                f"init_state takes a dict {{layer name: array}}, got {type(values).__name__}; "
+                f"this network's layers are {sorted(self.layers)}")
+        unknown = [n for n in values if n not in self.layers]
+        if unknown:
+            raise ValueError(f"init_state: {unknown[0]!r} is not a layer of this network; its layers are {sorted(self.layers)}")
+        drawn = [n for n, layer in self.layers.items() if layer.kind == "oscillator" and n not in values]
+        keys = {}
+        if drawn and key is not None:
+            keys = {drawn[0]: key} if len(drawn) == 1 else dict(zip(drawn, jax.random.split(key, len(drawn))))
+        return {n: layer.init(values.get(n), keys.get(n), n) for n, layer in self.layers.items()}
 
     def _check_structure(self, state):
-        if not isinstance(state, State):
-            raise TypeError(f"state must be an hkjax.State (see Network.init_state), got {type(state).__name__}")
-        if (self.threshold is None) != (state.x is None) or (self.oscillators is None) != (state.sigma is None):
+        if not isinstance(state, Mapping):
+            raise TypeError(
+                f"state must be a dict {{layer name: array}} (see Network.init_state), got {type(state).__name__}")
+        if set(state) != set(self.layers):
+            missing = sorted(set(self.layers) - set(state))
+            extra = sorted(set(state) - set(self.layers))
             raise ValueError(
-                "state does not match the network's units (x given iff threshold units, sigma iff "
-                "oscillators); build it with network.init_state"
-            )
-        if self.threshold is not None and state.x.shape[-1:] != (self.threshold.n,):
-            raise ValueError(f"state.x has shape {state.x.shape}; expected ({self.threshold.n},)")
-        if self.oscillators is not None and state.sigma.shape[-2:] != (self.oscillators.n, self.oscillators.dim):
-            raise ValueError(
-                f"state.sigma has shape {state.sigma.shape}; expected ({self.oscillators.n}, {self.oscillators.dim})"
-            )
+                f"state does not match the network's layers {sorted(self.layers)}"
+                + (f": missing {missing}" if missing else "") + (f", unknown {extra}" if extra else "")
+                + "; build it with network.init_state")
+        for n, layer in self.layers.items():
+            layer._check(state[n], n)
 
 
 # ---------------------------------------------------------------------------------------
@@ -304,8 +326,8 @@ def hopfield(
     scale = 1.0 / np.sqrt(n) if init_scale is None else init_scale
     w = _param(weights, (n, n), "weights", key, scale)
     b = jnp.zeros(n) if bias is None else _param(bias, (n,), "bias", key, scale)
-    th = ThresholdUnits(n, lagrangian=lagrangian, kappa=kappa)
-    return Network(threshold=th, synapses=[HopfieldSynapse(w, b, kappa=kappa)])
+    th = ThresholdLayer((n,), lagrangian, kappa=kappa)
+    return Network({THRESHOLD: th}, [Hopfield(THRESHOLD, w, b, kappa=kappa)])
 
 
 def kuramoto(
@@ -332,19 +354,19 @@ def kuramoto(
             ``N(0, init_scale²)`` unless it already has them or ``weights`` is given.
         weights: explicit per-edge parameters, ``(E,)`` or ``(E, P)`` (columns in the order
             of ``interaction.param_names``).
-        omega: natural frequency (see :class:`~hkjax.OscillatorUnits`).
+        omega: natural frequency (see :class:`~hkjax.OscillatorLayer`).
         stimulus: ``(n, dim)`` conditional stimulus ``c`` (optional).
         kappa: energy scale and time constant ``κ_K``.
         formulation: how edge sums are evaluated (see :mod:`hkjax.synapses`).
         key: PRNG key (keyword only).
     """
-    osc = OscillatorUnits(n, dim, tau=kappa, omega=omega)
+    osc = OscillatorLayer((n,), dim, tau=kappa, omega=omega)
     pairs = Pairs(edges, n, formulation=formulation, name="edges")
     inter = _interaction(interaction, pairs.num_edges, weights, key, init_scale, "weights")
-    syn: list[AbstractSynapse] = [KuramotoSynapse(pairs, inter, kappa=kappa)]
+    syn: list[AbstractSynapse] = [Kuramoto(OSCILLATORS, pairs, inter, kappa=kappa)]
     if stimulus is not None:
-        syn.append(StimulusSynapse(stimulus))
-    return Network(oscillators=osc, synapses=syn)
+        syn.append(Stimulus(OSCILLATORS, stimulus))
+    return Network({OSCILLATORS: osc}, syn)
 
 
 def hopfield_kuramoto(
@@ -400,22 +422,73 @@ def hopfield_kuramoto(
     kw, kb, kk, kc = jax.random.split(key, 4)
     w = _param(hopfield_weights, (n, n), "hopfield_weights", kw, init_scale)
     b = jnp.zeros(n) if hopfield_bias is None else _param(hopfield_bias, (n,), "hopfield_bias", kb, init_scale)
-    hop = HopfieldSynapse(w, b, kappa=kappa_h)
-    th = ThresholdUnits(n, lagrangian=lagrangian, kappa=kappa_h)
-    osc = OscillatorUnits(n, dim, tau=kappa_k, omega=omega)
+    hop = Hopfield(THRESHOLD, w, b, kappa=kappa_h)
+    th = ThresholdLayer((n,), lagrangian, kappa=kappa_h)
+    osc = OscillatorLayer((n,), dim, tau=kappa_k, omega=omega)
     syn: list[AbstractSynapse] = []
     if edges_k is not None:
         pk = Pairs(edges_k, n, formulation=formulation, name="edges_k")
         inter = _interaction(interaction, pk.num_edges, kuramoto_weights, kk, init_scale, "kuramoto_weights")
-        syn.append(KuramotoSynapse(pk, inter, kappa=kappa_k))
+        syn.append(Kuramoto(OSCILLATORS, pk, inter, kappa=kappa_k))
     phk = Pairs(edges_hk, n, formulation=formulation, name="edges_hk")
     if coupling == "multiplicative":
         alpha = jnp.asarray(1.0) if coupling_weights is None else coupling_weights
-        syn.append(MultiplicativeCouplingSynapse(hop, phk, alpha))
+        syn.append(MultiplicativeCoupling(OSCILLATORS, hop, phk, alpha))
     else:
         shape = (phk.num_edges,) if coupling == "full" else ()
         cw = _param(coupling_weights, shape, "coupling_weights", kc, init_scale)
-        syn = [hop] + syn + [CouplingSynapse(phk, cw)]
+        syn = [hop] + syn + [Coupling(THRESHOLD, OSCILLATORS, phk, cw)]
     if stimulus is not None:
-        syn.append(StimulusSynapse(stimulus))
-    return Network(threshold=th, oscillators=osc, synapses=syn)
+        syn.append(Stimulus(OSCILLATORS, stimulus))
+    return Network({THRESHOLD: th, OSCILLATORS: osc}, syn)
+
+
+def hierarchical_hopfield(
+    sizes,
+    lagrangians,
+    *,
+    names=None,
+    init_scale: float | None = None,
+    key: PRNGKeyArray,
+) -> Network:
+    """A stack of threshold layers, each bound to the next by a :class:`~hkjax.synapses.Dense`
+    synapse, with a :class:`~hkjax.synapses.Bias` on every layer after the first:
+
+    ``E = Σ_l (x_l·g_l − L_l(x_l)) − Σ_l g_lᵀ W_l g_{l+1} − Σ_{l≥1} b_l·g_l``.
+
+    Each layer has its own Lagrangian (a :class:`~hkjax.lagrangians.Softmax` class layer
+    normalises over the classes only), e.g. the paper's stack ``[784, 100, 100, 100, 10]``.
+
+    Arguments:
+        sizes: units per layer (at least two), or layer shapes.
+        lagrangians: one Lagrangian for every layer, or one for all.
+        names: layer names (default ``"input"``, ``"hidden_1"``, ..., ``"output"``).
+        init_scale: std of the initial weights (default ``1/√fan_in`` per synapse); biases
+            start at zero.
+        key: PRNG key (keyword only).
+
+    Raises:
+        ValueError: fewer than two layers, or ``lagrangians`` / ``names`` of another length.
+    """
+    sizes = list(sizes)
+    if len(sizes) < 2:
+        raise ValueError(f"sizes={sizes!r}: a hierarchy needs at least two layers, e.g. [64, 100, 10]")
+    if isinstance(lagrangians, AbstractLagrangian):
+        lagrangians = [lagrangians] * len(sizes)
+    lagrangians = list(lagrangians)
+    if len(lagrangians) != len(sizes):
+        raise ValueError(f"lagrangians has {len(lagrangians)} entries for {len(sizes)} layers; pass one per layer or one for all")
+    if names is None:
+        names = ["input"] + [f"hidden_{k}" for k in range(1, len(sizes) - 1)] + ["output"]
+    names = list(names)
+    if len(names) != len(sizes) or len(set(names)) != len(names):
+        raise ValueError(f"names={names!r}: pass {len(sizes)} distinct layer names")
+    layers = {name: ThresholdLayer(size, lag) for name, size, lag in zip(names, sizes, lagrangians)}
+    synapses: list[AbstractSynapse] = []
+    keys = jax.random.split(key, len(sizes) - 1)
+    for k, (a, b) in enumerate(zip(names[:-1], names[1:])):
+        n_in, n_out = layers[a].size, layers[b].size
+        scale = 1.0 / np.sqrt(n_in) if init_scale is None else init_scale
+        synapses.append(Dense(a, b, scale * jax.random.normal(keys[k], (n_in, n_out))))
+    synapses += [Bias(name, jnp.zeros(layers[name].shape)) for name in names[1:]]
+    return Network(layers, synapses)

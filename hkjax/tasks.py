@@ -2,7 +2,7 @@
 memory editing and pattern retrieval.
 
 A *task* is a small Equinox module holding only static configuration. It knows how to turn
-one example (a dict of arrays) into an initial :class:`~hkjax.State`, how to read a
+one example (a dict of arrays) into an initial state (a dict by layer name), how to read a
 prediction off the relaxed state, and the loss. :func:`hkjax.train.fit` needs these methods:
 
 * ``sample(arrays, key, batch_size) -> batch``: a random training batch (dict of arrays
@@ -41,10 +41,9 @@ from . import data as _data
 from . import graphs as _graphs
 from . import interactions as _interactions
 from . import lagrangians as _lagrangians
-from .network import Network, hopfield, hopfield_kuramoto, kuramoto
+from .network import OSCILLATORS, THRESHOLD, Network, hierarchical_hopfield, hopfield, hopfield_kuramoto, kuramoto
 from .relax import relax, relax_batch
-from .synapses import CouplingSynapse, HopfieldSynapse, MultiplicativeCouplingSynapse
-from .units import State
+from .synapses import Coupling, Hopfield, MultiplicativeCoupling
 
 __all__ = [
     "MODELS",
@@ -67,9 +66,14 @@ __all__ = [
     "hopfield_parameters",
     "hebbian_weights",
     "retrieval",
+    "PIXELS",
+    "HIDDEN",
+    "CLASSES",
 ]
 
-MODELS = ("hopfield", "kuramoto", "hopfield_kuramoto")
+MODELS = ("hopfield", "kuramoto", "hopfield_kuramoto", "hierarchical")
+#: The layers of the ``"hierarchical"`` model: pixels → hidden → classes.
+PIXELS, HIDDEN, CLASSES = "pixels", "hidden", "classes"
 EDITS = ("swap", "conflate")
 
 
@@ -101,6 +105,7 @@ def build_network(
     hopfield_bias=None,
     kuramoto_graph: bool = True,
     formulation: str = "auto",
+    sizes: tuple[int, int, int] | None = None,
     key: PRNGKeyArray,
 ) -> Network:
     """A network of ``n`` units for the tasks, with the paper's ingredients.
@@ -112,7 +117,10 @@ def build_network(
     Arguments:
         model: ``"hopfield"`` (dense weights, ``κ = kappa_h``), ``"kuramoto"`` (oscillators
             in dimension ``dim`` on a small-world graph) or ``"hopfield_kuramoto"`` (both,
-            coupled with ``coupling`` on a second small-world graph).
+            coupled with ``coupling`` on a second small-world graph), or ``"hierarchical"``:
+            layers ``"pixels"`` → ``"hidden"`` → ``"classes"`` of ``sizes`` (ReLU, ReLU and a
+            softmax over the classes), dense synapses between consecutive layers
+            (:func:`hkjax.hierarchical_hopfield`; weights ``N(0, init_scale²)``).
         hopfield_weights, hopfield_bias: explicit Hopfield parameters (memory editing).
         n: number of units (threshold units and/or oscillators).
         dim, k, rewire, coupling, kappa_h, kappa_k, init_scale: oscillator dimension, graph
@@ -120,15 +128,22 @@ def build_network(
             energy scales ``κ_H`` and ``κ_K``, and the spread of the initial parameters.
         kuramoto_graph: whether the Hopfield–Kuramoto model has a Kuramoto term at all.
         formulation: how the graph terms are evaluated (:data:`hkjax.synapses.FORMULATIONS`).
+        sizes: ``(pixels, hidden, classes)`` of the ``"hierarchical"`` model (``n`` their sum).
         key: PRNG key (keyword only).
 
     Raises:
-        ValueError: an unknown ``model``, or sizes the graphs cannot hold.
+        ValueError: an unknown ``model``, sizes the graphs cannot hold, or a hierarchical
+            model without ``sizes`` summing to ``n``.
     """
     if model not in MODELS:
         raise ValueError(f"model={model!r} is unknown; choose one of {MODELS}")
     kg1, kg2, kp = jax.random.split(key, 3)
     relu_l = _lagrangians.ReLU()
+    if model == "hierarchical":
+        if sizes is None or sum(sizes) != n:
+            raise ValueError(f"model='hierarchical' needs sizes=(pixels, hidden, classes) summing to n={n}, got {sizes!r}")
+        return hierarchical_hopfield(sizes, [relu_l, relu_l, _lagrangians.Softmax()], names=(PIXELS, HIDDEN, CLASSES),
+                                     init_scale=init_scale, key=kp)
     if model == "hopfield":
         return hopfield(
             n, lagrangian=relu_l, weights=hopfield_weights, bias=hopfield_bias,
@@ -157,8 +172,8 @@ def hopfield_parameters(network: Network) -> tuple[Array, Array]:
         ValueError: the network has no Hopfield synapse.
     """
     found = [
-        s for s in jax.tree_util.tree_leaves(network, is_leaf=lambda x: isinstance(x, HopfieldSynapse))
-        if isinstance(s, HopfieldSynapse)
+        s for s in jax.tree_util.tree_leaves(network, is_leaf=lambda x: isinstance(x, Hopfield))
+        if isinstance(s, Hopfield)
     ]
     if not found:
         raise ValueError("the network has no Hopfield synapse")
@@ -168,32 +183,32 @@ def hopfield_parameters(network: Network) -> tuple[Array, Array]:
 def freeze_hopfield(network: Network):
     """A ``trainable`` filter for :func:`hkjax.train.fit`: every floating-point array of
     ``network`` except the Hopfield synapse's weights and bias (also when it is wrapped in a
-    :class:`~hkjax.synapses.MultiplicativeCouplingSynapse`)."""
+    :class:`~hkjax.synapses.MultiplicativeCoupling`)."""
 
     def spec(x):
-        if isinstance(x, HopfieldSynapse):
+        if isinstance(x, Hopfield):
             return jax.tree_util.tree_map(lambda _: False, x)
         return eqx.is_inexact_array(x)
 
-    return jax.tree_util.tree_map(spec, network, is_leaf=lambda x: isinstance(x, HopfieldSynapse))
+    return jax.tree_util.tree_map(spec, network, is_leaf=lambda x: isinstance(x, Hopfield))
 
 
 def uncouple(network: Network) -> Network:
     """``network`` with its Hopfield–Kuramoto coupling switched off: the weights of every
-    :class:`~hkjax.synapses.CouplingSynapse` (full or additive) and the strength ``α`` of a
-    :class:`~hkjax.synapses.MultiplicativeCouplingSynapse` set to zero, everything else as
+    :class:`~hkjax.synapses.Coupling` (full or additive) and the strength ``α`` of a
+    :class:`~hkjax.synapses.MultiplicativeCoupling` set to zero, everything else as
     it is. The threshold units then relax as in the Hopfield network alone, whatever the
     oscillators do, so the accuracy of the uncoupled network next to the coupled one shows
     what the oscillators contribute to a trained Hopfield–Kuramoto classifier."""
 
     def off(x):
-        if isinstance(x, CouplingSynapse):
+        if isinstance(x, Coupling):
             return eqx.tree_at(lambda m: m.weights, x, jnp.zeros_like(x.weights))
-        if isinstance(x, MultiplicativeCouplingSynapse):
+        if isinstance(x, MultiplicativeCoupling):
             return eqx.tree_at(lambda m: m.strength, x, jnp.zeros_like(x.strength))
         return x
 
-    coupling = (CouplingSynapse, MultiplicativeCouplingSynapse)
+    coupling = (Coupling, MultiplicativeCoupling)
     return jax.tree_util.tree_map(off, network, is_leaf=lambda x: isinstance(x, coupling))
 
 
@@ -202,15 +217,22 @@ def uncouple(network: Network) -> Network:
 # ---------------------------------------------------------------------------------------
 
 
-def threshold_readout(state: State, n_classes: int) -> Float[Array, " c"]:
+def _state(x, sigma) -> dict:
+    """A preset network's state: threshold units ``x`` and oscillators ``sigma`` (``None``
+    where the model has none)."""
+    return {name: v for name, v in ((THRESHOLD, x), (OSCILLATORS, sigma)) if v is not None}
+
+
+def threshold_readout(state: dict, n_classes: int) -> Float[Array, " c"]:
     """The final class units ``x[-C:]`` of ``state``, ``C = n_classes`` (threshold models)."""
-    return state.x[-n_classes:]
+    return state[THRESHOLD][-n_classes:]
 
 
-def oscillator_readout(state: State, n_classes: int, ref_index: int) -> Float[Array, " c"]:
+def oscillator_readout(state: dict, n_classes: int, ref_index: int) -> Float[Array, " c"]:
     """``σ_class · σ_ref`` for each class oscillator (the last ``C = n_classes`` rows of
-    ``state.sigma``), against the reference oscillator in row ``ref_index``."""
-    return state.sigma[-n_classes:] @ state.sigma[ref_index]
+    ``state["sigma"]``), against the reference oscillator in row ``ref_index``."""
+    sigma = state[OSCILLATORS]
+    return sigma[-n_classes:] @ sigma[ref_index]
 
 
 def squared_loss(scores: Float[Array, " c"], label: Int[Array, ""], n_classes: int) -> Float[Array, ""]:
@@ -258,7 +280,7 @@ class RelaxConfig(eqx.Module):
     rtol: float = eqx.field(static=True, default=1e-3)
     atol: float = eqx.field(static=True, default=1e-6)
 
-    def __call__(self, network: Network, state0: State, *, saveat=None):
+    def __call__(self, network: Network, state0: dict, *, saveat=None):
         """Relax ``state0`` under ``network`` with this configuration.
 
         Arguments:
@@ -273,7 +295,7 @@ class RelaxConfig(eqx.Module):
         """
         return relax(network, state0, saveat=saveat, **self._options())
 
-    def batch(self, network: Network, states0: State, *, saveat=None):
+    def batch(self, network: Network, states0: dict, *, saveat=None):
         """Relax a batch of states as one system with shared steps
         (:func:`hkjax.relax_batch`), with this configuration.
 
@@ -557,12 +579,14 @@ class _Base(eqx.Module):
             s = _data.rotate(s, _data.random_rotation(kr, self.dim))
         return s
 
-    def scores(self, network: Network, state: State) -> Float[Array, " c"]:
+    def scores(self, network: Network, state: dict) -> Float[Array, " c"]:
         """The readout of a relaxed ``state``: its class units, or ``σ_class·σ_ref`` for the
         Kuramoto model; non-finite values (a failed solve) become 0. ``network`` is not used
         by these readouts."""
         if self.model == "kuramoto":
             y = oscillator_readout(state, self.n_classes, self.ref_index)
+        elif self.model == "hierarchical":
+            y = state[CLASSES]
         else:
             y = threshold_readout(state, self.n_classes)
         return _finite(y)
@@ -578,7 +602,8 @@ class _Base(eqx.Module):
         """:func:`build_network` sized for this task (``n = P + H + C`` units, this task's
         ``model`` and ``dim``), drawn from ``key``; ``kwargs`` are the other arguments of
         :func:`build_network` (``k``, ``coupling``, ``kappa_h``, ...)."""
-        return build_network(self.model, n=self.n, dim=self.dim, key=key, **kwargs)
+        sizes = (self.n_pixels, self.n_hidden, self.n_classes)
+        return build_network(self.model, n=self.n, dim=self.dim, sizes=sizes, key=key, **kwargs)
 
 
 class Classification(_Base):
@@ -590,7 +615,8 @@ class Classification(_Base):
     ``{"images": (P,), "labels": ()}``.
 
     Arguments:
-        model: ``"hopfield"``, ``"kuramoto"`` or ``"hopfield_kuramoto"`` (see ``MODELS``).
+        model: ``"hopfield"``, ``"kuramoto"``, ``"hopfield_kuramoto"`` or ``"hierarchical"``
+            (see ``MODELS`` and :func:`build_network`).
         n_pixels: ``P``, pixels per image.
         n_hidden: ``H ≥ 1`` hidden units (``N_augment``; one pairs with the reference).
         n_classes: ``C`` class units.
@@ -614,20 +640,22 @@ class Classification(_Base):
 
     rotate: bool = eqx.field(static=True, default=True)
 
-    def init_state(self, example: dict, key: PRNGKeyArray) -> State:
-        """The initial state of one example: threshold units at pixels ⊕ 0 (``x = None`` for
-        the Kuramoto model); oscillators at the pixel encoding ⊕ ``e₁`` ⊕ hidden and class
-        oscillators (``osc_init``), rotated when ``rotate`` (``sigma = None`` for the
-        Hopfield model).
+    def init_state(self, example: dict, key: PRNGKeyArray) -> dict:
+        """The initial state of one example: threshold units ``"x"`` at pixels ⊕ 0 (none for
+        the Kuramoto model); oscillators ``"sigma"`` at the pixel encoding ⊕ ``e₁`` ⊕ hidden and
+        class oscillators (``osc_init``), rotated when ``rotate`` (none for the Hopfield
+        model).
 
         Arguments:
             example: ``{"images": (P,), ...}``.
             key: PRNG key for the random oscillators and the rotation.
         """
         img = example["images"]
+        if self.model == "hierarchical":
+            return {PIXELS: img, HIDDEN: jnp.zeros(self.n_hidden, img.dtype), CLASSES: jnp.zeros(self.n_classes, img.dtype)}
         x = None if self.model == "kuramoto" else self._x0(img)
         s = None if self.model == "hopfield" else self._sigma0(img, key, self.rotate)
-        return State(x=x, sigma=s)
+        return _state(x, s)
 
     def target(self, example: dict):
         """The class to predict: ``example["labels"]``."""
@@ -667,11 +695,11 @@ class Addition(_Base):
                 f"the addition task needs both kinds of units; pass model='hopfield_kuramoto' (got {self.model!r})"
             )
 
-    def init_state(self, example: dict, key: PRNGKeyArray) -> State:
+    def init_state(self, example: dict, key: PRNGKeyArray) -> dict:
         """Threshold units from ``example["images"]`` (pixels ⊕ 0), oscillators from
         ``example["images_b"]`` (encoding ⊕ ``e₁`` ⊕ hidden/class oscillators, rotated when
         ``rotate``; the random parts drawn with ``key``)."""
-        return State(x=self._x0(example["images"]), sigma=self._sigma0(example["images_b"], key, self.rotate))
+        return _state(self._x0(example["images"]), self._sigma0(example["images_b"], key, self.rotate))
 
     def target(self, example: dict):
         """``(labels + labels_b) mod C`` of ``example``."""
@@ -733,7 +761,7 @@ class MemoryEditing(_Base):
         if len(self.mapping) != self.n_classes:
             raise ValueError(f"mapping has {len(self.mapping)} entries; expected n_classes={self.n_classes}")
 
-    def init_state(self, example: dict, key: PRNGKeyArray) -> State:
+    def init_state(self, example: dict, key: PRNGKeyArray) -> dict:
         """Threshold units from ``example["images"]``; oscillators encoding
         ``example["cue_images"]`` (associative), or random unit vectors for the pixel
         oscillators (non-associative); hidden and class oscillators as in
@@ -746,7 +774,7 @@ class MemoryEditing(_Base):
             rnd = jax.random.normal(kr, (self.n_pixels, self.dim), s.dtype)
             rnd = rnd / jnp.linalg.norm(rnd, axis=-1, keepdims=True)
             s = s.at[: self.n_pixels].set(rnd)
-        return State(x=self._x0(example["images"]), sigma=s)
+        return _state(self._x0(example["images"]), s)
 
     def target(self, example: dict):
         """``mapping[label]`` under cue 1 (``example["cues"] == 1``) and the original label
@@ -881,8 +909,8 @@ def retrieval(
             e1 = jnp.zeros(dim).at[0].set(1.0)
             sigma = c[:, None] * e1[None, :] + 0.05 * jax.random.normal(k, (n, dim))
             sigma = sigma / jnp.linalg.norm(sigma, axis=-1, keepdims=True)
-        sol = relax(net, State(x=0.5 * gain * c, sigma=sigma), t1=t1, max_steps=4096, throw=False)
-        return jnp.sign(sol.state.x)
+        sol = relax(net, _state(0.5 * gain * c, sigma), t1=t1, max_steps=4096, throw=False)
+        return jnp.sign(sol.state[THRESHOLD])
 
     # the network is an argument (not a closed-over constant) of the jitted function
     out = eqx.filter_jit(jax.vmap(one, in_axes=(None, 0, 0)))(net, cue, jax.random.split(ks, trials))

@@ -304,7 +304,7 @@ def test_file_format_layout(saved):
     header, meta, tensors = _split_file(path)
     assert set(meta) == {"hkjax", "hkjax_sha256"}
     assert meta["hkjax_sha256"] == hashlib.sha256(meta["hkjax"].encode()).hexdigest()
-    assert header["format_version"] == checkpoint.FORMAT_VERSION == 2
+    assert header["format_version"] == checkpoint.FORMAT_VERSION == 3
     assert header["metadata"] == {"config": {"width": 8}}
     leaves = jax.tree_util.tree_leaves(tree)
     assert len(header["leaves"]) == len(leaves)
@@ -503,6 +503,50 @@ def test_future_format_version(saved):
     for read in (lambda: checkpoint.load(path, _state()), lambda: checkpoint.read_metadata(path), lambda: checkpoint.leaves(path)):
         with pytest.raises(CheckpointError, match=r"version 99.*upgrade hkjax"):
             read()
+
+
+def test_earlier_format_version_names_the_hkjax_that_reads_it(saved):
+    path, _ = saved
+    header, _, tensors = _split_file(path)
+    header["format_version"] = 2
+    _rewrite(path, header, tensors)
+    with pytest.raises(CheckpointError, match=r"older hkjax \(checkpoint format 2\).*hkjax 0\.2\.0"):
+        checkpoint.load(path, _state())
+
+
+def _kuramoto_net(formulation: str, seed: int = 0):
+    import hkjax as hk
+
+    n = 40
+    edges = hk.graphs.small_world(n, 8, 0.1, key=jax.random.key(seed))
+    return hk.kuramoto(n, 3, edges=edges, interaction=hk.interactions.ReLU(), formulation=formulation,
+                       key=jax.random.key(1))
+
+
+def test_graph_layouts_are_not_saved_and_load_into_any_layout(tmp_path):
+    """A network's graph is saved as its edges only; it loads into the same network laid
+    out otherwise (the layout's index arrays come from the template), with the same energy."""
+    import hkjax as hk
+
+    path = tmp_path / "net.hkjax"
+    tiled = _kuramoto_net("tiles")
+    assert tiled.synapses[0].pairs.tile_edge is not None
+    checkpoint.save(path, {"model": tiled})
+    names = {e["path"].rsplit(".", 1)[-1] for e in checkpoint.leaves(path)}
+    assert {"i", "j"} <= names and not names & set(hk.synapses.Pairs.derived_fields)
+    state = tiled.init_state(key=jax.random.key(2))
+    for formulation in ("tiles", "neighbours", "dense"):
+        loaded, _ = checkpoint.load(path, {"model": _kuramoto_net(formulation)})
+        net = loaded["model"]
+        assert net.synapses[0].pairs.formulation == formulation
+        np.testing.assert_allclose(net.energy(state), tiled.energy(state), rtol=1e-5)
+
+
+def test_a_different_graph_is_refused(tmp_path):
+    path = tmp_path / "net.hkjax"
+    checkpoint.save(path, {"model": _kuramoto_net("dense")})
+    with pytest.raises(CheckpointError, match=r"pairs.*Pairs.*another graph"):
+        checkpoint.load(path, {"model": _kuramoto_net("dense", seed=5)})
 
 
 def test_header_not_json(saved):

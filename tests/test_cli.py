@@ -11,6 +11,7 @@ import jax
 import numpy as np
 import pytest
 
+import hkjax as hk
 from hkjax import cli, config
 
 JAX_ENABLE_X64 = False
@@ -213,6 +214,19 @@ def test_val_holds_out_the_last_training_examples(tmp_path, capsys):
     assert "val=20" in capsys.readouterr().err and (out / "metrics.jsonl").read_text() == before
 
 
+def test_train_and_evaluate_a_hierarchical_classifier(tmp_path):
+    """`hkjax train --model hierarchical`: pixel, hidden and softmax class layers bound by
+    dense synapses, trained, saved and evaluated from its run directory."""
+    out = tmp_path / "hier"
+    with jax.enable_x64(False):
+        assert cli.main(["train", "--model", "hierarchical", "--steps", "3", "--n-hidden", "6", "--no-progress",
+                         "--max-train", "40", "--max-test", "20", "--out", str(out)]) == 0
+        before = json.loads((out / "summary.json").read_text())["test_accuracy"]
+        assert cli.main(["eval", "--run", str(out), "--max-test", "20"]) == 0
+    assert json.loads((out / "eval.json").read_text())["test_accuracy"] == before
+    assert config.load_toml(out / "config.toml").model == "hierarchical"
+
+
 @pytest.mark.slow
 def test_edit_keeps_the_classifiers_size_and_relaxation(tmp_path, capsys):
     """`hkjax edit --from RUN` relaxes the frozen classifier as it was trained (n_hidden, t1,
@@ -239,11 +253,16 @@ def test_edit_keeps_the_classifiers_size_and_relaxation(tmp_path, capsys):
 
 def test_formulation_flag_reaches_the_network_and_trains_alike(tmp_path):
     """`--formulation` picks how the graph terms are evaluated; the same run in two
-    formulations follows the same losses (float32 round-off) and records its choice."""
+    formulations follows the same losses (float32 round-off) and records its choice. Its
+    checkpoints hold the graphs' edges but none of a layout's index arrays, so the run
+    trained with one layout evaluates with another (its config.toml edited from dense to
+    neighbour tables; resuming loads the same way)."""
+    from hkjax import checkpoint
+
     small = ["--no-progress", "--n-hidden", "6", "--degree", "4", "--max-train", "40", "--max-test", "20",
              "--steps", "3", "--batch-size", "4", "--log-every", "1", "--eval-every", "3", "--solver-steps", "2"]
     losses = {}
-    for form in ("dense", "bcoo", "tiles"):
+    for form in ("dense", "tiles"):
         out = tmp_path / form
         with jax.enable_x64(False):
             assert cli.main(["train", "--model", "hopfield_kuramoto", "--kuramoto-term", "--formulation", form,
@@ -252,135 +271,19 @@ def test_formulation_flag_reaches_the_network_and_trains_alike(tmp_path):
         rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
         losses[form] = [r["loss"] for r in rows if r.get("split") == "train"]
     assert len(losses["dense"]) == 3
-    assert losses["dense"] == pytest.approx(losses["bcoo"], rel=1e-4)
     assert losses["dense"] == pytest.approx(losses["tiles"], rel=1e-4)
 
-
-def _saved_layout_arrays(run) -> set:
-    """Which layout arrays (dense masks, neighbour tables, tiles) the latest checkpoint of
-    the run directory ``run`` holds."""
-    from hkjax import checkpoint
-
+    run = tmp_path / "dense"
     paths = [r["path"] for r in checkpoint.leaves(checkpoint.latest(run / "checkpoints"))]
-    return {kind for kind in ("mask", "nbr", "tile_edge") if any(p.endswith("." + kind) for p in paths)}
-
-
-def test_runs_saved_without_a_formulation_key_still_load(tmp_path, capsys):
-    """A run directory whose config.toml has no `formulation` key (its graphs laid out by
-    "auto" rule 1: dense) still evaluates and resumes, although the current "auto" rule picks
-    neighbour tables for its sparse graph; nothing saved is lost."""
-    from hkjax import checkpoint
-    from hkjax.synapses import auto_formulation
-
-    run = tmp_path / "old"
-    small = ["--no-progress", "--n-hidden", "8", "--degree", "4", "--max-train", "40", "--max-test", "20",
-             "--batch-size", "4", "--solver-steps", "2", "--model", "hopfield_kuramoto", "--out", str(run)]
-    with jax.enable_x64(False):
-        assert cli.main(["train", "--formulation", "dense", "--steps", "2"] + small) == 0
-    n = 64 + 8 + 11
-    assert auto_formulation(n, n * 4 // 2) == "neighbours"  # what the current "auto" rule picks
+    assert any(p.endswith(".pairs.i") for p in paths)
+    assert not [p for p in paths if p.rsplit(".", 1)[-1] in hk.synapses.Pairs.derived_fields]
     toml = run / "config.toml"
-    toml.write_text("".join(line for line in toml.read_text().splitlines(keepends=True)
-                            if not line.startswith("formulation")))
+    toml.write_text(toml.read_text().replace('formulation = "dense"', 'formulation = "neighbours"'))
+    assert config.load_toml(toml).formulation == "neighbours"
     before = json.loads((run / "summary.json").read_text())["test_accuracy"]
-    capsys.readouterr()
     with jax.enable_x64(False):
         assert cli.main(["eval", "--run", str(run), "--max-test", "20"]) == 0
     assert json.loads((run / "eval.json").read_text())["test_accuracy"] == before
-    # ... and resumes (loading the step-2 checkpoint, which fails on a layout mismatch): the
-    # old layout is kept.
-    with jax.enable_x64(False):
-        assert cli.main(["train", "--resume", "--steps", "3"] + small) == 0
-    assert checkpoint.latest(run / "checkpoints").name == "ckpt_00000003.hkjax"
-    assert _saved_layout_arrays(run) == {"mask"}
-
-
-def test_auto_runs_saved_under_another_rule_still_load(tmp_path, monkeypatch):
-    """A run saved with `--formulation auto` under another rule (here rule 2: neighbour
-    tables for this sparse graph) evaluates and resumes under the current rule
-    (here one that picks tiles for it): the layout is read from its checkpoints."""
-    from hkjax import graphs, synapses
-
-    run = tmp_path / "auto"
-    small = ["--no-progress", "--n-hidden", "8", "--degree", "4", "--max-train", "40", "--max-test", "20",
-             "--batch-size", "4", "--solver-steps", "2", "--model", "hopfield_kuramoto", "--kuramoto-term",
-             "--out", str(run)]
-    n = 64 + 8 + 11
-
-    monkeypatch.setattr(synapses, "AUTO_RULE", 2)  # the rule the run is saved under
-    with jax.enable_x64(False):
-        assert cli.main(["train", "--steps", "2"] + small) == 0
-    assert _saved_layout_arrays(run) == {"nbr"}
-    before = json.loads((run / "summary.json").read_text())["test_accuracy"]
-    monkeypatch.setattr(synapses, "AUTO_RULE", 3)  # the current rule, with tiles for graphs this small
-    monkeypatch.setattr(synapses, "AUTO_TILES_MIN_N", 0)
-    edges = graphs.small_world(n, 4, 0.1, key=jax.random.key(0))
-    assert synapses.auto_formulation(n, len(edges), edges) == "tiles"
-    with jax.enable_x64(False):
-        assert cli.main(["eval", "--run", str(run), "--max-test", "20"]) == 0
-        assert json.loads((run / "eval.json").read_text())["test_accuracy"] == before
-        assert cli.main(["train", "--resume", "--steps", "3"] + small) == 0
-    assert _saved_layout_arrays(run) == {"nbr"}
-    assert config.load_toml(run / "config.toml").formulation == "auto"
-    # a new run in a new directory gets the current rule's layout
-    small[-1] = str(tmp_path / "new")
-    run = tmp_path / "new"
-    with jax.enable_x64(False):
-        assert cli.main(["train", "--steps", "1"] + small) == 0
-    assert _saved_layout_arrays(run) == {"tile_edge", "mask"}
-
-
-def test_tiles_runs_saved_with_another_tile_size_still_load(tmp_path, monkeypatch):
-    """A `--formulation tiles` run saved with larger tiles (as runs saved with 128-row tiles;
-    here 16 against 8, on a small network) evaluates and resumes: the tile size is
-    read from its checkpoints and the network rebuilt with it."""
-    from hkjax import checkpoint, synapses
-
-    run = tmp_path / "tiles"
-    small = ["--no-progress", "--n-hidden", "40", "--degree", "16", "--max-train", "40", "--max-test", "20",
-             "--batch-size", "4", "--solver-steps", "2", "--model", "hopfield_kuramoto", "--kuramoto-term", "--formulation", "tiles",
-             "--out", str(run)]
-    n = 64 + 40 + 11
-
-    def tile_sizes():
-        rows = checkpoint.leaves(checkpoint.latest(run / "checkpoints"))
-        return {r["shape"][1:] for r in rows if r["path"].endswith(".tile_edge")}
-
-    monkeypatch.setattr(synapses, "TILE_BLOCK", 16)  # "then"
-    assert synapses.tile_block(n) == 16
-    with jax.enable_x64(False):
-        assert cli.main(["train", "--steps", "2"] + small) == 0
-    assert tile_sizes() == {(16, 16)}
-    before = json.loads((run / "summary.json").read_text())["test_accuracy"]
-    monkeypatch.setattr(synapses, "TILE_BLOCK", 8)  # the current tile size
-    assert synapses.tile_block(n) == 8
-    with jax.enable_x64(False):
-        assert cli.main(["eval", "--run", str(run), "--max-test", "20"]) == 0
-        assert json.loads((run / "eval.json").read_text())["test_accuracy"] == before
-        assert cli.main(["train", "--resume", "--steps", "3"] + small) == 0
-    assert tile_sizes() == {(16, 16)}  # resumed in the layout it was saved with
-    assert synapses.TILE_BLOCK == 8  # and the tile size restored after building it
-
-
-@pytest.mark.slow
-def test_edit_runs_saved_without_a_formulation_key_resume(tmp_path):
-    """`hkjax edit --resume` of an edit run whose config.toml has no `formulation` key keeps
-    the layout its checkpoints were saved with (dense) instead of the current "auto" rule's."""
-    from hkjax import checkpoint
-
-    clf, out = tmp_path / "clf", tmp_path / "edit"
-    small = ["--no-progress", "--max-train", "40", "--max-test", "20", "--degree", "4", "--batch-size", "4"]
-    with jax.enable_x64(False):
-        assert cli.main(["train", "--model", "hopfield", "--steps", "2", "--n-hidden", "8", "--solver-steps", "2",
-                         "--out", str(clf)] + small) == 0
-        edit = ["edit", "--from", str(clf), "--associative", "--out", str(out)] + small
-        assert cli.main(edit + ["--edit-steps", "2", "--formulation", "dense"]) == 0
-        toml = out / "config.toml"
-        toml.write_text("".join(line for line in toml.read_text().splitlines(keepends=True)
-                                if not line.startswith("formulation")))
-        assert cli.main(edit + ["--edit-steps", "3", "--resume"]) == 0
-    assert checkpoint.latest(out / "checkpoints").name == "ckpt_00000003.hkjax"
-    assert _saved_layout_arrays(out) == {"mask"}
 
 
 @pytest.fixture(scope="module")
@@ -575,7 +478,7 @@ def test_sweep_row_equals_a_direct_relax(sweep_run):
         @eqx.filter_jit
         def direct(net, example, key):
             sol = hk.relax(net, task.init_state(example, key), t1=1.0, max_steps=16, throw=False)
-            return sol.energy[-1], jnp.linalg.norm(jnp.mean(sol.state.sigma, axis=0)), sol.stats["num_steps"]
+            return sol.energy[-1], jnp.linalg.norm(jnp.mean(sol.state["sigma"], axis=0)), sol.stats["num_steps"]
 
         energy, order, steps = [], [], []
         for i in range(2):

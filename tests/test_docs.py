@@ -124,7 +124,7 @@ def test_the_walk_finds_the_api():
         "hkjax.config.Config.replace",
         "hkjax.lagrangians.ReLU.activation",
         "hkjax.interactions.ReLU.phi",
-        "hkjax.synapses.HopfieldSynapse.energy",
+        "hkjax.synapses.Hopfield.energy",
         "hkjax.tasks.Classification.example_loss",
         "hkjax.plotting.energy_trace",
     ):

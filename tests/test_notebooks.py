@@ -29,6 +29,8 @@ EXPECTED = [
     "03_low_rank_binding",
     "04_memory_editing",
     "05_training_and_sweeps",
+    "06_custom_synapse",
+    "07_conv_oscillators",
 ]
 CELL_TIMEOUT = 300  # seconds per cell (a hang fails instead of stalling CI)
 

@@ -57,19 +57,24 @@ def _leaves(state) -> dict[str, jax.Array]:
     """A state's arrays by saved name: ``"x"`` (threshold states, ``(n,)``) and ``"sigma"``
     (oscillators, ``(n, dim)``), each only where the network has such units. Leading axes
     (a time axis of saved states) are kept."""
-    return {name: v for name, v in (("x", state.x), ("sigma", state.sigma)) if v is not None}
+    return dict(state)
 
 
 def _params(net) -> dict[str, np.ndarray]:
     """A network's floating-point array leaves (its parameters; index arrays derived from
     the graphs are left out) by saved name, the ``jax.tree_util.keystr`` of their path."""
     flat, _ = jax.tree_util.tree_flatten_with_path(eqx.filter(net, eqx.is_inexact_array))
-    return {jax.tree_util.keystr(path): np.asarray(v) for path, v in flat}
+    return {_OLD_PATHS.get(k, k): np.asarray(v) for k, v in ((jax.tree_util.keystr(path), v) for path, v in flat)}
+
+
+#: The saved parameter paths of the layers (a network of one threshold and one oscillator
+#: population); synapse paths are unchanged.
+_OLD_PATHS = {".layers['sigma'].omega": ".oscillators.omega"}
 
 
 def _init_state(net, leaves: dict):
     """``net.init_state`` from arrays by saved name (as :func:`_leaves` names them)."""
-    return net.init_state(**{name: jnp.asarray(v) for name, v in leaves.items()})
+    return net.init_state({name: jnp.asarray(v) for name, v in leaves.items()})
 
 
 def _solved(net):

@@ -37,9 +37,9 @@ def evaluate(coupling, seed, *, dim=3):
     net = eqx.tree_at(lambda m: m.synapses[-1].weights, net, jnp.asarray(coupling, jnp.float32))
     key = jax.random.fold_in(jax.random.key(1), seed)
     kx, ks = jax.random.split(key)
-    state = net.init_state(x=jax.random.normal(kx, (12,)), sigma=jax.random.normal(ks, (12, dim)))
+    state = net.init_state({"x": jax.random.normal(kx, (12,)), "sigma": jax.random.normal(ks, (12, dim))})
     sol = hk.relax(net, state, t1=0.5)
-    return {"energy": sol.energy[-1], "order": jnp.linalg.norm(jnp.mean(sol.state.sigma, axis=0))}
+    return {"energy": sol.energy[-1], "order": jnp.linalg.norm(jnp.mean(sol.state["sigma"], axis=0))}
 
 
 def test_grid_is_a_cartesian_product():
@@ -75,9 +75,9 @@ def evaluate_with_template(template, coupling, seed):
     """``evaluate`` with the network passed in as shared ``args`` instead of built inside."""
     net = eqx.tree_at(lambda m: m.synapses[-1].weights, template, jnp.asarray(coupling, jnp.float32))
     kx, ks = jax.random.split(jax.random.fold_in(jax.random.key(1), seed))
-    state = net.init_state(x=jax.random.normal(kx, (12,)), sigma=jax.random.normal(ks, (12, 3)))
+    state = net.init_state({"x": jax.random.normal(kx, (12,)), "sigma": jax.random.normal(ks, (12, 3))})
     sol = hk.relax(net, state, t1=0.5)
-    return {"energy": sol.energy[-1], "order": jnp.linalg.norm(jnp.mean(sol.state.sigma, axis=0))}
+    return {"energy": sol.energy[-1], "order": jnp.linalg.norm(jnp.mean(sol.state["sigma"], axis=0))}
 
 
 def test_shared_args_and_ragged_chunks_equal_the_closure_version():

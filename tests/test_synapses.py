@@ -1,6 +1,7 @@
 """Tests for hkjax.synapses.
 
-* every closed-form ``gradient`` equals ``jax.grad(energy)``;
+* every synapse names the layers it binds, takes one value per bound layer, and its
+  closed-form ``gradient`` (one entry per bound layer) equals ``jax.grad(energy)``;
 * every energy equals its formula written out edge by edge with NumPy loops;
 * all formulations ("edges", "dense", "neighbours", ... and "all" on complete graphs) give
   the same energies and gradients (float64, 1e-10 relative);
@@ -29,18 +30,22 @@ from conftest import (
 from hkjax import graphs
 from hkjax import interactions as I
 from hkjax.synapses import (
-    CouplingSynapse,
-    HopfieldSynapse,
-    KuramotoSynapse,
-    LowRankSynapse,
-    MultiplicativeCouplingSynapse,
+    Bias,
+    Coupling,
+    Dense,
+    Hopfield,
+    Kuramoto,
+    LowRank,
+    MultiplicativeCoupling,
     Pairs,
-    StimulusSynapse,
+    Stimulus,
     auto_formulation,
 )
 
 D = 3
 KAPPA_H, KAPPA_K = 0.3, 1.7
+#: The layers the synapses bind: threshold units (values g) and oscillators (values σ).
+TH, OSC = "x", "sigma"
 
 #: A sparse graph with unequal degrees, a degree-one node (4) and an isolated node (6):
 #: padding of neighbour tables, empty segments of scatters, masks all get exercised.
@@ -74,14 +79,14 @@ def _inputs(n, seed):
 
 def _hopfield(n, seed):
     kw, kb = jax.random.split(jax.random.key(200 + seed))
-    return HopfieldSynapse(jax.random.normal(kw, (n, n)), jax.random.normal(kb, (n,)), kappa=KAPPA_H)
+    return Hopfield(TH, jax.random.normal(kw, (n, n)), jax.random.normal(kb, (n,)), kappa=KAPPA_H)
 
 
 def _kuramoto(interaction, graph, formulation, seed, *, shared=False):
     n, edges = GRAPHS[graph]
     pairs = Pairs(edges, n, formulation=formulation)
     inter = interaction if shared else interaction.per_edge(len(edges), key=jax.random.key(300 + seed), scale=0.8)
-    return KuramotoSynapse(pairs, inter, kappa=KAPPA_K)
+    return Kuramoto(OSC, pairs, inter, kappa=KAPPA_K)
 
 
 def _coupling(coupling, graph, formulation, seed):
@@ -89,35 +94,38 @@ def _coupling(coupling, graph, formulation, seed):
     pairs = Pairs(edges, n, formulation=formulation)
     key = jax.random.key(400 + seed)
     if coupling == "full":
-        return CouplingSynapse(pairs, jax.random.normal(key, (len(edges),)))
+        return Coupling(TH, OSC, pairs, jax.random.normal(key, (len(edges),)))
     if coupling == "additive":
-        return CouplingSynapse(pairs, 0.7)
-    return MultiplicativeCouplingSynapse(_hopfield(n, seed), pairs, jnp.asarray(0.6))
+        return Coupling(TH, OSC, pairs, 0.7)
+    return MultiplicativeCoupling(OSC, _hopfield(n, seed), pairs, jnp.asarray(0.6))
+
+
+def _args(syn, g, sigma):
+    """The values of the layers ``syn`` binds, in its order (``g`` for the threshold layer,
+    ``σ`` for the oscillators)."""
+    values = {TH: g, OSC: sigma}
+    return tuple(values[name] for name in syn.layers)
 
 
 @eqx.filter_jit
 def _energy_and_gradients(syn, g, sigma):
-    e = syn.energy(g, sigma)
-    auto = jax.grad(syn.energy, argnums=(0, 1))(g, sigma)
-    closed = syn.gradient(g, sigma)
+    args = _args(syn, g, sigma)
+    e = syn.energy(*args)
+    auto = jax.grad(syn.energy, argnums=tuple(range(len(args))))(*args)
+    closed = syn.gradient(*args)
     return e, auto, closed
 
 
-def _check_gradient(syn, g, sigma, *, uses_g, uses_sigma):
-    e, (ag, asg), (cg, csg) = _energy_and_gradients(syn, g, sigma)
+def _check_gradient(syn, g, sigma, *, layers):
+    """``syn`` binds ``layers``; its closed-form gradient has one entry per bound layer, of
+    that layer's value's shape, equal to autodiff. Returns the energy."""
+    assert syn.layers == layers
+    e, auto, closed = _energy_and_gradients(syn, g, sigma)
     assert e.shape == () and jnp.isfinite(e)
-    if uses_g:
-        assert cg is not None and cg.shape == g.shape
-        assert_rel_close(cg, ag, 1e-10, "dE/dg")
-    else:
-        assert cg is None or np.allclose(cg, 0.0)
-        np.testing.assert_allclose(ag, 0.0)
-    if uses_sigma:
-        assert csg is not None and csg.shape == sigma.shape
-        assert_rel_close(csg, asg, 1e-10, "dE/dσ")
-    else:
-        assert csg is None or np.allclose(csg, 0.0)
-        np.testing.assert_allclose(asg, 0.0)
+    assert isinstance(closed, tuple) and len(closed) == len(layers)
+    for name, a, c, v in zip(layers, auto, closed, _args(syn, g, sigma), strict=True):
+        assert c.shape == v.shape, (name, c.shape, v.shape)
+        assert_rel_close(c, a, 1e-10, f"dE/d{name}")
     return e
 
 
@@ -188,12 +196,12 @@ def test_kuramoto_gradient_and_energy(interaction, graph, formulation, shared):
     for seed in SEEDS:
         syn = _kuramoto(interaction, graph, formulation, seed, shared=shared)
         g, sigma = _inputs(n, seed)
-        e = _check_gradient(syn, g, sigma, uses_g=False, uses_sigma=True)
+        e = _check_gradient(syn, g, sigma, layers=(OSC,))
         ref = _ref_kuramoto(sigma, interaction, edges, seed, shared)
         np.testing.assert_allclose(e, ref, rtol=1e-10, atol=1e-12)
 
 
-def _assert_formulations_agree(build, graph, gradient=lambda closed: closed):
+def _assert_formulations_agree(build, graph):
     """Every formulation of ``build(formulation, seed)`` gives the edge list's energy and
     (closed-form) gradient, to 1e-10 relative, over ``SEEDS``."""
     n, _ = GRAPHS[graph]
@@ -203,7 +211,7 @@ def _assert_formulations_agree(build, graph, gradient=lambda closed: closed):
         results = {}
         for f in forms:
             e, _, closed = _energy_and_gradients(build(f, seed), g, sigma)
-            results[f] = (e, gradient(closed))
+            results[f] = (e, closed)
         ref = results["edges"]
         for f, r in results.items():
             assert_rel_close(r[0], ref[0], 1e-10, f"energy {f} vs edges")
@@ -213,9 +221,7 @@ def _assert_formulations_agree(build, graph, gradient=lambda closed: closed):
 @pytest.mark.parametrize("graph", ["sparse", "complete"])
 @pytest.mark.parametrize("interaction", INTERACTIONS)
 def test_kuramoto_formulations_agree(interaction, graph):
-    _assert_formulations_agree(
-        lambda f, seed: _kuramoto(interaction, graph, f, seed), graph, gradient=lambda closed: closed[1]
-    )
+    _assert_formulations_agree(lambda f, seed: _kuramoto(interaction, graph, f, seed), graph)
 
 
 _AFFINE = [p for p in INTERACTIONS if p.id in ("ReLU", "Tanh", "Sigmoid")]
@@ -233,7 +239,7 @@ def test_kuramoto_force_backward_pass(interaction, graph, formulation, shared):
 
     def loss(syn, sigma):
         # A generic functional of the force, so that every cotangent entry is exercised.
-        return jnp.sum(jnp.sin(syn.gradient(None, sigma)[1] * weights))
+        return jnp.sum(jnp.sin(syn.gradient(sigma)[0] * weights))
 
     for seed in SEEDS:
         _, sigma = _inputs(n, seed)
@@ -259,14 +265,14 @@ def test_kuramoto_force_backward_pass(interaction, graph, formulation, shared):
 def test_kuramoto_force_forward_and_reverse_mode_agree(interaction):
     """Forward-mode autodiff works through the force (``jax.jacfwd``, which Diffrax's
     implicit solvers and stability analyses use) and equals reverse mode. (The dense force
-    has a custom JVP, from which reverse mode is derived; a ``custom_vjp`` was tried before
-    and dropped because forward mode then raised.)"""
+    has a custom JVP, from which reverse mode is derived; a ``custom_vjp`` alone would make
+    forward mode raise.)"""
     n, _ = GRAPHS["sparse"]
     _, sigma = _inputs(n, 0)
     syn = _kuramoto(interaction, "sparse", "dense", 0)
 
     def force(s):
-        return syn.gradient(None, s)[1]
+        return syn.gradient(s)[0]
 
     fwd, rev = jax.jacfwd(force)(sigma), jax.jacrev(force)(sigma)
     assert_rel_close(fwd, rev, 1e-10, "jacfwd vs jacrev")
@@ -303,7 +309,7 @@ def test_kuramoto_dense_force_in_row_blocks(interaction, shared):
         pairs = Pairs(edges, n, formulation=f)
 
         def force(p, s, pairs=pairs):
-            return KuramotoSynapse(pairs, eqx.combine(p, static), kappa=KAPPA_K).gradient(None, s)[1]
+            return Kuramoto(OSC, pairs, eqx.combine(p, static), kappa=KAPPA_K).gradient(s)[0]
 
         value = force(params, sigma)  # the plain evaluation (row blocks); jvp/grad use the rule
         primal, tangent = jax.jvp(force, (params, sigma), (dparams, v))
@@ -373,22 +379,22 @@ def test_kuramoto_tiles_agree_with_the_edge_list(interaction, shared, min_fill, 
     for f, pairs in (("edges", Pairs(edges, n, formulation="edges")), ("tiles", tiled)):
 
         def syn(p, pairs=pairs):
-            return KuramotoSynapse(pairs, eqx.combine(p, static), kappa=KAPPA_K)
+            return Kuramoto(OSC, pairs, eqx.combine(p, static), kappa=KAPPA_K)
 
         def force(p, s, pairs=pairs):
-            return sum(part.gradient(None, s)[1] for part in syn(p, pairs).prepare())
+            return sum(part.gradient(s)[0] for part in syn(p, pairs).prepare())
 
         def loss(p, s, pairs=pairs):
             return jnp.sum(jnp.sin(force(p, s, pairs) * w))
 
-        energy = syn(params).energy(None, sigma)
+        energy = syn(params).energy(sigma)
         _, tangent = jax.jvp(force, (params, sigma), (dparams, v))
         _, tangent_sigma = jax.jvp(lambda s: force(params, s), (sigma,), (v,))
         _, tangent_params = jax.jvp(lambda p: force(p, sigma), (params,), (dparams,))
         grads = jax.grad(loss, argnums=(0, 1))(params, sigma)
         # the graph traced (an argument of a compiled function, as in relax and fit)
         grads_jit = jax.jit(jax.grad(loss, argnums=(0, 1)))(params, sigma, pairs)
-        out[f] = (energy, force(params, sigma), syn(params).gradient(None, sigma)[1], tangent, tangent_sigma,
+        out[f] = (energy, force(params, sigma), syn(params).gradient(sigma)[0], tangent, tangent_sigma,
                   tangent_params, grads, grads_jit)
     for i, what in enumerate(("energy", "force", "force unprepared", "jvp", "jvp in sigma", "jvp in parameters",
                               "grad", "grad under jit")):
@@ -404,8 +410,8 @@ def test_kuramoto_force_backward_pass_shared_array_parameters():
     inter = I.ReLU(jnp.asarray(0.4), jnp.asarray(-0.9))
 
     def of(inter, f):
-        syn = KuramotoSynapse(Pairs(SPARSE_EDGES, n, formulation=f), inter, kappa=KAPPA_K)
-        return jnp.sum(jnp.cos(syn.gradient(None, sigma)[1]))
+        syn = Kuramoto(OSC, Pairs(SPARSE_EDGES, n, formulation=f), inter, kappa=KAPPA_K)
+        return jnp.sum(jnp.cos(syn.gradient(sigma)[0]))
 
     ref = jax.grad(of)(inter, "edges")
     got = jax.grad(of)(inter, "dense")
@@ -425,7 +431,7 @@ def test_coupling_gradient_and_energy(coupling, graph, formulation):
     for seed in SEEDS:
         syn = _coupling(coupling, graph, formulation, seed)
         g, sigma = _inputs(n, seed)
-        e = _check_gradient(syn, g, sigma, uses_g=True, uses_sigma=True)
+        e = _check_gradient(syn, g, sigma, layers=(TH, OSC))
         np.testing.assert_allclose(e, _ref_coupling(coupling, n, edges, g, sigma, seed), rtol=1e-10, atol=1e-12)
 
 
@@ -445,17 +451,17 @@ def test_hopfield_lowrank_stimulus_gradients_and_energies():
     for seed in SEEDS:
         g, sigma = _inputs(n, seed)
         h = _hopfield(n, seed)
-        e = _check_gradient(h, g, sigma, uses_g=True, uses_sigma=False)
+        e = _check_gradient(h, g, sigma, layers=(TH,))
         np.testing.assert_allclose(e, _ref_hopfield(n, g, seed), rtol=1e-12)
 
         u = jax.random.normal(jax.random.key(500 + seed), (n, 2))
-        lr = LowRankSynapse(u, kappa=0.4)
-        e = _check_gradient(lr, g, sigma, uses_g=True, uses_sigma=False)
+        lr = LowRank(TH, u, kappa=0.4)
+        e = _check_gradient(lr, g, sigma, layers=(TH,))
         np.testing.assert_allclose(e, -0.5 * 0.4 * _np(g) @ _np(u) @ _np(u).T @ _np(g), rtol=1e-12)
 
         c = jax.random.normal(jax.random.key(600 + seed), (n, D))
-        st = StimulusSynapse(c)
-        e = _check_gradient(st, g, sigma, uses_g=False, uses_sigma=True)
+        st = Stimulus(OSC, c)
+        e = _check_gradient(st, g, sigma, layers=(OSC,))
         np.testing.assert_allclose(e, -np.sum(_np(c) * _np(sigma)), rtol=1e-12)
 
 
@@ -465,10 +471,65 @@ def test_hopfield_uses_only_the_symmetric_part():
     w = jax.random.normal(jax.random.key(0), (n, n))
     skew = w - w.T
     b = jnp.zeros(n)
-    a = HopfieldSynapse(w, b)
-    c = HopfieldSynapse(w + 3.0 * skew, b)
-    np.testing.assert_allclose(a.energy(g, None), c.energy(g, None), rtol=1e-12)
-    np.testing.assert_allclose(a.gradient(g, None)[0], c.gradient(g, None)[0], rtol=1e-12)
+    a = Hopfield(TH, w, b)
+    c = Hopfield(TH, w + 3.0 * skew, b)
+    np.testing.assert_allclose(a.energy(g), c.energy(g), rtol=1e-12)
+    np.testing.assert_allclose(a.gradient(g)[0], c.gradient(g)[0], rtol=1e-12)
+
+
+def test_dense_and_bias_gradients_and_energies():
+    """Dense between two layers (of different shapes: activations are flattened), Dense
+    within one layer (non-symmetric ``W``: only ``W_s`` counts) and Bias (of the layer's
+    shape, or flattened): closed-form gradients, one per bound layer, equal autodiff and the
+    formulas ``∂E/∂g_pre = −W g_post``, ``∂E/∂g_post = −Wᵀ g_pre``, ``−W_s g``, ``−b``;
+    energies equal ``−g_preᵀ W g_post``, ``−½ gᵀ W_s g``, ``−b·g``."""
+    k = jax.random.split(jax.random.key(700), 5)
+    ga = jax.random.normal(k[0], (2, 3))  # layer "a": 2 × 3 units
+    gb = jax.random.normal(k[1], (4,))  # layer "b": 4 units
+    w = jax.random.normal(k[2], (6, 4))
+    wb = jax.random.normal(k[3], (4, 4))
+    b = jax.random.normal(k[4], (2, 3))
+    a_, b_, w_, wb_, bias_ = _np(ga).reshape(-1), _np(gb), _np(w), _np(wb), _np(b).reshape(-1)
+    ws = 0.5 * (wb_ + wb_.T)
+    cases = [
+        (Dense("a", "b", w), ("a", "b"), (ga, gb), -a_ @ w_ @ b_, (-(w_ @ b_).reshape(2, 3), -w_.T @ a_)),
+        (Dense("b", "b", wb), ("b",), (gb,), -0.5 * b_ @ ws @ b_, (-ws @ b_,)),
+        (Bias("a", b), ("a",), (ga,), -bias_ @ a_, (-bias_.reshape(2, 3),)),
+        (Bias("a", b.reshape(-1)), ("a",), (ga,), -bias_ @ a_, (-bias_.reshape(2, 3),)),
+    ]
+    for syn, layers, args, energy, formula in cases:
+        assert syn.layers == layers
+        np.testing.assert_allclose(syn.energy(*args), energy, rtol=1e-12)
+        auto = jax.grad(syn.energy, argnums=tuple(range(len(args))))(*args)
+        closed = syn.gradient(*args)
+        assert isinstance(closed, tuple) and len(closed) == len(layers)
+        for c, a, f, v in zip(closed, auto, formula, args, strict=True):
+            assert c.shape == v.shape
+            assert_rel_close(c, a, 1e-12, f"{type(syn).__name__} closed form vs autodiff")
+            np.testing.assert_allclose(c, f, rtol=1e-12, atol=1e-14)
+    # discriminating: the within-layer weights are not symmetric, and the skew part is dropped
+    assert np.max(np.abs(wb_ - wb_.T)) > 1e-1
+    np.testing.assert_allclose(Dense("b", "b", wb + 2.0 * (wb - wb.T)).energy(gb), -0.5 * b_ @ ws @ b_, rtol=1e-12)
+
+
+def test_synapses_bind_named_layers_of_the_right_kind_and_size():
+    n = SPARSE_N
+    pairs = Pairs(SPARSE_EDGES, n)
+    hop = _hopfield(n, 0)
+    expected = [
+        (hop, (TH,), (("threshold", n),)),
+        (LowRank(TH, jnp.ones((n, 2))), (TH,), (("threshold", n),)),
+        (Kuramoto(OSC, pairs, I.Linear()), (OSC,), (("oscillator", n),)),
+        (Stimulus(OSC, jnp.ones((n, D))), (OSC,), (("oscillator", n),)),
+        (Coupling(TH, OSC, pairs, 0.5), (TH, OSC), (("threshold", n), ("oscillator", n))),
+        (MultiplicativeCoupling(OSC, hop, pairs), (TH, OSC), (("threshold", n), ("oscillator", n))),
+        (Dense("a", "b", jnp.ones((6, 4))), ("a", "b"), (("threshold", 6), ("threshold", 4))),
+        (Dense("b", "b", jnp.ones((4, 4))), ("b",), (("threshold", 4),)),
+        (Bias("a", jnp.ones((2, 3))), ("a",), (("threshold", 6),)),
+    ]
+    for syn, layers, requirements in expected:
+        assert syn.layers == layers, type(syn).__name__
+        assert syn.requirements() == requirements, type(syn).__name__
 
 
 # ---------------------------------------------------------------------------------------
@@ -477,24 +538,24 @@ def test_hopfield_uses_only_the_symmetric_part():
 
 
 def _totals(parts, g, sigma):
-    e = sum(p.energy(g, sigma) for p in parts)
-    dg = jnp.zeros_like(g)
-    ds = jnp.zeros_like(sigma)
+    """Total energy and ``∂E/∂g``, ``∂E/∂σ`` of synapses each binding some of the layers."""
+    e = sum(p.energy(*_args(p, g, sigma)) for p in parts)
+    grads = {TH: jnp.zeros_like(g), OSC: jnp.zeros_like(sigma)}
     for p in parts:
-        a, b = p.gradient(g, sigma)
-        dg = dg if a is None else dg + a
-        ds = ds if b is None else ds + b
-    return e, dg, ds
+        for name, d in zip(p.layers, p.gradient(*_args(p, g, sigma)), strict=True):
+            grads[name] = grads[name] + d
+    return e, grads[TH], grads[OSC]
 
 
 @eqx.filter_jit
 def _original_and_prepared(syn, g, sigma):
     parts = syn.prepare()
     assert isinstance(parts, tuple) and parts
+    assert {name for p in parts for name in p.layers} == set(syn.layers)
     # relax calls prepare() inside the solve, differentiably: the parameter gradient of the
     # energy must survive it too.
-    d_orig = eqx.filter_grad(lambda s: s.energy(g, sigma))(syn)
-    d_prep = eqx.filter_grad(lambda s: sum(p.energy(g, sigma) for p in s.prepare()))(syn)
+    d_orig = eqx.filter_grad(lambda s: s.energy(*_args(s, g, sigma)))(syn)
+    d_prep = eqx.filter_grad(lambda s: sum(p.energy(*_args(p, g, sigma)) for p in s.prepare()))(syn)
     return _totals((syn,), g, sigma), _totals(parts, g, sigma), d_orig, d_prep
 
 
@@ -524,9 +585,9 @@ def test_prepare_preserves_energy_and_gradient(kind, graph, formulation):
     elif kind == "hopfield":
         syn = _hopfield(n, seed)
     elif kind == "lowrank":
-        syn = LowRankSynapse(jax.random.normal(jax.random.key(1), (n, 2)))
+        syn = LowRank(TH, jax.random.normal(jax.random.key(1), (n, 2)))
     else:
-        syn = StimulusSynapse(jax.random.normal(jax.random.key(2), (n, D)))
+        syn = Stimulus(OSC, jax.random.normal(jax.random.key(2), (n, D)))
     want, got, d_orig, d_prep = _original_and_prepared(syn, g, sigma)
     for a, b, what in zip(got, want, ("energy", "dE/dg", "dE/dσ")):
         assert_rel_close(a, b, 1e-12, what)
@@ -552,10 +613,10 @@ def test_rotation_invariance_matches_the_flag(coupling):
     ]
     for syn in invariant:
         assert syn.rotation_invariant
-        np.testing.assert_allclose(syn.energy(g, sigma @ r.T), syn.energy(g, sigma), rtol=1e-12)
-    stim = StimulusSynapse(jax.random.normal(jax.random.key(3), (n, D)))
+        np.testing.assert_allclose(syn.energy(*_args(syn, g, sigma @ r.T)), syn.energy(*_args(syn, g, sigma)), rtol=1e-12)
+    stim = Stimulus(OSC, jax.random.normal(jax.random.key(3), (n, D)))
     assert not stim.rotation_invariant
-    assert abs(float(stim.energy(g, sigma @ r.T) - stim.energy(g, sigma))) > 1e-3
+    assert abs(float(stim.energy(sigma @ r.T) - stim.energy(sigma))) > 1e-3
 
 
 # ---------------------------------------------------------------------------------------
@@ -616,44 +677,44 @@ def test_auto_formulation_picks_tiles_only_where_edges_cluster(n, k, random, exp
         assert auto_formulation(n, n * k // 2) == expected
 
 
-def test_other_auto_rules_stay_available():
-    """``auto_rule`` rebuilds what ``"auto"`` picks under another rule (to load networks
-    saved under it), and restores the current rule afterwards."""
-    import hkjax.synapses as syn
-
-    sparse, ring = graphs.ring(275, 16), graphs.ring(900, 150)
-    current = syn.AUTO_RULE
-    assert Pairs(sparse, 275).formulation == "tiles"
-    with syn.auto_rule(2):
-        assert Pairs(sparse, 275).formulation == "neighbours"
-        assert Pairs(ring, 900).formulation == "dense"
-    with syn.auto_rule(1):
-        assert Pairs(sparse, 275).formulation == "dense"
-        assert auto_formulation(5000, 10) == "neighbours"
-    assert syn.AUTO_RULE == current and Pairs(sparse, 275).formulation == "tiles"
-    with pytest.raises(ValueError, match="rule"):
-        with syn.auto_rule(7):
-            pass
-
-
 def test_synapse_constructor_errors_name_the_argument():
     n = SPARSE_N
     with pytest.raises(ValueError, match="weights"):
-        HopfieldSynapse(jnp.zeros((n, n + 1)), jnp.zeros(n))
+        Hopfield(TH, jnp.zeros((n, n + 1)), jnp.zeros(n))
     with pytest.raises(ValueError, match="bias"):
-        HopfieldSynapse(jnp.zeros((n, n)), jnp.zeros(n + 1))
+        Hopfield(TH, jnp.zeros((n, n)), jnp.zeros(n + 1))
     with pytest.raises(ValueError, match="weights"):
-        HopfieldSynapse(jnp.full((n, n), jnp.nan), jnp.zeros(n))
+        Hopfield(TH, jnp.full((n, n), jnp.nan), jnp.zeros(n))
     with pytest.raises(TypeError, match="weights"):
-        HopfieldSynapse(jnp.zeros((n, n), dtype=jnp.int32), jnp.zeros(n))
+        Hopfield(TH, jnp.zeros((n, n), dtype=jnp.int32), jnp.zeros(n))
+    with pytest.raises(TypeError, match="layer=3"):
+        Hopfield(3, jnp.zeros((n, n)), jnp.zeros(n))
     with pytest.raises(ValueError, match="factors"):
-        LowRankSynapse(jnp.zeros(n))
+        LowRank(TH, jnp.zeros(n))
     with pytest.raises(ValueError, match="stimulus"):
-        StimulusSynapse(jnp.zeros(n))
+        Stimulus(OSC, jnp.zeros(n))
+    with pytest.raises(ValueError, match=r"Dense\('a', 'b'\): weights has shape \(4,\)"):
+        Dense("a", "b", jnp.zeros(4))
+    with pytest.raises(ValueError, match=r"weights has shape \(3, 4\).*square within one layer"):
+        Dense("a", "a", jnp.zeros((3, 4)))
+    with pytest.raises(ValueError, match="weights contains NaN"):
+        Dense("a", "b", jnp.full((3, 4), jnp.nan))
+    with pytest.raises(TypeError, match="pre="):
+        Dense("", "b", jnp.zeros((3, 4)))
+    with pytest.raises(ValueError, match="bias contains NaN"):
+        Bias("a", jnp.full(3, jnp.inf))
+    with pytest.raises(TypeError, match="bias"):
+        Bias("a", jnp.zeros(3, dtype=jnp.int32))
     pairs = Pairs(SPARSE_EDGES, n)
     with pytest.raises(ValueError, match="coupling_weights"):
-        CouplingSynapse(pairs, jnp.zeros(len(SPARSE_EDGES) + 1))
+        Coupling(TH, OSC, pairs, jnp.zeros(len(SPARSE_EDGES) + 1))
+    with pytest.raises(TypeError, match="oscillators=5"):
+        Coupling(TH, 5, pairs, 0.5)
     with pytest.raises(ValueError, match="edges"):
-        KuramotoSynapse(pairs, I.Linear().per_edge(len(SPARSE_EDGES) + 1, key=jax.random.key(0)))
+        Kuramoto(OSC, pairs, I.Linear().per_edge(len(SPARSE_EDGES) + 1, key=jax.random.key(0)))
+    with pytest.raises(TypeError, match="layer=None"):
+        Kuramoto(None, pairs, I.Linear())
     with pytest.raises(ValueError, match="nodes"):
-        MultiplicativeCouplingSynapse(_hopfield(n + 1, 0), pairs)
+        MultiplicativeCoupling(OSC, _hopfield(n + 1, 0), pairs)
+    with pytest.raises(TypeError, match="hopfield"):
+        MultiplicativeCoupling(OSC, Dense(TH, TH, jnp.zeros((n, n))), pairs)

@@ -37,7 +37,7 @@ def test_squared_loss_zero_at_perfect_prediction(label):
 
 def test_threshold_readout_takes_the_class_units():
     x = jnp.arange(P + H + C, dtype=jnp.float32)
-    y = tasks.threshold_readout(hk.State(x=x), C)
+    y = tasks.threshold_readout({"x": x}, C)
     np.testing.assert_array_equal(y, x[-C:])
 
 
@@ -47,13 +47,13 @@ def test_oscillator_readout_is_alignment_with_reference():
     e2 = jnp.zeros(D).at[1].set(1.0)
     sigma = jnp.tile(e2, (n, 1)).at[P].set(e1)
     sigma = sigma.at[n - C + 3].set(e1).at[n - C + 5].set(-e1)
-    y = tasks.oscillator_readout(hk.State(sigma=sigma), C, P)
+    y = tasks.oscillator_readout({"sigma": sigma}, C, P)
     expected = np.zeros(C)
     expected[3], expected[5] = 1.0, -1.0
     np.testing.assert_allclose(y, expected)
     # the readout (and hence the loss) is invariant under a global rotation
     rot = data.random_rotation(jax.random.key(3), D)
-    y2 = tasks.oscillator_readout(hk.State(sigma=data.rotate(sigma, rot)), C, P)
+    y2 = tasks.oscillator_readout({"sigma": data.rotate(sigma, rot)}, C, P)
     np.testing.assert_allclose(y2, expected, atol=1e-6)
 
 
@@ -66,21 +66,27 @@ def test_classification_initial_state_layout(model):
     ex = _example()
     s = task.init_state(ex, jax.random.key(0))
     n = P + H + C
-    if model == "kuramoto":
-        assert s.x is None
+    if model == "hierarchical":
+        assert {k: v.shape for k, v in s.items()} == {"pixels": (P,), "hidden": (H,), "classes": (C,)}
+        np.testing.assert_array_equal(s["pixels"], ex["images"])
+        np.testing.assert_array_equal(s["hidden"], 0.0)
+        np.testing.assert_array_equal(task.scores(None, {**s, "classes": jnp.arange(C, dtype=float)}), jnp.arange(C))
+    elif model == "kuramoto":
+        assert "x" not in s
     else:
-        assert s.x.shape == (n,)
-        np.testing.assert_array_equal(s.x[:P], ex["images"])
-        np.testing.assert_array_equal(s.x[P:], 0.0)
-    if model == "hopfield":
-        assert s.sigma is None
+        assert s["x"].shape == (n,)
+        np.testing.assert_array_equal(s["x"][:P], ex["images"])
+        np.testing.assert_array_equal(s["x"][P:], 0.0)
+    if model in ("hopfield", "hierarchical"):
+        assert "sigma" not in s
     else:
-        assert s.sigma.shape == (n, D)
-        np.testing.assert_allclose(jnp.linalg.norm(s.sigma, axis=-1), 1.0, atol=1e-5)
+        assert s["sigma"].shape == (n, D)
+        np.testing.assert_allclose(jnp.linalg.norm(s["sigma"], axis=-1), 1.0, atol=1e-5)
         # pixel encoding seen relative to the (rotated) reference: σ_pix·σ_ref = 2p − 1
-        np.testing.assert_allclose(s.sigma[:P] @ s.sigma[P], 2 * ex["images"] - 1, atol=1e-5)
+        np.testing.assert_allclose(s["sigma"][:P] @ s["sigma"][P], 2 * ex["images"] - 1, atol=1e-5)
     net = task.build(jax.random.key(1), k=4)
-    assert float(net.energy(net.init_state(x=s.x, sigma=s.sigma))) == pytest.approx(float(net.energy(s)))
+    assert set(s) == set(net.layers)
+    assert float(net.energy(net.init_state(s))) == pytest.approx(float(net.energy(s)))
 
 
 def test_addition_target_and_state():
@@ -89,8 +95,8 @@ def test_addition_target_and_state():
     ex = {"images": a["images"], "labels": jnp.asarray(7), "images_b": b["images"], "labels_b": jnp.asarray(8)}
     assert int(task.target(ex)) == 5
     s = task.init_state(ex, jax.random.key(0))
-    np.testing.assert_array_equal(s.x[:P], a["images"])
-    np.testing.assert_allclose(s.sigma[:P] @ s.sigma[P], 2 * b["images"] - 1, atol=1e-5)
+    np.testing.assert_array_equal(s["x"][:P], a["images"])
+    np.testing.assert_allclose(s["sigma"][:P] @ s["sigma"][P], 2 * b["images"] - 1, atol=1e-5)
     with pytest.raises(ValueError, match="hopfield_kuramoto"):
         _task(tasks.Addition, model="hopfield")
 
@@ -227,10 +233,10 @@ def test_uncoupled_network_relaxes_its_threshold_units_as_the_hopfield_network(c
     x0 = jax.random.uniform(jax.random.key(2), (n,))
     sigma0 = jnp.tile(data.random_rotation(jax.random.key(3), 3)[:, 0], (n, 1))
     sigma0 = sigma0.at[::2].set(-sigma0[::2])  # two antipodal groups: the coupling acts
-    ref = hk.relax(clf, clf.init_state(x=x0), t1=2.0, rtol=1e-10, atol=1e-12, max_steps=4096).state.x
-    got = hk.relax(off, off.init_state(x=x0, sigma=sigma0), t1=2.0, rtol=1e-10, atol=1e-12, max_steps=4096).state.x
+    ref = hk.relax(clf, clf.init_state({"x": x0}), t1=2.0, rtol=1e-10, atol=1e-12, max_steps=4096).state["x"]
+    got = hk.relax(off, off.init_state({"x": x0, "sigma": sigma0}), t1=2.0, rtol=1e-10, atol=1e-12, max_steps=4096).state["x"]
     np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-6)
-    coupled = hk.relax(net, net.init_state(x=x0, sigma=sigma0), t1=2.0, max_steps=4096, throw=False).state.x
+    coupled = hk.relax(net, net.init_state({"x": x0, "sigma": sigma0}), t1=2.0, max_steps=4096, throw=False).state["x"]
     assert not np.allclose(coupled, ref, rtol=1e-3, atol=1e-3)  # nan (a runaway) counts as different too
 
 
@@ -251,6 +257,24 @@ def test_example_loss_runs_for_every_model():
         net = task.build(jax.random.key(0), k=4)
         loss, (pred, tgt) = task.example_loss(net, ex, jax.random.key(1))
         assert np.isfinite(float(loss)) and 0 <= int(pred) < C and int(tgt) == int(ex["labels"])
+
+
+def test_hierarchical_network_binds_pixels_hidden_and_softmax_classes():
+    """The hierarchical model: dense synapses pixels → hidden → classes, a softmax over the
+    class layer alone, and the flow of each layer from its neighbours only."""
+    task = _task(model="hierarchical")
+    net = task.build(jax.random.key(0), init_scale=0.3)
+    assert [s.layers for s in net.synapses] == [("pixels", "hidden"), ("hidden", "classes"), ("hidden",), ("classes",)]
+    assert isinstance(net.layers["classes"].lagrangian, hk.lagrangians.Softmax)
+    s = task.init_state(_example(), jax.random.key(1))
+    s = {**s, "classes": jax.random.normal(jax.random.key(2), (C,))}
+    g = net.values(s)
+    np.testing.assert_allclose(jnp.sum(g["classes"]), 1.0, rtol=1e-6)
+    w1, w2 = net.synapses[0].weights, net.synapses[1].weights
+    f = net.vector_field(0.0, s)
+    np.testing.assert_allclose(f["pixels"], w1 @ g["hidden"] - s["pixels"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(f["hidden"], w1.T @ g["pixels"] + w2 @ g["classes"] - s["hidden"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(f["classes"], w2.T @ g["hidden"] - s["classes"], rtol=1e-5, atol=1e-6)
 
 
 def test_retrieval_low_load_recovers_patterns():

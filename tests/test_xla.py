@@ -79,8 +79,8 @@ jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)  # cache ev
 events = []
 jax.monitoring.register_event_listener(lambda name, **kw: events.append(name))
 net = hkjax.hopfield(6, lagrangian=hkjax.lagrangians.ReLU(), key=jax.random.key(0))
-x0 = net.init_state(x=jnp.linspace(0.0, 1.0, 6))
-loss = jax.jit(jax.grad(lambda n: jnp.sum(hkjax.relax(n, x0, throw=False).state.x ** 2)))
+x0 = net.init_state({"x": jnp.linspace(0.0, 1.0, 6)})
+loss = jax.jit(jax.grad(lambda n: jnp.sum(hkjax.relax(n, x0, throw=False).state["x"] ** 2)))
 g = loss(net)
 print(json.dumps({"path": path, "hits": events.count("/jax/compilation_cache/cache_hits"),
                   "grad": float(jnp.sum(g.synapses[0].weights))}))

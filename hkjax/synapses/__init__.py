@@ -37,14 +37,13 @@ otherwise. XLA:CPU gathers and scatters cost far more per element than streaming
 products, so the dense layouts win wherever the work they waste is moderate; on sparse
 graphs the dense layout does ``1/density`` times the necessary work and loses by up to 8×
 (gradients at n = 2048, degree 16). ``benchmarks/formulations.py`` measures every
-formulation over sizes and degrees; networks saved under another rule of ``"auto"``
-(:data:`AUTO_RULES`) are rebuilt inside :func:`auto_rule`.
+formulation over sizes and degrees. A layout's index arrays are rebuilt from the edges and
+never saved (:attr:`Pairs.derived_fields`), so checkpoints do not depend on the layout.
 """
 
 from __future__ import annotations
 
 import abc
-import contextlib
 from typing import ClassVar
 
 import equinox as eqx
@@ -54,23 +53,27 @@ import numpy as np
 from jax.experimental import sparse as jsparse
 from jaxtyping import Array, Bool, Float, Int
 
-from . import graphs as _graphs
-from .interactions import AbstractAffineInteraction, AbstractInteraction
+from .. import graphs as _graphs
+from ..interactions import AbstractAffineInteraction, AbstractInteraction
 
 __all__ = [
     "AbstractSynapse",
-    "HopfieldSynapse",
-    "KuramotoSynapse",
-    "StimulusSynapse",
-    "CouplingSynapse",
-    "MultiplicativeCouplingSynapse",
-    "LowRankSynapse",
+    "Dense",
+    "Bias",
+    "Hopfield",
+    "Kuramoto",
+    "Stimulus",
+    "Coupling",
+    "MultiplicativeCoupling",
+    "LowRank",
+    "Pairs",
+    "Conv",
+    "ConvKuramoto",
+    "Attention",
     "FORMULATIONS",
     "auto_formulation",
-    "auto_rule",
     "tile_layout",
     "tile_block",
-    "tile_block_limit",
 ]
 
 FORMULATIONS = ("auto", "neighbours", "edges", "bcoo", "dense", "tiles", "all")
@@ -84,38 +87,50 @@ _DENSE = ("dense", "tiles")
 
 
 class AbstractSynapse(eqx.Module):
-    """An energy term ``E(g, σ)`` over threshold activations ``g`` and oscillators ``σ``."""
+    """An energy term over named layers of a :class:`~hkjax.Network`.
+
+    A synapse names the layers it binds (:attr:`layers`); the network passes it their
+    values in that order: the activations ``g = ∇L(x)`` of threshold layers and the unit
+    vectors ``σ`` of oscillator layers, each of its layer's shape. A new synapse implements
+    :attr:`layers` and :meth:`energy`; the flow follows from the energy. It may override
+    :meth:`gradient` with a closed form (the tests check every override against
+    ``jax.grad``), :meth:`prepare` to lay out its parameters once per solve, and
+    :meth:`check` to validate the layers it is given.
+    """
 
     #: Whether ``E`` is unchanged by a global rotation ``σᵢ → Rσᵢ`` of every oscillator.
     rotation_invariant: ClassVar[bool] = True
 
+    @property
     @abc.abstractmethod
-    def energy(self, g: Float[Array, " n"] | None, sigma: Float[Array, "m dim"] | None) -> Float[Array, ""]:
-        """The energy ``E(g, σ)`` this synapse contributes (its formula is in the class
-        docstring).
+    def layers(self) -> tuple[str, ...]:
+        """The names of the layers this synapse binds, in the order :meth:`energy` takes
+        their values."""
+
+    @abc.abstractmethod
+    def energy(self, *values: Array) -> Float[Array, ""]:
+        """The energy this synapse contributes (its formula is in the class docstring).
 
         Arguments:
-            g: ``(n,)`` activations ``g = ∇L(x)`` of the threshold units, or ``None`` when the
-                network has none (a synapse that needs them is never given ``None``).
-            sigma: ``(m, dim)`` unit-vector oscillators, or ``None`` when the network has none.
+            values: the values of :attr:`layers`, in order: activations ``g`` of threshold
+                layers, unit vectors ``σ`` of oscillator layers (single sample).
 
         Returns:
             The scalar energy.
         """
 
-    def gradient(self, g, sigma):
-        """``(∂E/∂g, ∂E/∂σ)`` (``None`` for an argument the energy does not use); autodiff of
-        :meth:`energy` unless a subclass gives a closed form (tested against autodiff).
+    def gradient(self, *values: Array) -> tuple[Array, ...]:
+        """``∂E/∂value`` for each bound layer; autodiff of :meth:`energy` unless a subclass
+        gives a closed form (tested against autodiff).
 
         Arguments:
-            g: ``(n,)`` threshold activations (or ``None``), as for :meth:`energy`.
-            sigma: ``(m, dim)`` oscillators (or ``None``), as for :meth:`energy`.
+            values: as for :meth:`energy`.
 
         Returns:
-            A pair ``(dE/dg, dE/dσ)``: ``(n,)`` or ``None``, and ``(m, dim)`` or ``None``
-            (the full Euclidean gradient; the network projects it onto the sphere).
+            One array per bound layer, of its value's shape (for oscillators the full
+            Euclidean gradient; the network projects it onto the sphere).
         """
-        return jax.grad(self.energy, argnums=(0, 1))(g, sigma)
+        return jax.grad(self.energy, argnums=tuple(range(len(values))))(*values)
 
     def prepare(self) -> tuple["AbstractSynapse", ...]:
         """Synapses with the same total energy, laid out for repeated evaluation.
@@ -126,13 +141,40 @@ class AbstractSynapse(eqx.Module):
         """
         return (self,)
 
-    def threshold_size(self) -> int | None:
-        """Number of threshold units this synapse needs (``None``: it does not use them)."""
-        return None
+    def requirements(self) -> tuple[tuple[str | None, int | None], ...]:
+        """For each bound layer, the kind it must be (``"threshold"``, ``"oscillator"`` or
+        ``None`` for either) and the number of neurons it must hold (``None``: any). The
+        default :meth:`check` tests these."""
+        return tuple((None, None) for _ in self.layers)
 
-    def oscillator_size(self) -> int | None:
-        """Number of oscillators this synapse needs (``None``: it does not use them)."""
-        return None
+    def check(self, layers: tuple, where: str) -> None:
+        """Raise if this synapse cannot bind ``layers`` (the layer objects of
+        :attr:`layers`, in order).
+
+        Arguments:
+            layers: the bound layers.
+            where: how to name this synapse in an error (e.g. ``"synapses[2] (Kuramoto)"``).
+
+        Raises:
+            TypeError: a layer of the wrong kind (an oscillator synapse on a threshold layer).
+            ValueError: a layer of the wrong size.
+        """
+        for name, layer, (kind, size) in zip(self.layers, layers, self.requirements()):
+            if kind is not None and layer.kind != kind:
+                want = "an OscillatorLayer" if kind == "oscillator" else "a ThresholdLayer"
+                raise TypeError(
+                    f"{where} binds layer {name!r} as {kind} neurons, but {name!r} is "
+                    f"{'an' if type(layer).__name__[0] in 'AEIOU' else 'a'} {type(layer).__name__}; bind {want}")
+            if size is not None and layer.size != size:
+                raise ValueError(
+                    f"{where} is sized for {size} neurons in layer {name!r}, which has {layer.size} "
+                    f"(shape {layer.shape}); build the synapse for the layer's size")
+
+
+def _layer_name(name, what: str = "layer") -> str:
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"{what}={name!r}: name the layer this synapse binds (a non-empty string)")
+    return name
 
 
 def _float_array(value, shape: tuple, name: str) -> Array:
@@ -161,38 +203,6 @@ AUTO_TILES_MIN_N = 256
 AUTO_TILES_DENSITY = 0.025
 AUTO_TILES_EDGES = 0.5
 AUTO_TILES_AREA = 0.5
-#: The rule ``"auto"`` follows (:func:`auto_formulation`); :func:`auto_rule` selects
-#: another of :data:`AUTO_RULES`, to rebuild (and so load) a network saved under it.
-AUTO_RULE = 3
-#: What each rule picks for a graph that is not complete (``"all"`` under every rule).
-AUTO_RULES = {
-    1: "dense up to 4096 nodes, neighbour tables beyond",
-    2: "dense for density >= 8 % up to 4096 nodes, neighbour tables otherwise",
-    3: "tiles for clustered graphs of 256 to 4096 nodes and density >= 2.5 %, else as rule 2",
-}
-
-
-@contextlib.contextmanager
-def auto_rule(rule: int):
-    """Within this context ``formulation="auto"`` follows the rule ``rule`` (a key of
-    :data:`AUTO_RULES`): to rebuild, and so load, a network saved with ``"auto"`` under
-    that rule (a saved network holds the arrays of its layout; ``hkjax eval``
-    and ``--resume`` find the rule by themselves). Not thread-safe.
-
-    Example::
-
-        with hk.synapses.auto_rule(2):
-            like = hk.hopfield_kuramoto(...)  # formulation="auto" as under rule 2 (no tiles)
-        tree, _ = hk.checkpoint.load(path, {"model": like, ...})
-    """
-    global AUTO_RULE
-    if rule not in AUTO_RULES:
-        raise ValueError(f"rule={rule!r}; choose one of {sorted(AUTO_RULES)}")
-    old, AUTO_RULE = AUTO_RULE, int(rule)
-    try:
-        yield
-    finally:
-        AUTO_RULE = old
 
 
 def _clustered(edges, n: int) -> bool:
@@ -212,10 +222,8 @@ def auto_formulation(n: int, num_edges: int, edges=None) -> str:
     edges cluster (most of them in a few dense tiles of the matrix, e.g. a small-world graph;
     needs ``edges``, the graph's ``(E, 2)`` array);
     ``"dense"`` for other graphs of density at least :data:`AUTO_DENSE_DENSITY` on at most
-    :data:`AUTO_DENSE_MAX_N` nodes; ``"neighbours"`` otherwise. The rule looks at the graph
-    alone, never at the device, so that a network saved on one machine loads on another (a
-    saved network holds its layout's arrays); networks saved under another rule are
-    rebuilt inside :func:`auto_rule`.
+    :data:`AUTO_DENSE_MAX_N` nodes; ``"neighbours"`` otherwise. A layout's index arrays are
+    not saved in checkpoints, so a network saved under one layout loads under another.
 
     The thresholds come from ``benchmarks/formulations.py``, which times every layout on
     small-world graphs over sizes and degrees (relax, value + gradient through per-example
@@ -231,10 +239,8 @@ def auto_formulation(n: int, num_edges: int, edges=None) -> str:
     """
     if num_edges == n * (n - 1) // 2:
         return "all"
-    if AUTO_RULE == 1:
-        return "dense" if n <= AUTO_DENSE_MAX_N else "neighbours"
     density = 2 * num_edges / (n * (n - 1)) if n > 1 else 1.0
-    if (AUTO_RULE >= 3 and edges is not None and AUTO_TILES_MIN_N <= n <= AUTO_DENSE_MAX_N
+    if (edges is not None and AUTO_TILES_MIN_N <= n <= AUTO_DENSE_MAX_N
             and density >= AUTO_TILES_DENSITY and _clustered(edges, n)):
         return "tiles"
     return "dense" if density >= AUTO_DENSE_DENSITY and n <= AUTO_DENSE_MAX_N else "neighbours"
@@ -248,27 +254,6 @@ TILE_BLOCK = 64
 #: dense block (its edges go to the edge list otherwise). An edge on the list costs about as
 #: much as 25 entries of a dense tile (2-core CPU, paper's network, batch 10).
 TILE_MIN_FILL = 0.05
-
-
-@contextlib.contextmanager
-def tile_block_limit(block: int):
-    """Within this context, ``"tiles"`` graphs are laid out with :data:`TILE_BLOCK` set to
-    ``block``: to rebuild, and so load, a model saved with tiles of another size (e.g. runs
-    saved with 128-row tiles; ``hk.checkpoint.leaves`` shows a checkpoint's
-    ``pairs.tile_edge`` shape). Not thread-safe.
-
-    Example::
-
-        with hk.synapses.tile_block_limit(128):
-            like = hk.hopfield_kuramoto(..., formulation="tiles")
-        tree, _ = hk.checkpoint.load(path, {"model": like, ...})
-    """
-    global TILE_BLOCK
-    old, TILE_BLOCK = TILE_BLOCK, int(block)
-    try:
-        yield
-    finally:
-        TILE_BLOCK = old
 
 
 def tile_block(n: int) -> int:
@@ -335,7 +320,23 @@ def tile_layout(edges, n: int, *, block: int | None = None, min_fill: float | No
 
 class Pairs(eqx.Module):
     """The edges ``(i, j)``, ``i < j``, of a graph on ``n`` nodes, and how sums over them
-    are evaluated (``formulation``: one of :data:`FORMULATIONS`)."""
+    are evaluated (``formulation``: one of :data:`FORMULATIONS`).
+
+    Arguments:
+        edges: ``(E, 2)`` integer array of the graph (see :mod:`hkjax.graphs`) or ``"all"``.
+        n: number of nodes.
+        formulation: one of :data:`FORMULATIONS` (``"auto"``: :func:`auto_formulation`).
+        name: how errors name ``edges``.
+
+    Only the edges are state: the index arrays of the layout (masks, neighbour tables,
+    tiles) are rebuilt from them and are not saved in checkpoints (:attr:`derived_fields`),
+    so a checkpoint loads whatever layout the graph gets when it is rebuilt.
+    """
+
+    #: The fields computed from the edges (not saved by :mod:`hkjax.checkpoint`).
+    derived_fields: ClassVar[tuple[str, ...]] = (
+        "mask", "nbr", "slot_edge", "valid", "both", "tile_rows", "tile_cols", "tile_edge", "tile_valid",
+        "rest", "rest_edge")
 
     i: Int[Array, " e"]
     j: Int[Array, " e"]
@@ -392,10 +393,11 @@ class Pairs(eqx.Module):
 
     @property
     def num_edges(self) -> int:
+        """The number of edges ``E``."""
         return self.i.shape[0]
 
     def dots(self, sigma):
-        """``s_e = σ_i·σ_j`` for every edge."""
+        """``s_e = σ_i·σ_j`` for every edge, of oscillators ``sigma`` ``(n, dim)``."""
         return jnp.sum(sigma[self.i] * sigma[self.j], axis=-1)
 
     def table(self, values):
@@ -406,7 +408,8 @@ class Pairs(eqx.Module):
         return jnp.where(self.valid, v, jnp.zeros((), values.dtype))
 
     def table_dots(self, sigma):
-        """``σ_v·σ_nbr(v, slot)`` as an ``(n, m)`` table, and the gathered ``σ_nbr``."""
+        """``σ_v·σ_nbr(v, slot)`` as an ``(n, m)`` table, and the gathered ``σ_nbr``, of
+        oscillators ``sigma`` ``(n, dim)``."""
         sn = sigma[self.nbr]
         return jnp.einsum("nd,nmd->nm", sigma, sn), sn
 
@@ -437,7 +440,8 @@ class Pairs(eqx.Module):
         return 1.0 - jnp.eye(self.n, dtype=dtype)
 
     def scatter(self, per_edge_i, per_edge_j):
-        """``Σ_{e: i_e = k} a_e + Σ_{e: j_e = k} b_e`` for every node ``k``."""
+        """``Σ_{e: i_e = k} a_e + Σ_{e: j_e = k} b_e`` for every node ``k``, with ``a =
+        per_edge_i`` and ``b = per_edge_j``."""
         return jax.ops.segment_sum(per_edge_i, self.i, self.n) + jax.ops.segment_sum(per_edge_j, self.j, self.n)
 
 
@@ -674,36 +678,49 @@ def _tile_energy(interaction: AbstractInteraction, pairs: Pairs, sigma):
     return 0.5 * jnp.sum(out)  # every edge sits in two orientations among the kept tiles
 
 
+def _flat(sigma):
+    """Oscillators of any layer shape as ``(m, dim)`` rows."""
+    return sigma if sigma.ndim == 2 else sigma.reshape(-1, sigma.shape[-1])
+
+
 class _TiledKuramoto(AbstractSynapse):
-    """The part of a :class:`KuramotoSynapse` on a ``"tiles"`` graph that lies inside the
+    """The part of a :class:`Kuramoto` synapse on a ``"tiles"`` graph that lies inside the
     kept tiles, its per-edge parameters laid out as ``(T, block, block)`` blocks (what
-    :meth:`KuramotoSynapse.prepare` makes; the edges outside the tiles go to a
-    :class:`KuramotoSynapse` on the edge list).
+    :meth:`Kuramoto.prepare` makes; the edges outside the tiles go to a :class:`Kuramoto`
+    synapse on the edge list).
 
     Arguments:
+        layer: the oscillator layer.
         pairs: the graph (``formulation="tiles"``).
         interaction: the pair potential, per-edge parameters laid out by :meth:`Pairs.tiles`.
         kappa: energy scale.
     """
 
+    layer: str = eqx.field(static=True)
     pairs: Pairs
     interaction: AbstractInteraction
     kappa: float = 1.0
 
-    def energy(self, g, sigma):
-        return self.kappa * _tile_energy(self.interaction, self.pairs, sigma)
+    @property
+    def layers(self):
+        return (self.layer,)
 
-    def gradient(self, g, sigma):
-        return None, self.kappa * _tile_force(self.interaction, self.pairs, sigma)
+    def energy(self, sigma):
+        return self.kappa * _tile_energy(self.interaction, self.pairs, _flat(sigma))
 
-    def oscillator_size(self):
-        return self.pairs.n
+    def gradient(self, sigma):
+        return (self.kappa * _tile_force(self.interaction, self.pairs, _flat(sigma)).reshape(sigma.shape),)
+
+    def requirements(self):
+        return (("oscillator", self.pairs.n),)
 
 
-class HopfieldSynapse(AbstractSynapse):
-    """Dense Hopfield synapse ``E = −κ (b·g + ½ gᵀ W_s g)``, ``W_s = (W + Wᵀ)/2``.
+class Hopfield(AbstractSynapse):
+    """Dense Hopfield synapse within one threshold layer,
+    ``E = −κ (b·g + ½ gᵀ W_s g)``, ``W_s = (W + Wᵀ)/2`` (the paper's Hopfield block).
 
     Arguments:
+        layer: the threshold layer (``n`` units of any shape; ``g`` is flattened).
         weights: ``(n, n)`` weights ``W`` (symmetrised whenever used).
         bias: ``(n,)`` bias ``b``.
         kappa: energy scale ``κ`` (the paper's ``κ_H``).
@@ -715,13 +732,15 @@ class HopfieldSynapse(AbstractSynapse):
         TypeError: non-floating-point arrays.
     """
 
+    layer: str = eqx.field(static=True)
     weights: Float[Array, "n n"]
     bias: Float[Array, " n"]
     kappa: float = 1.0
     #: Set by :meth:`prepare`: ``weights`` already holds ``W_s``.
     symmetric: bool = eqx.field(static=True, default=False)
 
-    def __init__(self, weights, bias, *, kappa: float = 1.0, symmetric: bool = False):
+    def __init__(self, layer: str, weights, bias, *, kappa: float = 1.0, symmetric: bool = False):
+        self.layer = _layer_name(layer)
         w = jnp.asarray(weights)
         if w.ndim != 2 or w.shape[0] != w.shape[1]:
             raise ValueError(f"weights has shape {w.shape}; pass a square (n, n) matrix")
@@ -729,6 +748,10 @@ class HopfieldSynapse(AbstractSynapse):
         self.bias = _float_array(bias, (w.shape[0],), "bias")
         self.kappa = kappa
         self.symmetric = symmetric
+
+    @property
+    def layers(self):
+        return (self.layer,)
 
     def symmetric_weights(self):
         """``W_s = (W + Wᵀ)/2``, the ``(n, n)`` weights the energy uses (``W`` itself when
@@ -740,71 +763,185 @@ class HopfieldSynapse(AbstractSynapse):
     def prepare(self):
         """This synapse with ``W_s`` computed once (``symmetric=True``)."""
         ws = self.symmetric_weights()
-        return (HopfieldSynapse(ws, self.bias, kappa=self.kappa, symmetric=True),)
+        return (Hopfield(self.layer, ws, self.bias, kappa=self.kappa, symmetric=True),)
 
-    def energy(self, g, sigma):
+    def energy(self, g):
+        """``−κ (b·g + ½ gᵀ W_s g)`` for the activations ``g`` of the layer."""
+        g = g.reshape(-1)
         return -self.kappa * (jnp.dot(self.bias, g) + 0.5 * jnp.dot(g, self.symmetric_weights() @ g))
 
-    def gradient(self, g, sigma):
-        return -self.kappa * (self.bias + self.symmetric_weights() @ g), None
+    def gradient(self, g):
+        """``(−κ (b + W_s g),)`` in the shape of ``g``."""
+        return ((-self.kappa * (self.bias + self.symmetric_weights() @ g.reshape(-1))).reshape(g.shape),)
 
-    def threshold_size(self):
-        return self.weights.shape[0]
+    def requirements(self):
+        return (("threshold", self.weights.shape[0]),)
 
 
-class LowRankSynapse(AbstractSynapse):
-    """Static symmetric low-rank synapse ``E = −½ κ gᵀ U Uᵀ g`` (the paper's LoRA baseline).
+class Dense(AbstractSynapse):
+    """A dense synapse between two threshold layers, ``E = −g_preᵀ W g_post``; within one
+    layer (``pre == post``) ``E = −½ gᵀ W_s g`` with ``W_s = (W + Wᵀ)/2``. Activations are
+    flattened: ``W`` is ``(size of pre, size of post)``.
 
     Arguments:
+        pre, post: the threshold layers (the same name for a synapse within one layer).
+        weights: ``W``.
+
+    Raises:
+        ValueError: ``weights`` not 2-d, not square within one layer, or non-finite.
+    """
+
+    pre: str = eqx.field(static=True)
+    post: str = eqx.field(static=True)
+    weights: Float[Array, "n m"]
+
+    def __init__(self, pre: str, post: str, weights):
+        self.pre, self.post = _layer_name(pre, "pre"), _layer_name(post, "post")
+        w = jnp.asarray(weights)
+        if w.ndim != 2 or (pre == post and w.shape[0] != w.shape[1]):
+            raise ValueError(
+                f"Dense({pre!r}, {post!r}): weights has shape {w.shape}; pass a 2-d (size of {pre!r}, "
+                f"size of {post!r}) matrix" + (" (square within one layer)" if pre == post else ""))
+        self.weights = _float_array(w, w.shape, "weights")
+
+    @property
+    def layers(self):
+        return (self.pre,) if self.pre == self.post else (self.pre, self.post)
+
+    def energy(self, *g):
+        """The energy of the activations ``g`` of the bound layers (one array, or ``g_pre, g_post``)."""
+        if len(g) == 1:
+            a = g[0].reshape(-1)
+            return -0.5 * jnp.dot(a, self.weights @ a)
+        return -jnp.dot(g[0].reshape(-1), self.weights @ g[1].reshape(-1))
+
+    def gradient(self, *g):
+        """``∂E/∂g`` for each bound layer, in closed form (``g`` as for :meth:`energy`)."""
+        w = self.weights
+        if len(g) == 1:
+            a = g[0].reshape(-1)
+            return ((-0.5 * (w @ a + w.T @ a)).reshape(g[0].shape),)
+        a, b = g[0].reshape(-1), g[1].reshape(-1)
+        return (-(w @ b)).reshape(g[0].shape), (-(w.T @ a)).reshape(g[1].shape)
+
+    def requirements(self):
+        if self.pre == self.post:
+            return (("threshold", self.weights.shape[0]),)
+        return (("threshold", self.weights.shape[0]), ("threshold", self.weights.shape[1]))
+
+
+class Bias(AbstractSynapse):
+    """A bias on a threshold layer, ``E = −b·g``.
+
+    Arguments:
+        layer: the threshold layer.
+        bias: ``b``, of the layer's shape (or its flattened size).
+    """
+
+    layer: str = eqx.field(static=True)
+    bias: Float[Array, "..."]
+
+    def __init__(self, layer: str, bias):
+        self.layer = _layer_name(layer)
+        b = jnp.asarray(bias)
+        self.bias = _float_array(b, b.shape, "bias")
+
+    @property
+    def layers(self):
+        return (self.layer,)
+
+    def energy(self, g):
+        """``−b·g`` for the activations ``g`` of the layer."""
+        return -jnp.dot(self.bias.reshape(-1), g.reshape(-1))
+
+    def gradient(self, g):
+        """``(−b,)`` in the shape of ``g``."""
+        return (-self.bias.reshape(g.shape).astype(g.dtype),)
+
+    def requirements(self):
+        return (("threshold", int(self.bias.size)),)
+
+    def check(self, layers, where):
+        super().check(layers, where)
+        if self.bias.shape not in (layers[0].shape, (layers[0].size,)):
+            raise ValueError(
+                f"{where}: bias has shape {self.bias.shape}; layer {self.layer!r} has shape "
+                f"{layers[0].shape}, pass that shape or ({layers[0].size},)")
+
+
+class LowRank(AbstractSynapse):
+    """Static symmetric low-rank synapse within one threshold layer,
+    ``E = −½ κ gᵀ U Uᵀ g`` (the paper's LoRA baseline).
+
+    Arguments:
+        layer: the threshold layer (``n`` units).
         factors: ``(n, r)`` factor ``U``.
         kappa: energy scale.
     """
 
+    layer: str = eqx.field(static=True)
     factors: Float[Array, "n r"]
     kappa: float = 1.0
 
-    def __init__(self, factors, *, kappa: float = 1.0):
+    def __init__(self, layer: str, factors, *, kappa: float = 1.0):
+        self.layer = _layer_name(layer)
         u = jnp.asarray(factors)
         if u.ndim != 2:
             raise ValueError(f"factors has shape {u.shape}; pass an (n, r) matrix")
         self.factors = _float_array(u, u.shape, "factors")
         self.kappa = kappa
 
-    def energy(self, g, sigma):
-        h = self.factors.T @ g
+    @property
+    def layers(self):
+        return (self.layer,)
+
+    def energy(self, g):
+        """``−½ κ |Uᵀ g|²`` for the activations ``g`` of the layer."""
+        h = self.factors.T @ g.reshape(-1)
         return -0.5 * self.kappa * jnp.dot(h, h)
 
-    def gradient(self, g, sigma):
-        return -self.kappa * (self.factors @ (self.factors.T @ g)), None
+    def gradient(self, g):
+        """``(−κ U Uᵀ g,)`` in the shape of ``g``."""
+        return ((-self.kappa * (self.factors @ (self.factors.T @ g.reshape(-1)))).reshape(g.shape),)
 
-    def threshold_size(self):
-        return self.factors.shape[0]
+    def requirements(self):
+        return (("threshold", self.factors.shape[0]),)
 
 
-class KuramotoSynapse(AbstractSynapse):
-    """Generalised Kuramoto synapse on a graph: ``E = κ Σ_(i,j)∈G F_ij(σᵢ·σⱼ)``.
+class Kuramoto(AbstractSynapse):
+    """Generalised Kuramoto synapse on a graph over one oscillator layer:
+    ``E = κ Σ_(i,j)∈G F_ij(σᵢ·σⱼ)`` (nodes index the layer's oscillators, flattened).
 
     Arguments:
+        layer: the oscillator layer.
         pairs: the graph (:class:`Pairs`).
         interaction: the pair potential ``F`` (scalar or per-edge parameters).
         kappa: energy scale (the paper's ``κ_K``).
     """
 
+    layer: str = eqx.field(static=True)
     pairs: Pairs
     interaction: AbstractInteraction
     kappa: float = 1.0
 
     def __check_init__(self):
+        _layer_name(self.layer)
         e = self.interaction.num_edges()
         if e is not None and e != self.pairs.num_edges:
             raise ValueError(
                 f"interaction has parameters for {e} edges but the graph has {self.pairs.num_edges}"
             )
 
-    def energy(self, g, sigma):
+    @property
+    def layers(self):
+        return (self.layer,)
+
+    def energy(self, sigma):
+        """``κ Σ_(i,j)∈G F_ij(σᵢ·σⱼ)`` for the oscillators ``sigma`` of the layer."""
         p = self.pairs
+        sigma = _flat(sigma)
         if p.formulation == "tiles":
-            return sum(part.energy(g, sigma) for part in self.prepare())
+            return sum(part.energy(sigma) for part in self.prepare())
         if p.formulation in _EDGE_WISE:
             return self.kappa * jnp.sum(self.interaction(p.dots(sigma)))
         if p.formulation == "neighbours":
@@ -815,76 +952,105 @@ class KuramotoSynapse(AbstractSynapse):
         f = _laid_out(self.interaction, p)(s)
         return 0.5 * self.kappa * jnp.sum(p._mask(s.dtype) * f)
 
-    def gradient(self, g, sigma):
+    def gradient(self, sigma):
+        """``(κ Σⱼ F'_ij σⱼ,)`` for every oscillator of ``sigma``, in the graph's layout."""
+        return (self._force(_flat(sigma)).reshape(sigma.shape),)
+
+    def _force(self, sigma):
         p = self.pairs
         if p.formulation == "tiles":
-            return None, sum(part.gradient(g, sigma)[1] for part in self.prepare())
+            return sum(part.gradient(sigma)[0] for part in self.prepare())
         if p.formulation == "edges":
             fp = self.interaction.derivative(p.dots(sigma))[:, None]
-            return None, self.kappa * p.scatter(fp * sigma[p.j], fp * sigma[p.i])
+            return self.kappa * p.scatter(fp * sigma[p.j], fp * sigma[p.i])
         if p.formulation == "bcoo":
-            return None, self.kappa * (p.sparse(self.interaction.derivative(p.dots(sigma))) @ sigma)
+            return self.kappa * (p.sparse(self.interaction.derivative(p.dots(sigma))) @ sigma)
         if p.formulation == "neighbours":
             s, sn = p.table_dots(sigma)
             fp = jnp.where(p.valid, _laid_out(self.interaction, p).derivative(s), 0.0)
-            return None, self.kappa * jnp.einsum("nm,nmd->nd", fp, sn)
+            return self.kappa * jnp.einsum("nm,nmd->nd", fp, sn)
         inter = _laid_out(self.interaction, p)
         mask = None if _vanishes_off_graph(inter) else p._mask(sigma.dtype)
-        return None, self.kappa * _dense_force(inter, mask, sigma)
+        return self.kappa * _dense_force(inter, mask, sigma)
 
-    def oscillator_size(self):
-        return self.pairs.n
+    def requirements(self):
+        return (("oscillator", self.pairs.n),)
 
     def prepare(self):
         """This synapse with the interaction's per-edge parameters laid out for the graph's
         formulation (``(n, n)`` matrices or neighbour tables; unchanged for ``"edges"``);
         for ``"tiles"`` two synapses: the kept tiles (parameters as ``(T, block, block)``
-        blocks) and the edges left over (an edge-list :class:`KuramotoSynapse`)."""
+        blocks) and the edges left over (an edge-list :class:`Kuramoto` synapse)."""
         p = self.pairs
         if p.formulation == "tiles":
-            parts = (_TiledKuramoto(p, _laid_out(self.interaction, p, p.tiles), self.kappa),)
+            parts = (_TiledKuramoto(self.layer, p, _laid_out(self.interaction, p, p.tiles), self.kappa),)
             if p.rest is not None:
                 rest = _laid_out(self.interaction, p, lambda v: v[p.rest_edge])
-                parts += (KuramotoSynapse(p.rest, rest, self.kappa),)
+                parts += (Kuramoto(self.layer, p.rest, rest, self.kappa),)
             return parts
         if self.pairs.formulation in _EDGE_WISE:
             return (self,)
         return (eqx.tree_at(lambda m: m.interaction, self, _laid_out(self.interaction, self.pairs)),)
 
 
-class StimulusSynapse(AbstractSynapse):
-    """Conditional stimulus on the oscillators (AKOrN): ``E = −Σᵢ cᵢ·σᵢ``.
+class Stimulus(AbstractSynapse):
+    """Conditional stimulus on an oscillator layer (AKOrN): ``E = −Σᵢ cᵢ·σᵢ``.
 
     Breaks rotation invariance: with a natural frequency ``Ω`` the energy is then no longer
     a Lyapunov function.
 
     Arguments:
-        stimulus: ``(m, dim)`` array ``c``.
+        layer: the oscillator layer.
+        stimulus: ``c``, of the layer's state shape (``shape + (dim,)``); ``(m, dim)`` rows
+            are accepted for a layer of ``m`` oscillators of any shape.
     """
 
-    stimulus: Float[Array, "m dim"]
+    layer: str = eqx.field(static=True)
+    stimulus: Float[Array, "*shape dim"]
     rotation_invariant: ClassVar[bool] = False
 
-    def __init__(self, stimulus):
+    def __init__(self, layer: str, stimulus):
+        self.layer = _layer_name(layer)
         c = jnp.asarray(stimulus)
-        if c.ndim != 2:
-            raise ValueError(f"stimulus has shape {c.shape}; pass an (m, dim) array")
+        if c.ndim < 2:
+            raise ValueError(f"stimulus has shape {c.shape}; pass an array of the layer's state shape (..., dim)")
         self.stimulus = _float_array(c, c.shape, "stimulus")
 
-    def energy(self, g, sigma):
-        return -jnp.sum(self.stimulus * sigma)
+    @property
+    def layers(self):
+        return (self.layer,)
 
-    def gradient(self, g, sigma):
-        return None, -jnp.broadcast_to(self.stimulus, sigma.shape).astype(sigma.dtype)
+    def energy(self, sigma):
+        """``−Σᵢ cᵢ·σᵢ`` for the oscillators ``sigma`` of the layer."""
+        return -jnp.sum(self.stimulus.reshape(sigma.shape) * sigma)
 
-    def oscillator_size(self):
-        return self.stimulus.shape[0]
+    def gradient(self, sigma):
+        """``(−c,)`` in the shape of ``sigma``."""
+        return (-jnp.broadcast_to(self.stimulus.reshape(sigma.shape), sigma.shape).astype(sigma.dtype),)
+
+    def requirements(self):
+        return (("oscillator", int(np.prod(self.stimulus.shape[:-1]))),)
+
+    def check(self, layers, where):
+        super().check(layers, where)
+        if self.stimulus.shape[-1] != layers[0].dim:
+            raise ValueError(
+                f"{where}: stimulus has shape {self.stimulus.shape}; layer {self.layer!r} holds "
+                f"oscillators in dimension {layers[0].dim}, pass shape {layers[0].state_shape}")
 
 
 class _AbstractCoupling(AbstractSynapse):
-    """``E = −Σ_(i,j)∈G C_ij gᵢ gⱼ (σᵢ·σⱼ)``; subclasses say what ``C`` is."""
+    """``E = −Σ_(i,j)∈G C_ij gᵢ gⱼ (σᵢ·σⱼ)`` between a threshold layer and an oscillator
+    layer of as many units (node ``i`` is threshold unit ``i`` and oscillator ``i``, both
+    flattened); subclasses say what ``C`` is."""
 
     pairs: eqx.AbstractVar[Pairs]
+    threshold: eqx.AbstractVar[str]
+    oscillators: eqx.AbstractVar[str]
+
+    @property
+    def layers(self):
+        return (self.threshold, self.oscillators)
 
     @abc.abstractmethod
     def coefficients(self):
@@ -911,12 +1077,19 @@ class _AbstractCoupling(AbstractSynapse):
         return c * (jnp.sum(gs, axis=0, keepdims=True) - gs)
 
     def energy(self, g, sigma):
+        """``−Σ_(i,j)∈G C_ij gᵢ gⱼ (σᵢ·σⱼ)`` for activations ``g`` and oscillators ``sigma``."""
         p = self.pairs
+        g, sigma = g.reshape(-1), _flat(sigma)
         if p.formulation == "edges":
             return -jnp.sum(self.coefficients() * g[p.i] * g[p.j] * p.dots(sigma))
         return -0.5 * jnp.sum(g[:, None] * sigma * self._field(g, sigma))
 
     def gradient(self, g, sigma):
+        """``(∂E/∂g, ∂E/∂σ)`` in closed form, in the shapes of ``g`` and ``sigma``."""
+        dg, ds = self._gradient(g.reshape(-1), _flat(sigma))
+        return dg.reshape(g.shape), ds.reshape(sigma.shape)
+
+    def _gradient(self, g, sigma):
         p = self.pairs
         if p.formulation == "edges":
             c = self.coefficients()
@@ -928,15 +1101,13 @@ class _AbstractCoupling(AbstractSynapse):
         y = self._field(g, sigma)
         return -jnp.sum(sigma * y, axis=-1), -g[:, None] * y
 
-    def threshold_size(self):
-        return self.pairs.n
-
-    def oscillator_size(self):
-        return self.pairs.n
+    def requirements(self):
+        return (("threshold", self.pairs.n), ("oscillator", self.pairs.n))
 
 
-class CouplingSynapse(_AbstractCoupling):
-    """Hopfield–Kuramoto coupling ``E = −Σ_(i,j)∈G C_ij gᵢ gⱼ (σᵢ·σⱼ)`` with free ``C``.
+class Coupling(_AbstractCoupling):
+    """Hopfield–Kuramoto coupling ``E = −Σ_(i,j)∈G C_ij gᵢ gⱼ (σᵢ·σⱼ)`` with free ``C``,
+    between a threshold layer and an oscillator layer of as many units.
 
     ``weights`` of shape ``(E,)`` is the paper's **full** coupling (one weight per edge); a
     scalar is the **additive** coupling (``C_ij = c``). Seen from the threshold units it
@@ -945,14 +1116,20 @@ class CouplingSynapse(_AbstractCoupling):
     constant diagonal (arXiv 2505.03648, Sec. 3).
 
     Arguments:
+        threshold: the threshold layer.
+        oscillators: the oscillator layer (one oscillator per threshold unit).
         pairs: the coupling graph ``G_HK`` (:class:`Pairs`).
         weights: scalar or ``(E,)``.
     """
 
+    threshold: str = eqx.field(static=True)
+    oscillators: str = eqx.field(static=True)
     pairs: Pairs
     weights: Float[Array, "*e"]
 
-    def __init__(self, pairs: Pairs, weights):
+    def __init__(self, threshold: str, oscillators: str, pairs: Pairs, weights):
+        self.threshold = _layer_name(threshold, "threshold")
+        self.oscillators = _layer_name(oscillators, "oscillators")
         w = jnp.asarray(weights)
         shape = () if w.ndim == 0 else (pairs.num_edges,)
         self.pairs, self.weights = pairs, _float_array(w, shape, "coupling_weights")
@@ -976,26 +1153,32 @@ class CouplingSynapse(_AbstractCoupling):
         return (eqx.tree_at(lambda m: m.weights, self, self.coefficients()),)
 
 
-class MultiplicativeCouplingSynapse(_AbstractCoupling):
+class MultiplicativeCoupling(_AbstractCoupling):
     """The Hopfield synapse with oscillator-modulated weights (the paper's
     **multiplicative** coupling, ``C_ij = α W_s,ij``):
 
     ``E = −κ (b·g + ½ gᵀ W_s g) − α Σ_(i,j)∈G W_s,ij gᵢ gⱼ (σᵢ·σⱼ)``.
 
-    It holds the :class:`HopfieldSynapse` itself, so the Hopfield weights are one array,
-    shared (tied) by both terms and trained as one.
+    It holds the :class:`Hopfield` synapse itself, so the Hopfield weights are one array,
+    shared (tied) by both terms and trained as one; the threshold layer is the Hopfield
+    synapse's.
 
     Arguments:
+        oscillators: the oscillator layer (one oscillator per threshold unit).
         hopfield: the Hopfield synapse whose weights the coupling reuses.
         pairs: the coupling graph.
         strength: ``α`` (scalar).
     """
 
-    hopfield: HopfieldSynapse
+    oscillators: str = eqx.field(static=True)
+    hopfield: Hopfield
     pairs: Pairs
     strength: Float[Array, ""]
 
-    def __init__(self, hopfield: HopfieldSynapse, pairs: Pairs, strength=1.0):
+    def __init__(self, oscillators: str, hopfield: Hopfield, pairs: Pairs, strength=1.0):
+        self.oscillators = _layer_name(oscillators, "oscillators")
+        if not isinstance(hopfield, Hopfield):
+            raise TypeError(f"hopfield must be an hk.synapses.Hopfield synapse, got {type(hopfield).__name__}")
         if hopfield.weights.shape[0] != pairs.n:
             raise ValueError(
                 f"the coupling graph has {pairs.n} nodes but the Hopfield weights are "
@@ -1003,6 +1186,11 @@ class MultiplicativeCouplingSynapse(_AbstractCoupling):
             )
         self.hopfield, self.pairs = hopfield, pairs
         self.strength = _float_array(strength, (), "coupling_weights")
+
+    @property
+    def threshold(self) -> str:
+        """The threshold layer: the Hopfield synapse's."""
+        return self.hopfield.layer
 
     def coefficients(self):
         ws = self.hopfield.symmetric_weights()
@@ -1015,17 +1203,22 @@ class MultiplicativeCouplingSynapse(_AbstractCoupling):
         return self.strength * ws * p._mask(ws.dtype)
 
     def energy(self, g, sigma):
-        return self.hopfield.energy(g, sigma) + super().energy(g, sigma)
+        """The Hopfield energy of ``g`` plus the coupling of ``g`` and ``sigma`` with ``C = α W_s``."""
+        return self.hopfield.energy(g) + super().energy(g, sigma)
 
     def gradient(self, g, sigma):
+        """``(∂E/∂g, ∂E/∂σ)`` in closed form, in the shapes of ``g`` and ``sigma``."""
         dg, ds = super().gradient(g, sigma)
-        return dg + self.hopfield.gradient(g, sigma)[0], ds
+        return dg + self.hopfield.gradient(g)[0], ds
 
     def prepare(self):
         """Two synapses with the same energy: the prepared Hopfield synapse and a
-        :class:`CouplingSynapse` holding ``C = α W_s`` (the tie is undone for the solve only;
+        :class:`Coupling` holding ``C = α W_s`` (the tie is undone for the solve only;
         gradients still reach the one weight array)."""
-        # Untie: a Hopfield synapse plus a coupling with the coefficients computed once.
         c = self.coefficients()
-        coupling = eqx.tree_at(lambda m: m.weights, CouplingSynapse(self.pairs, jnp.zeros(())), c)
+        coupling = eqx.tree_at(lambda m: m.weights, Coupling(self.threshold, self.oscillators, self.pairs, jnp.zeros(())), c)
         return self.hopfield.prepare() + (coupling,)
+
+
+from .conv import Conv, ConvKuramoto  # noqa: E402
+from .attention import Attention  # noqa: E402
