@@ -147,6 +147,14 @@ def git_commit() -> str | None:
     return out.stdout.strip() or None
 
 
+def report(spec: dict, name: str, payload: dict, path: str | None = None) -> Path:
+    """Print a script's table (its ``TABLES`` entry ``spec`` rendered for ``payload``, whose
+    ``"rows"`` are the table's rows) and write ``payload`` as JSON (:func:`write_json`)."""
+    title, columns = table(spec, payload)
+    print_table(title, payload["rows"], columns)
+    return write_json(name, payload, path)
+
+
 def write_json(name: str, payload: dict, path: str | None = None) -> Path:
     out = Path(path) if path else RESULTS / f"{name}-{machine_name()}.json"
     out.parent.mkdir(parents=True, exist_ok=True)

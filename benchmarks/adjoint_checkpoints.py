@@ -29,9 +29,9 @@ import optax
 import hkjax as hk
 
 try:
-    from _common import alternate, initial_states, paper_network, print_table, table, write_json
+    from _common import alternate, initial_states, paper_network, report
 except ImportError:
-    from ._common import alternate, initial_states, paper_network, print_table, table, write_json
+    from ._common import alternate, initial_states, paper_network, report
 
 #: The table this script prints; ``benchmarks/readme.py`` renders its results with it
 #: (results without a ``batch`` entry were measured at the default batch of 10).
@@ -102,9 +102,7 @@ def main(argv=None):
         for name, v in times.items()
     ]
     payload = {"rows": rows, "rounds": a.rounds, "shared": not a.per_example, "batch": a.batch}
-    title, columns = table(TABLES["adjoint_checkpoints"], payload)
-    print_table(title, rows, columns)
-    write_json("adjoint_checkpoints", payload, a.json)
+    report(TABLES["adjoint_checkpoints"], "adjoint_checkpoints", payload, a.json)
 
 
 if __name__ == "__main__":

@@ -19,9 +19,9 @@ import equinox as eqx
 import jax
 
 try:
-    from _common import initial_states, paper_network, print_table, table, timeit, write_json
+    from _common import initial_states, paper_network, report, timeit
 except ImportError:
-    from ._common import initial_states, paper_network, print_table, table, timeit, write_json
+    from ._common import initial_states, paper_network, report, timeit
 
 #: The table this script prints; ``benchmarks/readme.py`` renders its results with it.
 TABLES = {
@@ -68,9 +68,7 @@ def main(argv=None):
                              "field_ms": 1e3 * med / a.fields, "per_config_ms": per,
                              "per_config_min_ms": 1e3 * mn / a.fields / b, "gain_vs_first": single / per})
     payload = {"rows": rows, "fields": a.fields, "repeats": a.repeats}
-    title, columns = table(TABLES["batch_scaling"], payload)
-    print_table(title, rows, columns)
-    write_json("batch_scaling", payload, a.json)
+    report(TABLES["batch_scaling"], "batch_scaling", payload, a.json)
     return rows
 
 

@@ -32,9 +32,9 @@ import numpy as np
 import hkjax as hk
 
 try:
-    from _common import alternate, print_table, table, write_json
+    from _common import alternate, report
 except ImportError:  # imported as benchmarks.conv
-    from ._common import alternate, print_table, table, write_json
+    from ._common import alternate, report
 
 #: The table this script prints; ``benchmarks/readme.py`` renders its results with it.
 TABLES = {
@@ -120,9 +120,7 @@ def main(argv=None):
         r["vs_conv"] = ref / r["gflops"]
     payload = {"height": h, "width": w, "c_in": c_in, "c_out": c_out, "kh": k, "kw": k, "batch": b,
                "osc_dim": d, "dtype": str(g_pre.dtype), "rows": rows}
-    title, columns = table(TABLES["conv"], payload)
-    print_table(title, rows, columns)
-    write_json("conv", payload, a.json)
+    report(TABLES["conv"], "conv", payload, a.json)
     return rows
 
 

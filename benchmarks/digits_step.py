@@ -36,9 +36,9 @@ import jax.numpy as jnp
 import numpy as np
 
 try:
-    from _common import alternate, print_table, table, write_json
+    from _common import alternate, report
 except ImportError:
-    from ._common import alternate, print_table, table, write_json
+    from ._common import alternate, report
 
 CONFIGS = {
     "hopfield-400": dict(model="hopfield", n_hidden=400, batch_size=64, solver_steps=4),
@@ -119,9 +119,7 @@ def main(argv=None):
             })
         print(f"# {name}: per-example {rows[-2]['step_ms']:.1f} ms, shared {rows[-1]['step_ms']:.1f} ms", flush=True)
     payload = {"rows": rows, "rounds": a.rounds}
-    title, columns = table(TABLES["digits_step"], payload)
-    print_table(title, rows, columns)
-    write_json("digits_step", payload, a.json)
+    report(TABLES["digits_step"], "digits_step", payload, a.json)
 
 
 if __name__ == "__main__":

@@ -31,9 +31,9 @@ import tempfile
 import numpy as np
 
 try:
-    from _common import print_table, table, write_json
+    from _common import report
 except ImportError:
-    from ._common import print_table, table, write_json
+    from ._common import report
 
 STAGES = ("trace_s", "lower_s", "compile_s", "first_exec_s", "second_exec_s")
 
@@ -133,9 +133,7 @@ def main(argv=None):
         row["first_call_s"] = float(np.median([sum(r[s] for s in STAGES[:4]) for r in rs]))
         rows.append(row)
     payload = {"rows": rows, "repeats": a.repeats, "formulation": a.formulation}
-    title, columns = table(TABLES["first_call"], payload)
-    print_table(title, rows, columns)
-    write_json("first_call", payload, a.json)
+    report(TABLES["first_call"], "first_call", payload, a.json)
 
 
 if __name__ == "__main__":

@@ -30,10 +30,10 @@ import optax
 import hkjax as hk
 
 try:
-    from _common import alternate, initial_states, paper_network, print_table, table, write_json
+    from _common import alternate, initial_states, paper_network, report
     from adjoint_checkpoints import make_step
 except ImportError:
-    from ._common import alternate, initial_states, paper_network, print_table, table, write_json
+    from ._common import alternate, initial_states, paper_network, report
     from .adjoint_checkpoints import make_step
 
 #: The table this script prints; ``benchmarks/readme.py`` renders its results with it. The
@@ -106,10 +106,8 @@ def main(argv=None):
             row["loss"] = float(out[(form, what)][2])
         rows.append(row)
     payload = {"rows": rows, "rounds": a.rounds, "shared": a.shared, "batch": a.batch}
-    title, columns = table(TABLES["formulation_ab"], payload)
-    print_table(title, rows, columns)
-    write_json("formulation_ab" + ("-shared" if a.shared else "") + ("" if "step" in a.calls else "-relax"), payload,
-               a.json)
+    name = "formulation_ab" + ("-shared" if a.shared else "") + ("" if "step" in a.calls else "-relax")
+    report(TABLES["formulation_ab"], name, payload, a.json)
 
 
 if __name__ == "__main__":

@@ -27,9 +27,9 @@ import numpy as np
 import hkjax as hk
 
 try:
-    from _common import initial_states, paper_network, print_table, table, timeit, write_json
+    from _common import initial_states, paper_network, report, timeit
 except ImportError:  # imported as benchmarks.formulations
-    from ._common import initial_states, paper_network, print_table, table, timeit, write_json
+    from ._common import initial_states, paper_network, report, timeit
 
 SIZES = "175:16,275:16,896:16,896:150,2048:16,2048:150"
 #: Dense layouts past this many units take minutes per configuration here; skipped.
@@ -127,9 +127,7 @@ def main(argv=None):
             best = min(group, key=lambda r: r[key])
             for r in group:
                 r[key + "_vs_best"] = r[key] / best[key]
-    title, columns = table(TABLES["formulations"], {"rows": rows})
-    print_table(title, rows, columns)
-    write_json("formulations", {"rows": rows}, a.json)
+    report(TABLES["formulations"], "formulations", {"rows": rows}, a.json)
     return rows
 
 

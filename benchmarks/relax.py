@@ -22,9 +22,9 @@ import numpy as np
 import hkjax as hk
 
 try:
-    from _common import initial_states, paper_network, print_table, table, timeit, write_json
+    from _common import initial_states, paper_network, report, timeit
 except ImportError:
-    from ._common import initial_states, paper_network, print_table, table, timeit, write_json
+    from ._common import initial_states, paper_network, report, timeit
 
 #: The table this script prints; ``benchmarks/readme.py`` renders its results with it.
 TABLES = {
@@ -77,9 +77,7 @@ def main(argv=None):
                 "first_call_s": first, "solver_steps": int(np.max(np.asarray(sol.stats["num_steps"]))),
                 "max_diff_vs_vmap": diff,
             })
-    title, columns = table(TABLES["relax"], {"rows": rows})
-    print_table(title, rows, columns)
-    write_json("relax", {"rows": rows}, a.json)
+    report(TABLES["relax"], "relax", {"rows": rows}, a.json)
     return rows
 
 

@@ -28,9 +28,9 @@ import numpy as np
 import hkjax as hk
 
 try:
-    from _common import paper_network, print_table, table, write_json
+    from _common import paper_network, report
 except ImportError:
-    from ._common import paper_network, print_table, table, write_json
+    from ._common import paper_network, report
 
 #: The table this script prints; ``benchmarks/readme.py`` renders its results with it.
 TABLES = {
@@ -112,9 +112,7 @@ def main(argv=None):
             "batched_first_call_s": batched_first, "sequential_first_call_s": seq_first,
             "max_rel_diff": agree,
         })
-    title, columns = table(TABLES["sweep"], {"rows": rows})
-    print_table(title, rows, columns)
-    write_json("sweep", {"rows": rows}, a.json)
+    report(TABLES["sweep"], "sweep", {"rows": rows}, a.json)
     return rows
 
 

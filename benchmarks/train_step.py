@@ -196,9 +196,9 @@ def main(argv=None):
         print("RESULT " + json.dumps(child(json.loads(a.child), a.repeats, a.batch)))
         return None
     try:
-        from _common import print_table, table, write_json
+        from _common import report
     except ImportError:
-        from ._common import print_table, table, write_json
+        from ._common import report
     idx = range(len(CONFIGS)) if a.configs is None else [int(i) for i in a.configs.split(",")]
     rows = []
     here = os.path.dirname(os.path.abspath(__file__))
@@ -211,9 +211,7 @@ def main(argv=None):
             print(out.stderr[-2000:], file=sys.stderr)
             raise SystemExit(f"configuration {CONFIGS[i]['name']!r} failed")
         rows.append(json.loads(line[0][7:]))
-    title, columns = table(TABLES["train_step"], {"rows": rows})
-    print_table(title, rows, columns)
-    write_json("train_step", {"rows": rows}, a.json)
+    report(TABLES["train_step"], "train_step", {"rows": rows}, a.json)
     return rows
 
 

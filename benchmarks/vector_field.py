@@ -27,9 +27,9 @@ import hkjax as hk
 from hkjax.synapses import AbstractSynapse
 
 try:
-    from _common import PAPER, dot_gflops, initial_states, paper_network, print_table, table, timeit, write_json
+    from _common import PAPER, dot_gflops, initial_states, paper_network, report, timeit
 except ImportError:  # imported as benchmarks.vector_field
-    from ._common import PAPER, dot_gflops, initial_states, paper_network, print_table, table, timeit, write_json
+    from ._common import PAPER, dot_gflops, initial_states, paper_network, report, timeit
 
 #: The table this script prints; ``benchmarks/readme.py`` renders its results with it.
 TABLES = {
@@ -117,9 +117,7 @@ def main(argv=None):
     ref = dot_gflops(n, n, a.batch * d)
     for r in rows:
         r["dot_gflops"] = ref
-    title, columns = table(TABLES["vector_field"], {"rows": rows})
-    print_table(title, rows, columns)
-    write_json("vector_field", {"rows": rows}, a.json)
+    report(TABLES["vector_field"], "vector_field", {"rows": rows}, a.json)
     return rows
 
 
