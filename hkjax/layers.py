@@ -154,8 +154,6 @@ class ThresholdLayer(AbstractLayer):
             return self.lagrangian.activation(state)
         return self.lagrangian.activation(state.reshape(-1)).reshape(self.shape)
 
-    activation = value
-
     def energy(self, state, value=None):
         """The Legendre term ``κ (Σ x·g − L(x))``.
 

@@ -169,7 +169,9 @@ class Network(eqx.Module):
 
     def synapse_gradient(self, state: dict) -> dict[str, Array | None]:
         """``∂E_syn/∂value`` for every layer at ``state`` (``None`` where no synapse binds it)."""
-        v = self.values(state)
+        return self._synapse_gradient(self.values(state))
+
+    def _synapse_gradient(self, v: dict) -> dict[str, Array | None]:
         grads: dict[str, Array | None] = {n: None for n in self.layers}
         for s in self.synapses:
             for n, d in zip(s.layers, s.gradient(*(v[n] for n in s.layers))):
@@ -196,7 +198,7 @@ class Network(eqx.Module):
         """
         self._check_structure(state)
         v = self.values(state)
-        grads = self.synapse_gradient(state)
+        grads = self._synapse_gradient(v)
         return {n: layer.flow(state[n], v[n], grads[n]) for n, layer in self.layers.items()}
 
     def project(self, state: dict) -> dict:

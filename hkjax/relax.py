@@ -177,16 +177,17 @@ def _as_dict(y: tuple, order) -> dict:
 # (three times without) and the later traces and their derivatives work on its jaxpr. XLA
 # inlines the call, so the compiled program computes the same, and the paper network's
 # training step traces faster (tracing time: benchmarks/first_call.py).
-@eqx.filter_jit
-def _field(t, y, network):
+def _tuple_field(t, y, network):
     order = _order(network)
     return _as_tuple(network.vector_field(t, _as_dict(y, order)), order)
 
 
+_field = eqx.filter_jit(_tuple_field)
+
+
 @eqx.filter_jit
 def _batch_field(t, y, network):
-    order = _order(network)
-    return jax.vmap(lambda state: _as_tuple(network.vector_field(t, _as_dict(state, order)), order))(y)
+    return jax.vmap(lambda state: _tuple_field(t, state, network))(y)
 
 
 def _worst_rms(y) -> Float[Array, ""]:
@@ -429,6 +430,7 @@ def _relax(
     event = None
     if steady_state:
         event = diffrax.Event(diffrax.steady_state_event(rtol=rtol, atol=atol, **norm))
+    order = _order(network)
     # The prepared network travels as Diffrax's `args`: its parameters get gradients under
     # every adjoint (BacksolveAdjoint only differentiates what is passed in).
     sol = diffrax.diffeqsolve(
@@ -437,7 +439,7 @@ def _relax(
         t0,
         t1,
         dt0,
-        _as_tuple(state0, _order(network)),
+        _as_tuple(state0, order),
         args=network.prepare(),
         saveat=dsaveat,
         stepsize_controller=stepsize_controller,
@@ -447,7 +449,6 @@ def _relax(
         max_steps=max_steps,
         throw=throw,
     )
-    order = _order(network)
     if sub is None:
         states, ts = _as_dict(sol.ys, order), sol.ts
         final_ys, final_ts = states, sol.ts

@@ -1026,7 +1026,7 @@ class Stimulus(AbstractSynapse):
 
     def gradient(self, sigma):
         """``(−c,)`` in the shape of ``sigma``."""
-        return (-jnp.broadcast_to(self.stimulus.reshape(sigma.shape), sigma.shape).astype(sigma.dtype),)
+        return (-self.stimulus.reshape(sigma.shape).astype(sigma.dtype),)
 
     def requirements(self):
         return (("oscillator", int(np.prod(self.stimulus.shape[:-1]))),)
