@@ -23,8 +23,9 @@ at ``data.oscillator_state`` with ``H − 1`` hidden oscillators, so that row ``
 reference oscillator ``e₁`` (paired with the first hidden threshold unit) and the last ``C``
 rows are the class oscillators.
 
-**Readouts** (paper, Sec. 4): threshold models predict with the final class units
-``y = x[-C:]``; the Kuramoto model with ``y_c = σ_class,c · σ_ref``. Loss
+**Readouts** (paper, Sec. 4; :class:`Readout`, ``task.readout``): threshold models predict
+with the final class units ``y = x[-C:]`` (the hierarchical model: its layer
+``"classes"``); the Kuramoto model with ``y_c = σ_class,c · σ_ref``. Loss
 ``Σ_c (y_c − (2·onehot − 1)_c)²``, prediction ``argmax y``.
 """
 
@@ -50,8 +51,7 @@ __all__ = [
     "EDITS",
     "RelaxConfig",
     "build_network",
-    "threshold_readout",
-    "oscillator_readout",
+    "Readout",
     "squared_loss",
     "random_shift",
     "all_shifts",
@@ -223,16 +223,33 @@ def _state(x, sigma) -> dict:
     return {name: v for name, v in ((THRESHOLD, x), (OSCILLATORS, sigma)) if v is not None}
 
 
-def threshold_readout(state: dict, n_classes: int) -> Float[Array, " c"]:
-    """The final class units ``x[-C:]`` of ``state``, ``C = n_classes`` (threshold models)."""
-    return state[THRESHOLD][-n_classes:]
+class Readout(eqx.Module):
+    """The class scores of a relaxed state, read from a named layer.
 
+    The scores are the units ``[start, stop)`` of layer ``layer`` (flattened; ``units=None``:
+    the whole layer), or, for an oscillator layer with a ``reference`` row, the alignment
+    ``σ_k·σ_ref`` of each of those oscillators with the oscillator in row ``reference``.
 
-def oscillator_readout(state: dict, n_classes: int, ref_index: int) -> Float[Array, " c"]:
-    """``σ_class · σ_ref`` for each class oscillator (the last ``C = n_classes`` rows of
-    ``state["sigma"]``), against the reference oscillator in row ``ref_index``."""
-    sigma = state[OSCILLATORS]
-    return sigma[-n_classes:] @ sigma[ref_index]
+    Arguments:
+        layer: the layer to read (e.g. ``"classes"``).
+        units: ``(start, stop)`` of the flattened layer, Python slice bounds (``(-10, None)``:
+            its last ten units), or ``None`` for all of it.
+        reference: an oscillator readout's reference row (``None``: read the values).
+    """
+
+    layer: str = eqx.field(static=True)
+    units: tuple[int | None, int | None] | None = eqx.field(static=True, default=None)
+    reference: int | None = eqx.field(static=True, default=None)
+
+    def __call__(self, state: dict) -> Float[Array, " c"]:
+        """The scores of ``state`` (a single sample's ``{layer: array}``)."""
+        v = state[self.layer]
+        if self.reference is None:
+            v = v.reshape(-1)
+            return v if self.units is None else v[slice(*self.units)]
+        rows = v.reshape(-1, v.shape[-1])
+        picked = rows if self.units is None else rows[slice(*self.units)]
+        return picked @ rows[self.reference]
 
 
 def squared_loss(scores: Float[Array, " c"], label: Int[Array, ""], n_classes: int) -> Float[Array, ""]:
@@ -579,17 +596,21 @@ class _Base(eqx.Module):
             s = _data.rotate(s, _data.random_rotation(kr, self.dim))
         return s
 
-    def scores(self, network: Network, state: dict) -> Float[Array, " c"]:
-        """The readout of a relaxed ``state``: its class units, or ``σ_class·σ_ref`` for the
-        Kuramoto model; non-finite values (a failed solve) become 0. ``network`` is not used
-        by these readouts."""
+    @property
+    def readout(self) -> Readout:
+        """Where the class scores are read: layer ``"classes"`` of the hierarchical model;
+        the last ``C`` units of the paper's threshold layer ``"x"``; for the Kuramoto model
+        ``σ_class·σ_ref``, its last ``C`` oscillators against the reference row ``P``."""
+        if self.model == "hierarchical":
+            return Readout(CLASSES)
         if self.model == "kuramoto":
-            y = oscillator_readout(state, self.n_classes, self.ref_index)
-        elif self.model == "hierarchical":
-            y = state[CLASSES]
-        else:
-            y = threshold_readout(state, self.n_classes)
-        return _finite(y)
+            return Readout(OSCILLATORS, units=(-self.n_classes, None), reference=self.ref_index)
+        return Readout(THRESHOLD, units=(-self.n_classes, None))
+
+    def scores(self, network: Network, state: dict) -> Float[Array, " c"]:
+        """The :attr:`readout` of a relaxed ``state``; non-finite values (a failed solve)
+        become 0. ``network`` is not used by these readouts."""
+        return _finite(self.readout(state))
 
     def prepare(self, arrays: dict) -> dict:
         """Precompute, once and outside any traced function, what :meth:`sample` needs from

@@ -788,6 +788,35 @@ def test_oscillators_bound_to_a_hidden_layer_dense_weight_gradient_matches_finit
         np.testing.assert_allclose(float(exact), float(fd), rtol=1e-6)
 
 
+def test_oscillators_bound_to_some_units_of_a_layer_relax_with_descending_energy():
+    """Fewer oscillators than threshold units: 5 oscillators bound (``units``) to 5 of a
+    12-unit Hopfield layer, multiplicatively, with a Kuramoto term among them. The flow of an
+    unbound unit is the Hopfield flow alone; along ``relax`` the energy descends and the
+    oscillators stay on the sphere and move."""
+    n, m = 12, 5
+    units = np.array([7, 8, 9, 10, 11])
+    k = jax.random.split(jax.random.key(21), 4)
+    S = hk.synapses
+    hop = S.Hopfield("x", 0.5 * jax.random.normal(k[0], (n, n)), jnp.zeros(n), kappa=0.5)
+    pairs = S.Pairs(hk.graphs.ring(m, 2), m)
+    net = hk.Network(
+        layers={"x": hk.ThresholdLayer((n,), L.Tanh()), "osc": hk.OscillatorLayer((m,), D)},
+        synapses=[S.MultiplicativeCoupling("osc", hop, pairs, 2.0, units=units),
+                  S.Kuramoto("osc", pairs, I.Linear(), kappa=0.5)])
+    assert net.is_lyapunov
+    state = net.init_state({"x": jax.random.normal(k[1], (n,)), "osc": unit_rows(k[2], m, D)})
+    f = net.vector_field(0.0, state)
+    g = np.tanh(np.asarray(state["x"]))
+    hop_flow = -np.asarray(state["x"]) + 0.5 * _sym(np.asarray(hop.weights)) @ g  # ẋ = −x + κ_H W_s g
+    np.testing.assert_allclose(f["x"][:7], hop_flow[:7], rtol=1e-12, atol=1e-13)
+    assert np.max(np.abs(np.asarray(f["x"][7:]) - hop_flow[7:])) > 1e-3  # the bound units feel σ
+    sol = _layered_trajectory(net, state)
+    _assert_energy_descends(sol)
+    norms = np.linalg.norm(np.asarray(sol.states["osc"]), axis=-1)
+    np.testing.assert_allclose(norms, 1.0, atol=1e-5)
+    assert float(jnp.max(jnp.abs(sol.states["osc"][-1] - sol.states["osc"][0]))) > 1e-2
+
+
 # ---------------------------------------------------------------------------------------
 # init_state and argument errors
 # ---------------------------------------------------------------------------------------

@@ -27,8 +27,10 @@ from conftest import (
     unit_rows,
 )
 
+import hkjax as hk
 from hkjax import graphs
 from hkjax import interactions as I
+from hkjax.synapses import layouts
 from hkjax.synapses import (
     Bias,
     Coupling,
@@ -291,17 +293,18 @@ def _force_probe(interaction, shared, edges, n):
     return sigma, v, w, params, static, dparams
 
 
-@pytest.mark.parametrize("shared", [False, True], ids=["per_edge", "shared"])
-@pytest.mark.parametrize("interaction", INTERACTIONS)
+@pytest.mark.parametrize("interaction,shared", [
+    pytest.param(INTERACTIONS[0].values[0], False, id="Linear-per_edge"),  # per-edge rows in blocks, masked
+    pytest.param(INTERACTIONS[2].values[0], False, id="Tanh-per_edge"),  # affine: vanishes off the graph, no mask
+    pytest.param(INTERACTIONS[-1].values[0], True, id="MLP-shared"),  # shared weights, masked
+])
 def test_kuramoto_dense_force_in_row_blocks(interaction, shared):
     """On graphs large enough for the dense force to be computed in row blocks
     (``FORCE_BLOCK_MIN_N``), its value, its forward-mode derivative (in σ and in the
     parameters) and its reverse-mode gradients equal the edge list's, to 1e-10 relative,
     with per-edge and with shared parameters (then the graph's mask does the work)."""
-    from hkjax import synapses as S
-
-    n = S.FORCE_BLOCK_MIN_N + 8
-    assert S._row_blocks(n) > 1
+    n = layouts.FORCE_BLOCK_MIN_N + 8
+    assert layouts._row_blocks(n) > 1
     edges = graphs.small_world(n, 8, 0.2, key=jax.random.key(1))
     sigma, v, w, params, static, dparams = _force_probe(interaction, shared, edges, n)
     out = {}
@@ -326,8 +329,7 @@ def test_tile_layout_partitions_the_edges():
     their entries on the graph, a symmetric set; every edge inside them sits at its two
     entries ``(i, j)`` and ``(j, i)`` with its own index, every other edge is on the rest list
     once; nodes past ``n`` (padding to whole tiles) hold no edge."""
-    from hkjax import synapses as S
-
+    S = layouts
     n = 100  # tiles of 16: 7 per side, padded to 112
     edges = np.asarray(graphs.small_world(n, 8, 0.2, key=jax.random.key(1)))
     block = S.tile_block(n)
@@ -353,9 +355,17 @@ def test_tile_layout_partitions_the_edges():
     assert np.all((rows[:, None, None] * block + np.arange(block)[None, :, None] < n) | ~valid)
 
 
-@pytest.mark.parametrize("min_fill", [None, 0.0, 2.0], ids=["default", "every_tile", "no_tile"])
-@pytest.mark.parametrize("shared", [False, True], ids=["per_edge", "shared"])
-@pytest.mark.parametrize("interaction", INTERACTIONS)
+#: Every potential, per-edge and shared, on the default tiles; the edge cases of the layout
+#: (every tile kept, none kept) with per-edge affine parameters, which vanish off the graph
+#: (no mask), and with shared ones (the tiles' edge mask).
+_TILE_CASES = [pytest.param(p.values[0], shared, None, id=f"{p.id}-{'shared' if shared else 'per_edge'}-default")
+               for p in INTERACTIONS for shared in (False, True)] + [
+    pytest.param(p.values[0], shared, fill, id=f"{p.id}-{'shared' if shared else 'per_edge'}-{name}")
+    for p, shared in ((INTERACTIONS[2], False), (INTERACTIONS[-1], True))
+    for fill, name in ((0.0, "every_tile"), (2.0, "no_tile"))]
+
+
+@pytest.mark.parametrize("interaction,shared,min_fill", _TILE_CASES)
 def test_kuramoto_tiles_agree_with_the_edge_list(interaction, shared, min_fill, monkeypatch):
     """The ``"tiles"`` formulation (dense tiles plus an edge list for the rest) on a graph
     that is not a whole number of tiles: energy, force, the force's forward-mode derivative
@@ -363,14 +373,13 @@ def test_kuramoto_tiles_agree_with_the_edge_list(interaction, shared, min_fill, 
     through :meth:`prepare` (also compiled with the graph traced) equal the edge list's to
     1e-10 relative, with kept tiles and rest edges (default), with every tile
     kept (empty ones too) and with no tile (all edges on the rest list)."""
-    from hkjax import synapses as S
-
     if min_fill is not None:
-        monkeypatch.setattr(S, "TILE_MIN_FILL", min_fill)
+        monkeypatch.setattr(layouts, "TILE_MIN_FILL", min_fill)
     n = 100
     edges = graphs.small_world(n, 8, 0.2, key=jax.random.key(1))
     tiled = Pairs(edges, n, formulation="tiles")
-    num_tiles, num_rest = tiled.tile_rows.shape[0], 0 if tiled.rest is None else tiled.rest.num_edges
+    num_tiles = tiled.layout.rows.shape[0]
+    num_rest = 0 if tiled.layout.rest is None else tiled.layout.rest.num_edges
     expect = {None: (0 < num_tiles < 49 and num_rest > 0), 0.0: (num_tiles == 49 and num_rest == 0),
               2.0: (num_tiles == 0 and num_rest == len(edges))}
     assert expect[min_fill], (num_tiles, num_rest)
@@ -478,8 +487,8 @@ def test_hopfield_uses_only_the_symmetric_part():
 
 
 def test_dense_and_bias_gradients_and_energies():
-    """Dense between two layers (of different shapes: activations are flattened), Dense
-    within one layer (non-symmetric ``W``: only ``W_s`` counts) and Bias (of the layer's
+    """Dense and LowRank (``W = κ U Vᵀ``) between two layers (of different shapes:
+    activations are flattened), Dense within one layer (non-symmetric ``W``: only ``W_s`` counts) and Bias (of the layer's
     shape, or flattened): closed-form gradients, one per bound layer, equal autodiff and the
     formulas ``∂E/∂g_pre = −W g_post``, ``∂E/∂g_post = −Wᵀ g_pre``, ``−W_s g``, ``−b``;
     energies equal ``−g_preᵀ W g_post``, ``−½ gᵀ W_s g``, ``−b·g``."""
@@ -489,9 +498,13 @@ def test_dense_and_bias_gradients_and_energies():
     w = jax.random.normal(k[2], (6, 4))
     wb = jax.random.normal(k[3], (4, 4))
     b = jax.random.normal(k[4], (2, 3))
+    u, v = jax.random.normal(k[0], (6, 2)), jax.random.normal(k[1], (4, 2))
     a_, b_, w_, wb_, bias_ = _np(ga).reshape(-1), _np(gb), _np(w), _np(wb), _np(b).reshape(-1)
     ws = 0.5 * (wb_ + wb_.T)
+    lr_ = 0.4 * _np(u) @ _np(v).T  # LowRank between two layers is Dense with W = κ U Vᵀ
     cases = [
+        (LowRank("a", u, kappa=0.4, post="b", post_factors=v), ("a", "b"), (ga, gb), -a_ @ lr_ @ b_,
+         (-(lr_ @ b_).reshape(2, 3), -lr_.T @ a_)),
         (Dense("a", "b", w), ("a", "b"), (ga, gb), -a_ @ w_ @ b_, (-(w_ @ b_).reshape(2, 3), -w_.T @ a_)),
         (Dense("b", "b", wb), ("b",), (gb,), -0.5 * b_ @ ws @ b_, (-ws @ b_,)),
         (Bias("a", b), ("a",), (ga,), -bias_ @ a_, (-bias_.reshape(2, 3),)),
@@ -718,3 +731,113 @@ def test_synapse_constructor_errors_name_the_argument():
         MultiplicativeCoupling(OSC, _hopfield(n + 1, 0), pairs)
     with pytest.raises(TypeError, match="hopfield"):
         MultiplicativeCoupling(OSC, Dense(TH, TH, jnp.zeros((n, n))), pairs)
+    with pytest.raises(ValueError, match="post and post_factors together"):
+        LowRank(TH, jnp.ones((n, 2)), post="y")
+    with pytest.raises(ValueError, match="rank 2 but post_factors 3"):
+        LowRank(TH, jnp.ones((n, 2)), post="y", post_factors=jnp.ones((4, 3)))
+    with pytest.raises(ValueError, match=r"units has shape \(2,\)"):
+        Coupling(TH, OSC, pairs, 0.5, units=np.arange(2))
+    with pytest.raises(ValueError, match="distinct"):
+        Coupling(TH, OSC, pairs, 0.5, units=np.zeros(n, int))
+
+
+# ---------------------------------------------------------------------------------------
+# Oscillators bound to some of the threshold units
+# ---------------------------------------------------------------------------------------
+
+
+#: Oscillator ``k`` of the sparse graph binds threshold unit ``UNITS[k]`` of a larger layer.
+UNITS = np.array([9, 2, 4, 10, 0, 6, 7])
+N_UNITS = 12
+
+
+@pytest.mark.parametrize("formulation", SPARSE_FORMULATIONS)
+@pytest.mark.parametrize("coupling", COUPLINGS)
+def test_coupling_binds_the_named_threshold_units(coupling, formulation):
+    """With ``units``, the coupling of the sparse graph's oscillators to 7 of 12 threshold
+    units is the written-out sum over the edges with ``g`` read at ``units`` (plus the whole
+    layer's Hopfield energy, multiplicatively: ``C_ij = α W_s[units_i, units_j]``); its
+    closed-form gradient equals autodiff and is zero on the 5 unbound units; ``prepare``
+    keeps the energy; a network refuses units beyond its layer."""
+    n = SPARSE_N
+    pairs = Pairs(SPARSE_EDGES, n, formulation=formulation)
+    g = jax.random.normal(jax.random.key(800), (N_UNITS,))
+    _, sigma = _inputs(n, 0)
+    w = jax.random.normal(jax.random.key(801), (len(SPARSE_EDGES),))
+    hop = Hopfield(TH, jax.random.normal(jax.random.key(802), (N_UNITS, N_UNITS)), jnp.zeros(N_UNITS), kappa=KAPPA_H)
+    ws = 0.5 * (_np(hop.weights) + _np(hop.weights).T)
+    if coupling == "multiplicative":
+        syn = MultiplicativeCoupling(OSC, hop, pairs, 0.6, units=UNITS)
+        c = [0.6 * ws[UNITS[i], UNITS[j]] for i, j in SPARSE_EDGES]
+    else:
+        syn = Coupling(TH, OSC, pairs, w if coupling == "full" else 0.7, units=UNITS)
+        c = _np(w) if coupling == "full" else [0.7] * len(SPARSE_EDGES)
+    gn, s = _np(g), _np(sigma)
+    ref = -sum(c[k] * gn[UNITS[i]] * gn[UNITS[j]] * (s[i] @ s[j]) for k, (i, j) in enumerate(SPARSE_EDGES))
+    if coupling == "multiplicative":
+        ref += _np(hop.energy(g))
+    e = _check_gradient(syn, g, sigma, layers=(TH, OSC))
+    np.testing.assert_allclose(e, ref, rtol=1e-10)
+    unbound = np.setdiff1d(np.arange(N_UNITS), UNITS)
+    dg = syn.gradient(g, sigma)[0]
+    if coupling != "multiplicative":
+        assert np.all(_np(dg)[unbound] == 0) and np.any(_np(dg)[UNITS] != 0)
+    prepared = sum(p.energy(*_args(p, g, sigma)) for p in syn.prepare())
+    np.testing.assert_allclose(prepared, ref, rtol=1e-10)
+    layers = {TH: hk.ThresholdLayer((N_UNITS,), hk.lagrangians.ReLU()), OSC: hk.OscillatorLayer((n,), D)}
+    hk.Network(layers=layers, synapses=[syn])
+    with pytest.raises(ValueError, match="units index threshold unit 10 but layer 'x' has 8"):
+        hk.Network(layers={**layers, TH: hk.ThresholdLayer((8,), hk.lagrangians.ReLU())},
+                   synapses=[Coupling(TH, OSC, pairs, 0.7, units=UNITS)])
+
+
+# ---------------------------------------------------------------------------------------
+# Layouts are a family of classes: a new one plugs in
+# ---------------------------------------------------------------------------------------
+
+
+class _Transposed(layouts.AbstractLayout):
+    """A layout written outside the library: a dense ``(n, n)`` adjacency matrix, with the
+    sums written as plain products (only the required methods)."""
+
+    name = "transposed"
+    adjacency: jax.Array
+
+    @classmethod
+    def build(cls, edges, n, *, name="edges"):
+        a = np.zeros((n, n))
+        a[edges[:, 0], edges[:, 1]] = a[edges[:, 1], edges[:, 0]] = 1.0
+        return cls(jnp.asarray(a))
+
+    def _matrix(self, pairs, values):
+        return pairs.dense(values) if jnp.ndim(values) == 1 else values * self.adjacency
+
+    def kuramoto_energy(self, pairs, interaction, sigma):
+        inter = layouts._laid_out(interaction, lambda v: self._matrix(pairs, v))
+        return 0.5 * jnp.sum(self.adjacency * inter(sigma @ sigma.T))
+
+    def kuramoto_force(self, pairs, interaction, sigma):
+        inter = layouts._laid_out(interaction, lambda v: self._matrix(pairs, v))
+        return (self.adjacency * inter.derivative(sigma @ sigma.T)) @ sigma
+
+    def coupling_field(self, pairs, c, gs):
+        return self._matrix(pairs, c) @ gs
+
+
+def test_a_layout_class_written_outside_the_library_plugs_in():
+    """``Pairs(..., formulation=<a subclass of AbstractLayout>)``: Kuramoto and coupling
+    synapses evaluate their sums with it and give the edge list's energies and gradients,
+    and ``prepare`` and the network's flow work without further code."""
+    n = SPARSE_N
+    g, sigma = _inputs(n, 0)
+    inter = I.Tanh().per_edge(len(SPARSE_EDGES), key=jax.random.key(3))
+    w = jax.random.normal(jax.random.key(4), (len(SPARSE_EDGES),))
+    out = {}
+    for f in ("edges", _Transposed):
+        pairs = Pairs(SPARSE_EDGES, n, formulation=f)
+        syns = [Kuramoto(OSC, pairs, inter, kappa=KAPPA_K), Coupling(TH, OSC, pairs, w),
+                MultiplicativeCoupling(OSC, _hopfield(n, 0), pairs, 0.6)]
+        out[f] = [(s.energy(*_args(s, g, sigma)), s.gradient(*_args(s, g, sigma)),
+                   sum(p.energy(*_args(p, g, sigma)) for p in s.prepare())) for s in syns]
+    assert Pairs(SPARSE_EDGES, n, formulation=_Transposed).formulation == "transposed"
+    assert_rel_close(out[_Transposed], out["edges"], 1e-10, "custom layout vs edge list")

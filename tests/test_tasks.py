@@ -37,8 +37,11 @@ def test_squared_loss_zero_at_perfect_prediction(label):
 
 def test_threshold_readout_takes_the_class_units():
     x = jnp.arange(P + H + C, dtype=jnp.float32)
-    y = tasks.threshold_readout({"x": x}, C)
-    np.testing.assert_array_equal(y, x[-C:])
+    readout = _task(model="hopfield").readout
+    assert readout == tasks.Readout("x", units=(-C, None))
+    np.testing.assert_array_equal(readout({"x": x}), x[-C:])
+    np.testing.assert_array_equal(tasks.Readout("x", units=(P, P + 2))({"x": x.reshape(2, -1)}), x[P:P + 2])
+    assert _task(model="hierarchical").readout == tasks.Readout("classes")
 
 
 def test_oscillator_readout_is_alignment_with_reference():
@@ -47,13 +50,15 @@ def test_oscillator_readout_is_alignment_with_reference():
     e2 = jnp.zeros(D).at[1].set(1.0)
     sigma = jnp.tile(e2, (n, 1)).at[P].set(e1)
     sigma = sigma.at[n - C + 3].set(e1).at[n - C + 5].set(-e1)
-    y = tasks.oscillator_readout({"sigma": sigma}, C, P)
+    readout = _task(model="kuramoto").readout
+    assert readout == tasks.Readout("sigma", units=(-C, None), reference=P)
+    y = readout({"sigma": sigma})
     expected = np.zeros(C)
     expected[3], expected[5] = 1.0, -1.0
     np.testing.assert_allclose(y, expected)
     # the readout (and hence the loss) is invariant under a global rotation
     rot = data.random_rotation(jax.random.key(3), D)
-    y2 = tasks.oscillator_readout({"sigma": data.rotate(sigma, rot)}, C, P)
+    y2 = readout({"sigma": data.rotate(sigma, rot)})
     np.testing.assert_allclose(y2, expected, atol=1e-6)
 
 
