@@ -19,7 +19,7 @@ from .data import describe_dataset_specs
 from .synapses import FORMULATIONS
 from .tasks import check_warp
 
-__all__ = ["Config", "TASKS", "COMMAND_DEFAULTS", "load_toml", "read_table", "to_toml", "from_dict", "SMALL_STEPS"]
+__all__ = ["Config", "TASKS", "COMMAND_DEFAULTS", "PRESETS", "load_toml", "read_table", "to_toml", "from_dict", "SMALL_STEPS"]
 
 TASKS = ("classify", "addition", "edit", "retrieve")
 
@@ -27,6 +27,21 @@ TASKS = ("classify", "addition", "edit", "retrieve")
 #: hidden and class oscillators at the reference, which lets the cue image act on the class
 #: units through ``Gram(σ)``.
 COMMAND_DEFAULTS = {"edit": {"osc_init": "reference"}, "sweep": {"out": "runs/sweep"}}
+
+#: Named configurations (``hkjax train --preset NAME``; in Python ``Config(**PRESETS[NAME])``):
+#: values that replace the defaults, under any ``--config`` file and flags. ``"paper"``: the
+#: configuration of the paper's MNIST scripts (arXiv 2505.03648): 784 pixel + 100 hidden +
+#: 10 class units, small-world graphs of degree 150, D = 5, ReLU, κ_H = 0.1, κ_K = 1 with
+#: the Kuramoto term, initial parameters N(0, 0.01²), Tsit5 + PID (rtol 1e-3, atol 1e-6,
+#: t1 = 1) with at most 5000 steps, Lion at learning rate 1e-4 decaying to 0.002 of it
+#: (≈ halved every 1000 of the 9000 updates), no gradient clipping, batch 100.
+PRESETS: dict[str, dict[str, Any]] = {
+    "paper": {
+        "n_hidden": 100, "dim": 5, "degree": 150, "kuramoto_term": True, "kappa_h": 0.1, "kappa_k": 1.0,
+        "init_scale": 0.01, "max_steps": 5000, "optimizer": "lion", "lr": 1e-4, "lr_decay": 0.002, "clip": 0.0,
+        "batch_size": 100, "steps": 9000,
+    },
+}
 
 #: ``--steps small``: a quick smoke-test run.
 SMALL_STEPS = 60
@@ -94,7 +109,7 @@ class Config:
     resume: bool = _f(False, "resume from the newest checkpoint in OUT/checkpoints (with the run's own settings: a resume that changes what is trained is refused)")
     overwrite: bool = _f(False, "replace the run already in OUT (its config, checkpoints, metrics and summary are deleted first); without it or --resume, a run directory is never written into")
     max_train: int = _f(0, "use only the first this many training examples (0: all)")
-    val: int = _f(0, "hold out the last this many training examples (after --max-train) as a validation split: never trained on, evaluated with the test split (metrics.jsonl rows with split 'val', learning_curves.png, val_accuracy in summary.json), so that settings can be compared without looking at the test split (0: none)")
+    val: int = _f(0, "hold out the last this many training examples (after --max-train) as a validation split: never trained on, evaluated during training instead of the test split, which is then evaluated once at the end (metrics.jsonl rows with split 'val', learning_curves.png, val_accuracy in summary.json), so that settings are chosen without looking at the test split (0: none; when not given, datasets other than digits hold out 5000, or a twelfth of --max-train)")
     max_test: int = _f(0, "evaluate on only the first this many test examples (0: all)")
     progress: bool = _f(True, "show a progress bar")
     # memory editing

@@ -62,6 +62,37 @@ def test_read_table_returns_only_what_the_file_sets(tmp_path):
         config.read_table(tmp_path / "bad.toml")
 
 
+def test_preset_replaces_the_defaults_under_the_config_file_and_flags(tmp_path, capsys):
+    """`--preset paper` starts from the paper's configuration; a `--config` file and flags
+    override it; an unknown preset is one line and exit code 2."""
+    parse = lambda *a: cli._config_from_args(cli.build_parser().parse_args(["train", *a]))  # noqa: E731
+    paper = parse("--preset", "paper")
+    assert {k: getattr(paper, k) for k in config.PRESETS["paper"]} == config.PRESETS["paper"]
+    assert (paper.degree, paper.dim, paper.kuramoto_term, paper.optimizer, paper.batch_size) == (150, 5, True, "lion", 100)
+    assert paper.model == config.Config().model  # what the preset does not name stays at the default
+    toml = tmp_path / "c.toml"
+    toml.write_text("degree = 40\nlr = 0.5\n")
+    mixed = parse("--preset", "paper", "--config", str(toml), "--lr", "0.25")
+    assert (mixed.degree, mixed.lr, mixed.optimizer) == (40, 0.25, "lion")
+    assert cli.main(["train", "--preset", "nope"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--preset" in err[0] and "paper" in err[0]
+
+
+def test_datasets_other_than_the_digits_hold_out_a_validation_split_by_default(tmp_path):
+    """Without `--val`, `--dataset` other than the digits holds out 5000 training images (a
+    twelfth of `--max-train`); the digits hold out none; `--val`, a preset or a config file
+    that sets it wins."""
+    parse = lambda *a: cli._config_from_args(cli.build_parser().parse_args(["train", *a]))  # noqa: E731
+    assert parse().val == 0
+    assert parse("--dataset", "fashion-mnist").val == cli.VAL_DEFAULT == 5000
+    assert parse("--dataset", "idx:/some/dir", "--max-train", "1200").val == 100
+    assert parse("--dataset", "fashion-mnist", "--val", "0").val == 0
+    toml = tmp_path / "c.toml"
+    toml.write_text("val = 7\n")
+    assert parse("--dataset", "fashion-mnist", "--config", str(toml)).val == 7
+
+
 def test_config_validation():
     with pytest.raises(ValueError, match="n_hidden"):
         config.Config(n_hidden=0)
@@ -182,7 +213,8 @@ def test_ema_run_evaluates_and_reloads_the_average(tmp_path, capsys):
 
 def test_val_holds_out_the_last_training_examples(tmp_path, capsys):
     """--val N: the last N of the (--max-train) training examples are never trained on, are
-    evaluated with the test split at every evaluation, and give summary.json's val_accuracy."""
+    evaluated at every evaluation instead of the test split (evaluated once, at the end), and
+    give summary.json's val_accuracy."""
     from hkjax import train
 
     cfg = config.Config(max_train=60, val=20, max_test=30)
@@ -203,7 +235,9 @@ def test_val_holds_out_the_last_training_examples(tmp_path, capsys):
     assert summary["n_val"] == 20 and summary["val_accuracy"] == ev["accuracy"]
     assert summary["val_loss"] == pytest.approx(ev["loss"])
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    assert [(r["step"], r["split"]) for r in rows if r["split"] != "train"] == [(1, "eval"), (1, "val"), (2, "eval"), (2, "val")]
+    # evaluations during training use the validation split alone; the test split is evaluated once, at the end
+    assert [(r["step"], r["split"]) for r in rows if r["split"] != "train"] == [(1, "val"), (2, "val")]
+    assert summary["n_test"] == 30 and 0 <= summary["test_accuracy"] <= 1
     log = capsys.readouterr().err
     assert f"validation {summary['val_accuracy']:.4f}, with test-time augmentation" in log  # both on the log line
     # holding out everything, or changing --val on --resume, is refused with nothing changed
