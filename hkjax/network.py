@@ -127,12 +127,23 @@ class Network(eqx.Module):
     @property
     def is_lyapunov(self) -> bool:
         """Whether the energy provably never increases along the flow: no natural frequency,
-        or one global ``Ω`` per layer with a rotation-invariant energy (no stimulus)."""
+        or one global ``Ω`` per layer with a rotation-invariant energy (no stimulus) whose
+        synapses bind only oscillator layers of one ``Ω``."""
         if not self.rotating:
             return True
         if not all(layer.is_lyapunov for layer in self.layers.values()):
             return False
-        return all(s.rotation_invariant for s in self.synapses)
+        return all(s.rotation_invariant and self._rotate_together(s) for s in self.synapses)
+
+    def _rotate_together(self, synapse) -> bool:
+        """Whether the oscillator layers ``synapse`` binds share one natural frequency (a
+        rotation-invariant energy between layers rotating differently changes along the flow)."""
+        omegas = [self.layers[n].omega for n in synapse.layers if self.layers[n].kind == "oscillator"]
+        if len(omegas) < 2:
+            return True
+        first = omegas[0]
+        return all((o is None and first is None) or (o is not None and first is not None and np.array_equal(
+            np.asarray(o), np.asarray(first))) for o in omegas[1:])
 
     def prepare(self) -> "Network":
         """An equivalent network laid out for repeated evaluation (see

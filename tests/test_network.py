@@ -768,21 +768,22 @@ def _bound_loss(net, state0):
     return jnp.sum(sol.state["hidden"] ** 2) + jnp.sum(sol.state["osc"] * _READOUT) + jnp.sum(sol.state["pixels"] ** 2)
 
 
-_bound_loss_jit = eqx.filter_jit(_bound_loss)
-_bound_grad = eqx.filter_jit(eqx.filter_grad(_bound_loss))
+# One compilation serves the gradient and the finite differences (values of the same
+# compiled function at the shifted weights).
+_bound_value_and_grad = eqx.filter_jit(eqx.filter_value_and_grad(_bound_loss))
 
 
 def test_oscillators_bound_to_a_hidden_layer_dense_weight_gradient_matches_finite_differences():
     net = BoundModel(seed=0).network()
     state0 = _bound_state(net, 3)
-    grad = _bound_grad(net, state0).synapses[0].weights
+    grad = _bound_value_and_grad(net, state0)[1].synapses[0].weights
     assert grad.shape == (P, H) and float(jnp.max(jnp.abs(grad))) > 1e-3
     eps = 1e-5
     for k in range(2):
         v = jax.random.normal(jax.random.key(50 + k), (P, H))
         plus = eqx.tree_at(lambda m: m.synapses[0].weights, net, net.synapses[0].weights + eps * v)
         minus = eqx.tree_at(lambda m: m.synapses[0].weights, net, net.synapses[0].weights - eps * v)
-        fd = (_bound_loss_jit(plus, state0) - _bound_loss_jit(minus, state0)) / (2 * eps)
+        fd = (_bound_value_and_grad(plus, state0)[0] - _bound_value_and_grad(minus, state0)[0]) / (2 * eps)
         exact = jnp.vdot(grad, v)
         assert abs(float(exact)) > 1e-3, "degenerate direction"
         np.testing.assert_allclose(float(exact), float(fd), rtol=1e-6)
@@ -815,6 +816,30 @@ def test_oscillators_bound_to_some_units_of_a_layer_relax_with_descending_energy
     norms = np.linalg.norm(np.asarray(sol.states["osc"]), axis=-1)
     np.testing.assert_allclose(norms, 1.0, atol=1e-5)
     assert float(jnp.max(jnp.abs(sol.states["osc"][-1] - sol.states["osc"][0]))) > 1e-2
+
+
+def test_kuramoto_between_two_oscillator_layers_is_lyapunov_only_when_they_rotate_together():
+    """Two oscillator layers bound by one Kuramoto synapse: with one natural frequency the
+    network is Lyapunov and the energy descends along ``relax`` (oscillators on the sphere);
+    with different frequencies it is flagged as not Lyapunov."""
+    S = hk.synapses
+    ka, kb, kw = jax.random.split(jax.random.key(22), 3)
+    omega = 0.8 * (jnp.eye(D, k=1) - jnp.eye(D, k=-1))
+    inter = I.Linear().per_edge(15, key=kw, scale=1.0)
+
+    def net(omega_b):
+        return hk.Network(
+            layers={"a": hk.OscillatorLayer((3,), D, omega=omega), "b": hk.OscillatorLayer((3,), D, omega=omega_b)},
+            synapses=[S.Kuramoto("a", S.Pairs("all", 6), inter, post="b")])
+
+    assert not net(None).is_lyapunov and not net(2.0 * omega).is_lyapunov
+    together = net(omega)
+    assert together.is_lyapunov
+    state = together.init_state({"a": unit_rows(ka, 3, D), "b": unit_rows(kb, 3, D)})
+    sol = _layered_trajectory(together, state)
+    _assert_energy_descends(sol)
+    for name in ("a", "b"):
+        np.testing.assert_allclose(np.linalg.norm(np.asarray(sol.states[name]), axis=-1), 1.0, atol=1e-5)
 
 
 # ---------------------------------------------------------------------------------------

@@ -792,6 +792,40 @@ def test_coupling_binds_the_named_threshold_units(coupling, formulation):
 
 
 # ---------------------------------------------------------------------------------------
+# Kuramoto between two oscillator layers
+# ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("formulation", SPARSE_FORMULATIONS)
+def test_kuramoto_between_two_layers(formulation):
+    """``Kuramoto(a, pairs, F, post=b)`` on the sparse graph over the 4 oscillators of a
+    ``(2, 2)`` layer followed by the 3 of a ``(3,)`` layer: the energy is the written-out sum
+    over the edges of the concatenated rows; the closed-form gradient (one array per layer,
+    of its shape) equals autodiff; ``prepare`` keeps the energy; a network refuses layers
+    whose sizes do not add up to the graph's nodes or whose dimensions differ."""
+    n = SPARSE_N
+    _, sigma = _inputs(n, 1)
+    sa, sb = sigma[:4].reshape(2, 2, D), sigma[4:]
+    inter = I.Tanh().per_edge(len(SPARSE_EDGES), key=jax.random.key(300), scale=0.8)
+    syn = Kuramoto("a", Pairs(SPARSE_EDGES, n, formulation=formulation), inter, kappa=KAPPA_K, post="b")
+    assert syn.layers == ("a", "b")
+    e = syn.energy(sa, sb)
+    np.testing.assert_allclose(e, _ref_kuramoto(sigma, I.Tanh(), SPARSE_EDGES, 0, False), rtol=1e-12)
+    auto = jax.grad(syn.energy, argnums=(0, 1))(sa, sb)
+    closed = syn.gradient(sa, sb)
+    assert [c.shape for c in closed] == [(2, 2, D), (3, D)]
+    for c, a in zip(closed, auto, strict=True):
+        assert_rel_close(c, a, 1e-10, "closed form vs autodiff")
+    np.testing.assert_allclose(sum(p.energy(sa, sb) for p in syn.prepare()), e, rtol=1e-12)
+    layers = {"a": hk.OscillatorLayer((2, 2), D), "b": hk.OscillatorLayer((3,), D)}
+    hk.Network(layers=layers, synapses=[syn])
+    with pytest.raises(ValueError, match="7 nodes but layers 'a' and 'b' hold 4 \\+ 4"):
+        hk.Network(layers={**layers, "b": hk.OscillatorLayer((4,), D)}, synapses=[syn])
+    with pytest.raises(ValueError, match="dimensions 3 and 2"):
+        hk.Network(layers={**layers, "b": hk.OscillatorLayer((3,), 2)}, synapses=[syn])
+
+
+# ---------------------------------------------------------------------------------------
 # Layouts are a family of classes: a new one plugs in
 # ---------------------------------------------------------------------------------------
 

@@ -400,23 +400,30 @@ class LowRank(AbstractSynapse):
 
 
 class Kuramoto(AbstractSynapse):
-    """Generalised Kuramoto synapse on a graph over one oscillator layer:
-    ``E = κ Σ_(i,j)∈G F_ij(σᵢ·σⱼ)`` (nodes index the layer's oscillators, flattened).
+    """Generalised Kuramoto synapse on a graph over one oscillator layer, or two:
+    ``E = κ Σ_(i,j)∈G F_ij(σᵢ·σⱼ)``. The nodes are the layer's oscillators, flattened; with
+    ``post``, the oscillators of ``layer`` followed by those of ``post`` (edges between the
+    two layers bind them; edges within either are allowed too).
 
     Arguments:
         layer: the oscillator layer.
-        pairs: the graph (:class:`Pairs`).
+        pairs: the graph (:class:`Pairs`) on its ``m`` oscillators (``m + m_post`` with
+            ``post``).
         interaction: the pair potential ``F`` (scalar or per-edge parameters).
         kappa: energy scale (the paper's ``κ_K``).
+        post: a second oscillator layer, of the same dimension ``dim``.
     """
 
     layer: str = eqx.field(static=True)
     pairs: Pairs
     interaction: AbstractInteraction
     kappa: float = 1.0
+    post: str | None = eqx.field(static=True, default=None)
 
     def __check_init__(self):
         _layer_name(self.layer)
+        if self.post is not None:
+            _layer_name(self.post, "post")
         e = self.interaction.num_edges()
         if e is not None and e != self.pairs.num_edges:
             raise ValueError(
@@ -425,20 +432,36 @@ class Kuramoto(AbstractSynapse):
 
     @property
     def layers(self):
-        return (self.layer,)
+        return (self.layer,) if self.post is None else (self.layer, self.post)
 
-    def energy(self, sigma):
-        """``κ Σ_(i,j)∈G F_ij(σᵢ·σⱼ)`` for the oscillators ``sigma`` of the layer."""
+    def energy(self, *sigma):
+        """``κ Σ_(i,j)∈G F_ij(σᵢ·σⱼ)`` for the oscillators ``sigma`` of the bound layers."""
         p = self.pairs
-        return self.kappa * p.layout.kuramoto_energy(p, self.interaction, _flat(sigma))
+        return self.kappa * p.layout.kuramoto_energy(p, self.interaction, _rows(sigma))
 
-    def gradient(self, sigma):
-        """``(κ Σⱼ F'_ij σⱼ,)`` for every oscillator of ``sigma``, in the graph's layout."""
+    def gradient(self, *sigma):
+        """``κ Σⱼ F'_ij σⱼ`` for every oscillator of ``sigma``, in the graph's layout, one
+        array per bound layer."""
         p = self.pairs
-        return ((self.kappa * p.layout.kuramoto_force(p, self.interaction, _flat(sigma))).reshape(sigma.shape),)
+        force = self.kappa * p.layout.kuramoto_force(p, self.interaction, _rows(sigma))
+        return _unrows(force, sigma)
 
     def requirements(self):
-        return (("oscillator", self.pairs.n),)
+        if self.post is None:
+            return (("oscillator", self.pairs.n),)
+        return (("oscillator", None), ("oscillator", None))
+
+    def check(self, layers, where):
+        super().check(layers, where)
+        if self.post is None:
+            return
+        if sum(layer.size for layer in layers) != self.pairs.n:
+            raise ValueError(
+                f"{where}: the graph has {self.pairs.n} nodes but layers {self.layer!r} and {self.post!r} hold "
+                f"{layers[0].size} + {layers[1].size} oscillators; build the graph on both")
+        if layers[0].dim != layers[1].dim:
+            raise ValueError(f"{where}: layers {self.layer!r} and {self.post!r} hold oscillators of dimensions "
+                             f"{layers[0].dim} and {layers[1].dim}; bind layers of one dimension")
 
     def prepare(self):
         """Synapses with the same energy whose per-edge parameters are laid out for the
@@ -446,7 +469,23 @@ class Kuramoto(AbstractSynapse):
         ``(n, n)`` matrices, neighbour tables, or the kept tiles plus an edge list for the
         rest)."""
         p = self.pairs
-        return tuple(Kuramoto(self.layer, q, inter, self.kappa) for q, inter in p.layout.kuramoto_parts(p, self.interaction))
+        return tuple(Kuramoto(self.layer, q, inter, self.kappa, self.post)
+                     for q, inter in p.layout.kuramoto_parts(p, self.interaction))
+
+
+def _rows(sigmas):
+    """The oscillators of one or more layers as ``(m, dim)`` rows, concatenated in order."""
+    return _flat(sigmas[0]) if len(sigmas) == 1 else jnp.concatenate([_flat(s) for s in sigmas])
+
+
+def _unrows(rows, sigmas):
+    """``rows`` (as from :func:`_rows`) split back into arrays of the shapes of ``sigmas``."""
+    out, start = [], 0
+    for s in sigmas:
+        size = s.size // s.shape[-1]
+        out.append(rows[start:start + size].reshape(s.shape))
+        start += size
+    return tuple(out)
 
 
 class Stimulus(AbstractSynapse):
