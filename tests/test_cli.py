@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import pathlib
 import subprocess
@@ -261,20 +263,40 @@ def test_train_and_evaluate_a_hierarchical_classifier(tmp_path):
     assert config.load_toml(out / "config.toml").model == "hierarchical"
 
 
+#: The runs of `edit_run` (20 test images, as many as validation images: one compiled
+#: evaluation serves both splits).
+EDIT_SMALL = ["--no-progress", "--max-train", "60", "--max-test", "20", "--degree", "4"]
+
+
+@pytest.fixture(scope="module")
+def edit_run(tmp_path_factory):
+    """``(classifier, edit, stderr)``: a small Hopfield classifier trained with a size and a
+    relaxation of its own (n_hidden 5, 3 constant solver steps, t1 0.5), and `hkjax edit
+    --from` it (additive coupling, test-time augmentation, a validation split), with its
+    figures. One edit run for the tests of the edit command."""
+    root = tmp_path_factory.mktemp("edit")
+    clf, out = root / "clf", root / "edit"
+    err = io.StringIO()
+    with jax.enable_x64(False), contextlib.redirect_stderr(err):  # module-scoped: before the per-test x64 switch
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(cli, "_figures", lambda *args, **kwargs: [])  # the classifier's are not needed
+            assert cli.main(["train", "--model", "hopfield", "--steps", "2", "--n-hidden", "5", "--solver-steps", "3",
+                             "--t1", "0.5", "--out", str(clf)] + EDIT_SMALL) == 0
+        assert cli.main(["edit", "--from", str(clf), "--edit", "swap", "--classes", "0,1", "--associative",
+                         "--edit-steps", "2", "--n-hidden", "9", "--coupling", "additive", "--tta", "1", "--val", "20",
+                         "--out", str(out)] + EDIT_SMALL) == 0
+    return clf, out, err.getvalue()
+
+
 @pytest.mark.slow
-def test_edit_keeps_the_classifiers_size_and_relaxation(tmp_path, capsys):
+def test_edit_keeps_the_classifiers_size_and_relaxation(edit_run, tmp_path, capsys):
     """`hkjax edit --from RUN` relaxes the frozen classifier as it was trained (n_hidden, t1,
     max_steps, solver_steps of RUN), and --tta adds test-time-augmented cue accuracies."""
-    clf, out = tmp_path / "clf", tmp_path / "edit"
-    small = ["--no-progress", "--max-train", "60", "--max-test", "40", "--degree", "4"]
-    with jax.enable_x64(False):
-        assert cli.main(["train", "--model", "hopfield", "--steps", "2", "--n-hidden", "5", "--solver-steps", "3",
-                         "--t1", "0.5", "--out", str(clf)] + small) == 0
-        # a validation split without an image of a cue class is refused before anything is trained
-        assert cli.main(["edit", "--from", str(clf), "--associative", "--val", "1", "--out", str(out)] + small) == 2
-        assert "--val 1:" in capsys.readouterr().err and not out.exists()
-        assert cli.main(["edit", "--from", str(clf), "--associative", "--edit-steps", "1", "--n-hidden", "9",
-                         "--tta", "1", "--val", "20", "--out", str(out)] + small) == 0
+    clf, out, err = edit_run
+    # a validation split without an image of a cue class is refused before anything is trained
+    refused = tmp_path / "edit"
+    assert cli.main(["edit", "--from", str(clf), "--associative", "--val", "1", "--out", str(refused)] + EDIT_SMALL) == 2
+    assert "--val 1:" in capsys.readouterr().err and not refused.exists()
     cfg = config.load_toml(out / "config.toml")
     assert (cfg.n_hidden, cfg.solver_steps, cfg.t1, cfg.max_steps) == (5, 3, 0.5, config.Config().max_steps)
     summary = json.loads((out / "summary.json").read_text())
@@ -282,7 +304,7 @@ def test_edit_keeps_the_classifiers_size_and_relaxation(tmp_path, capsys):
     assert all(0 <= summary[k] <= 1 for k in ("test_accuracy_cue0_tta", "test_accuracy_cue1_tta", "test_accuracy_tta"))
     assert summary["n_val"] == 20
     assert summary["val_accuracy"] == pytest.approx((summary["val_accuracy_cue0"] + summary["val_accuracy_cue1"]) / 2)
-    assert "n_hidden=5" in capsys.readouterr().err
+    assert "n_hidden=5" in err
 
 
 def test_formulation_flag_reaches_the_network_and_trains_alike(tmp_path):
@@ -290,7 +312,7 @@ def test_formulation_flag_reaches_the_network_and_trains_alike(tmp_path):
     formulations follows the same losses (float32 round-off) and records its choice. Its
     checkpoints hold the graphs' edges but none of a layout's index arrays, so the run
     trained with one layout evaluates with another (its config.toml edited from dense to
-    neighbour tables; resuming loads the same way)."""
+    tiles, whose evaluation the tiles run has compiled; resuming loads the same way)."""
     from hkjax import checkpoint
 
     small = ["--no-progress", "--n-hidden", "6", "--degree", "4", "--max-train", "40", "--max-test", "20",
@@ -312,8 +334,8 @@ def test_formulation_flag_reaches_the_network_and_trains_alike(tmp_path):
     assert any(p.endswith(".pairs.i") for p in paths)
     assert not [p for p in paths if p.rsplit(".", 1)[-1] in hk.synapses.Pairs.derived_fields]
     toml = run / "config.toml"
-    toml.write_text(toml.read_text().replace('formulation = "dense"', 'formulation = "neighbours"'))
-    assert config.load_toml(toml).formulation == "neighbours"
+    toml.write_text(toml.read_text().replace('formulation = "dense"', 'formulation = "tiles"'))
+    assert config.load_toml(toml).formulation == "tiles"
     before = json.loads((run / "summary.json").read_text())["test_accuracy"]
     with jax.enable_x64(False):
         assert cli.main(["eval", "--run", str(run), "--max-test", "20"]) == 0
@@ -356,12 +378,10 @@ def test_train_eval_plot_end_to_end(trained_run, capsys):
 
 @pytest.mark.figures
 @pytest.mark.slow
-def test_edit_end_to_end(trained_run, tmp_path):
-    out = tmp_path / "edit"
-    argv = ["edit", "--from", str(trained_run), "--edit", "swap", "--classes", "0,1", "--associative",
-            "--edit-steps", "4", "--coupling", "additive", "--max-test", "40", "--max-train", "300",
-            "--out", str(out)] + FAST
-    assert cli.main(argv) == 0
+def test_edit_end_to_end(edit_run):
+    """`hkjax edit --edit swap --classes 0,1 --associative` around a frozen classifier: the
+    summary, the figures and the recorded config of the run."""
+    _, out, _ = edit_run
     summary = json.loads((out / "summary.json").read_text())
     assert {"accuracy_before_edit", "test_accuracy_cue0", "test_accuracy_cue1", "test_accuracy"} <= set(summary)
     assert summary["hopfield_frozen"] is True
@@ -629,14 +649,20 @@ def test_shared_steps_flag_trains(tmp_path, capsys, monkeypatch):
     """Shared steps (one solve per batch; its maths is tested in test_train / test_relax) are
     the default and recorded; `--no-shared-steps` gives per-example solves for adaptive steps,
     not for constant ones (the same computation there); `--microbatch` implies per-example
-    solves."""
+    solves. The first run trains; the others stop at the call of `fit` that shows the choice
+    (test_train runs both kinds of step)."""
     from hkjax import train
 
     seen = []
     real_fit = train.fit
 
+    class Chosen(Exception):
+        pass
+
     def fit(*args, **kwargs):
         seen.append(kwargs["shared_steps"])
+        if len(seen) > 1:
+            raise Chosen
         return real_fit(*args, **kwargs)
 
     monkeypatch.setattr(train, "fit", fit)
@@ -651,44 +677,74 @@ def test_shared_steps_flag_trains(tmp_path, capsys, monkeypatch):
     assert rows and all(np.isfinite(r["loss"]) for r in rows)
     assert config.Config().shared_steps is True  # the default
     per_example = [a for a in argv if a != "--shared-steps"] + ["--no-shared-steps", "--overwrite"]
-    with jax.enable_x64(False):
-        assert cli.main(per_example) == 0
-        assert cli.main(per_example + ["--solver-steps", "2"]) == 0
-        assert cli.main(argv + ["--overwrite", "--microbatch", "2"]) == 0
+    for args in (per_example, per_example + ["--solver-steps", "2"], argv + ["--overwrite", "--microbatch", "2"]):
+        with pytest.raises(Chosen):
+            cli.main(args)
     assert seen == [True, False, True, False]
     assert config.load_toml(out / "config.toml").microbatch == 2
     assert not (tmp_path / "other").exists()
 
 
-def test_train_from_a_hopfield_classifier_starts_from_its_weights(trained_run, tmp_path, capsys):
+def test_train_from_a_hopfield_classifier_starts_from_its_weights(trained_run, frozen_run, tmp_path, capsys,
+                                                                monkeypatch):
     """`hkjax train --from RUN` starts the threshold units of a Hopfield–Kuramoto network from
     a trained Hopfield classifier's weights and bias (a warm start; all parameters trained on)
     and takes the classifier's size; a run that is no Hopfield classifier, or a model without
-    threshold units, is refused with one line."""
-    from hkjax import tasks
+    threshold units, is refused with one line. The network is read off the call of `fit`,
+    which stops there (`frozen_run` trains such a network through to its checkpoint)."""
+    from hkjax import tasks, train
 
+    started = []
+
+    class Started(Exception):
+        pass
+
+    def fit(net, task, data, **kwargs):
+        started.append((net, kwargs["trainable"]))
+        raise Started
+
+    monkeypatch.setattr(train, "fit", fit)
     out = tmp_path / "hk"
     argv = ["train", "--model", "hopfield_kuramoto", "--from", str(trained_run), "--steps", "1", "--lr", "1e-12",
             "--n-hidden", "20", "--max-train", "40", "--max-test", "20", "--batch-size", "4", "--degree", "4",
             "--no-progress", "--out", str(out)]
     capsys.readouterr()
-    with jax.enable_x64(False):
-        assert cli.main(argv) == 0
+    with pytest.raises(Started):
+        cli.main(argv)
     assert "n_hidden=8" in capsys.readouterr().err  # the classifier's size, not --n-hidden 20
     ccfg, _, clf = cli._load_run(trained_run)
-    cfg, _, net = cli._load_run(out)
+    cfg = config.load_toml(out / "config.toml")
     assert (cfg.model, cfg.n_hidden, cfg.from_run) == ("hopfield_kuramoto", ccfg.n_hidden, str(trained_run))
+    ((net, trainable),) = started
+    assert trainable is None  # every parameter trained, the Hopfield weights included
     (w0, b0), (w1, b1) = tasks.hopfield_parameters(clf), tasks.hopfield_parameters(net)
     assert float(np.abs(w0).max()) > 1e-3  # a trained classifier, not zeros
-    np.testing.assert_allclose(w1, w0, atol=1e-8)  # one step at lr 1e-12
-    np.testing.assert_allclose(b1, b0, atol=1e-8)
-    for bad, match in (([str(out)], "expected a Hopfield classifier run"), ([str(trained_run), "--model", "kuramoto"], "kuramoto")):
+    np.testing.assert_array_equal(w1, w0)
+    np.testing.assert_array_equal(b1, b0)
+    frozen, _, _ = frozen_run  # a finished Hopfield–Kuramoto run: no classifier to start from
+    for bad, match in (([str(frozen)], "expected a Hopfield classifier run"), ([str(trained_run), "--model", "kuramoto"], "kuramoto")):
         assert cli.main(argv[:4] + bad + argv[5:-1] + [str(tmp_path / "bad")]) == 2
         assert match in _one_error_line(capsys)
         assert not (tmp_path / "bad").exists()
 
 
-def test_train_with_frozen_hopfield_weights_trains_only_the_coupling(trained_run, tmp_path, capsys):
+@pytest.fixture(scope="module")
+def frozen_run(trained_run, tmp_path_factory):
+    """``(out, argv, stderr)``: a Hopfield–Kuramoto network trained from ``trained_run`` with
+    frozen Hopfield weights (``--freeze-hopfield --init-scale 0``)."""
+    out = tmp_path_factory.mktemp("frozen") / "run"
+    argv = ["train", "--model", "hopfield_kuramoto", "--from", str(trained_run), "--freeze-hopfield",
+            "--init-scale", "0", "--osc-init", "reference", "--steps", "3", "--lr", "0.01", "--max-test", "150",
+            "--batch-size", "8", "--degree", "4", "--no-progress", "--out", str(out)]
+    err = io.StringIO()
+    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stderr(err):
+        mp.setattr(cli, "_figures", lambda *args, **kwargs: [])  # as _no_figures does for a test
+        with jax.enable_x64(False):  # module-scoped: runs before the per-test x64 switch
+            assert cli.main(argv) == 0
+    return out, argv, err.getvalue()
+
+
+def test_train_with_frozen_hopfield_weights_trains_only_the_coupling(trained_run, frozen_run, tmp_path, capsys):
     """`hkjax train --from RUN --freeze-hopfield --init-scale 0`: the Hopfield–Kuramoto
     network keeps the classifier's weights and bias exactly and trains only the coupling,
     which starts at zero; the summary's `test_accuracy_uncoupled` (the network with its
@@ -696,13 +752,8 @@ def test_train_with_frozen_hopfield_weights_trains_only_the_coupling(trained_run
     refused with one line."""
     from hkjax import tasks
 
-    out = tmp_path / "frozen"
-    argv = ["train", "--model", "hopfield_kuramoto", "--from", str(trained_run), "--freeze-hopfield",
-            "--init-scale", "0", "--osc-init", "reference", "--steps", "3", "--lr", "0.01", "--max-test", "150",
-            "--batch-size", "8", "--degree", "4", "--no-progress", "--out", str(out)]
-    with jax.enable_x64(False):
-        assert cli.main(argv) == 0
-    assert "with the coupling switched off" in capsys.readouterr().err
+    out, argv, err = frozen_run
+    assert "with the coupling switched off" in err
     _, _, clf = cli._load_run(trained_run)
     _, _, net = cli._load_run(out)
     (w0, b0), (w1, b1) = tasks.hopfield_parameters(clf), tasks.hopfield_parameters(net)

@@ -52,9 +52,16 @@ def test_grid_is_a_cartesian_product():
         sweep.grid()
 
 
-def test_vmapped_sweep_equals_a_loop():
+@pytest.fixture(scope="module")
+def six_rows():
+    """``(params, table)``: ``evaluate`` swept over 3 couplings × 2 seeds, one compiled run
+    shared by the tests that need such a table."""
     params = sweep.grid(coupling=[0.0, 0.05, 0.2], seed=[0, 1])
-    table = sweep.run(evaluate, params)
+    return params, sweep.run(evaluate, params)
+
+
+def test_vmapped_sweep_equals_a_loop(six_rows):
+    params, table = six_rows
     assert set(table) == {"coupling", "seed", "energy", "order"}
     for r in range(6):
         ref = jax.jit(evaluate)(params["coupling"][r], params["seed"][r])
@@ -80,9 +87,8 @@ def evaluate_with_template(template, coupling, seed):
     return {"energy": sol.energy[-1], "order": jnp.linalg.norm(jnp.mean(sol.state["sigma"], axis=0))}
 
 
-def test_shared_args_and_ragged_chunks_equal_the_closure_version():
-    params = sweep.grid(coupling=[0.0, 0.05, 0.2], seed=[0, 1])  # 6 rows in chunks of 4: 4 + 2
-    ref = sweep.run(evaluate, params)
+def test_shared_args_and_ragged_chunks_equal_the_closure_version(six_rows):
+    params, ref = six_rows  # 6 rows, here in chunks of 4: 4 + 2
     table = sweep.run(evaluate_with_template, params, args=_template(3), chunk_size=4)
     np.testing.assert_allclose(table["energy"], ref["energy"], rtol=1e-6, atol=1e-8)
     np.testing.assert_allclose(table["order"], ref["order"], rtol=1e-6, atol=1e-8)
@@ -114,14 +120,13 @@ def test_bad_input_is_named():
         sweep.run(lambda x: {"v": jnp.ones(3) * x}, {"x": [1.0]})
 
 
-def test_tables_and_heatmap(tmp_path):
-    params = sweep.grid(coupling=[0.0, 0.1], seed=[0, 1])
-    table = sweep.run(evaluate, params)
+def test_tables_and_heatmap(tmp_path, six_rows):
+    _, table = six_rows
     p = sweep.to_csv(table, tmp_path / "t.csv")
     rows = list(csv.DictReader(p.open()))
-    assert len(rows) == 4 and float(rows[3]["energy"]) == pytest.approx(float(table["energy"][3]))
+    assert len(rows) == 6 and float(rows[3]["energy"]) == pytest.approx(float(table["energy"][3]))
     j = json.loads(sweep.to_json(table, tmp_path / "t.json").read_text())
-    assert j[2]["coupling"] == pytest.approx(0.1)
+    assert j[2]["coupling"] == pytest.approx(0.05) and j[4]["coupling"] == pytest.approx(0.2)
     png = plotting.sweep_heatmap(table, "coupling", "seed", "energy", tmp_path / "h.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(ValueError, match="value='nope'"):

@@ -75,6 +75,9 @@ CACHE_PROBE = r"""
 import json, sys
 import hkjax, jax, jax.numpy as jnp
 path = hkjax.enable_compile_cache(None if sys.argv[1] == "env" else sys.argv[1])
+if sys.argv[2:] == ["path-only"]:  # only where the cache is: nothing compiled
+    print(json.dumps({"path": path}))
+    sys.exit(0)
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)  # cache even this small program
 events = []
 jax.monitoring.register_event_listener(lambda name, **kw: events.append(name))
@@ -87,10 +90,11 @@ print(json.dumps({"path": path, "hits": events.count("/jax/compilation_cache/cac
 """
 
 
-def _cache_probe(arg: str, env_extra: dict) -> dict:
+def _cache_probe(arg: str, env_extra: dict, *, path_only: bool = False) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ("JAX_COMPILATION_CACHE_DIR", _xla.CACHE_ENV)}
     env.update(env_extra)
-    out = subprocess.run([sys.executable, "-c", CACHE_PROBE, arg], capture_output=True, text=True, env=env, timeout=120)
+    argv = [sys.executable, "-c", CACHE_PROBE, arg] + (["path-only"] if path_only else [])
+    out = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -113,7 +117,7 @@ def test_compile_cache_respects_opt_out_and_jax_settings(tmp_path, monkeypatch):
     ``XDG_CACHE_HOME``, and a directory that cannot be made leaves the cache off (no error)."""
     off = _cache_probe("env", {_xla.CACHE_ENV: "0"})
     assert off["path"] is None and off["hits"] == 0
-    assert _cache_probe("env", {"JAX_COMPILATION_CACHE_DIR": str(tmp_path / "jax")})["path"] is None
+    assert _cache_probe("env", {"JAX_COMPILATION_CACHE_DIR": str(tmp_path / "jax")}, path_only=True)["path"] is None
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert _xla.default_cache_dir() == str(tmp_path / "xdg" / "hkjax" / "xla")
     blocker = tmp_path / "file"
