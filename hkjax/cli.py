@@ -139,8 +139,9 @@ def _config_from_args(ns: argparse.Namespace) -> Config:
     base = Config(**{**COMMAND_DEFAULTS.get(ns.command, {}), **preset})
     given = set(d) | set(preset)
     if getattr(ns, "config", None):
-        given |= set(read_table(ns.config))
-        base = load_toml(ns.config, base)
+        table = read_table(ns.config)
+        given |= set(table)
+        base = from_dict(table, base)
     cfg = from_dict(d, base)
     if "val" not in given and cfg.dataset != "digits":
         # the large datasets hold out a validation split unless told otherwise

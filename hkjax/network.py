@@ -139,11 +139,13 @@ class Network(eqx.Module):
         """Whether the oscillator layers ``synapse`` binds share one natural frequency (a
         rotation-invariant energy between layers rotating differently changes along the flow)."""
         omegas = [self.layers[n].omega for n in synapse.layers if self.layers[n].kind == "oscillator"]
-        if len(omegas) < 2:
-            return True
-        first = omegas[0]
-        return all((o is None and first is None) or (o is not None and first is not None and np.array_equal(
-            np.asarray(o), np.asarray(first))) for o in omegas[1:])
+
+        def same(a, b):
+            if a is None or b is None:
+                return a is b
+            return np.array_equal(np.asarray(a), np.asarray(b))
+
+        return all(same(omegas[0], o) for o in omegas[1:])
 
     def prepare(self) -> "Network":
         """An equivalent network laid out for repeated evaluation (see

@@ -22,21 +22,9 @@ import numpy as np
 from jaxtyping import Array, Float, Int
 
 from ..interactions import AbstractInteraction
-from .layouts import (
-    FORMULATIONS,
-    LAYOUTS,
-    AbstractLayout,
-    Complete,
-    DenseMask,
-    EdgeList,
-    NeighbourTable,
-    Pairs,
-    SparseMatrix,
-    Tiles,
-    auto_formulation,
-    tile_block,
-    tile_layout,
-)
+from . import layouts as _layouts
+from .layouts import *  # noqa: F403 - the graph layouts are part of this package's API (layouts.__all__)
+from .layouts import Pairs  # the graph the synapses below hold
 
 __all__ = [
     "AbstractSynapse",
@@ -48,22 +36,10 @@ __all__ = [
     "Coupling",
     "MultiplicativeCoupling",
     "LowRank",
-    "Pairs",
     "Conv",
     "ConvKuramoto",
     "Attention",
-    "AbstractLayout",
-    "EdgeList",
-    "SparseMatrix",
-    "NeighbourTable",
-    "DenseMask",
-    "Tiles",
-    "Complete",
-    "LAYOUTS",
-    "FORMULATIONS",
-    "auto_formulation",
-    "tile_layout",
-    "tile_block",
+    *_layouts.__all__,
 ]
 
 

@@ -551,7 +551,11 @@ class AbstractLayout(eqx.Module):
         """``((graph, interaction), ...)`` whose Kuramoto terms add up to that of
         ``interaction`` on the graph ``pairs``, with the parameters laid out once for
         repeated evaluation (what :meth:`hkjax.synapses.Kuramoto.prepare` makes)."""
-        return ((pairs, _laid_out(interaction, lambda v: self.lay_out(pairs, v))),)
+        return ((pairs, self._laid(pairs, interaction)),)
+
+    def _laid(self, pairs: Pairs, interaction: AbstractInteraction):
+        # the interaction with its per-edge parameters laid out by lay_out
+        return _laid_out(interaction, lambda v: self.lay_out(pairs, v))
 
     @abc.abstractmethod
     def coupling_field(self, pairs: Pairs, c, gs):
@@ -678,12 +682,12 @@ class NeighbourTable(AbstractLayout):
 
     def kuramoto_energy(self, pairs, interaction, sigma):
         s, _ = self.table_dots(sigma)
-        f = _laid_out(interaction, lambda v: self.lay_out(pairs, v))(s)
+        f = self._laid(pairs, interaction)(s)
         return 0.5 * jnp.sum(jnp.where(self.valid, f, 0.0))
 
     def kuramoto_force(self, pairs, interaction, sigma):
         s, sn = self.table_dots(sigma)
-        fp = jnp.where(self.valid, _laid_out(interaction, lambda v: self.lay_out(pairs, v)).derivative(s), 0.0)
+        fp = jnp.where(self.valid, self._laid(pairs, interaction).derivative(s), 0.0)
         return jnp.einsum("nm,nmd->nd", fp, sn)
 
     def coupling_field(self, pairs, c, gs):
@@ -712,11 +716,11 @@ class _AbstractMatrix(AbstractLayout):
 
     def kuramoto_energy(self, pairs, interaction, sigma):
         s = sigma @ sigma.T
-        f = _laid_out(interaction, lambda v: self.lay_out(pairs, v))(s)
+        f = self._laid(pairs, interaction)(s)
         return 0.5 * jnp.sum(self.mask(pairs, s.dtype) * f)
 
     def kuramoto_force(self, pairs, interaction, sigma):
-        inter = _laid_out(interaction, lambda v: self.lay_out(pairs, v))
+        inter = self._laid(pairs, interaction)
         mask = None if _vanishes_off_graph(inter) else self.mask(pairs, sigma.dtype)
         return _dense_force(inter, mask, sigma)
 
@@ -822,21 +826,23 @@ class Tiles(_AbstractMatrix):
         inside = eqx.tree_at(lambda p: p.layout, pairs, dataclasses.replace(self, rest=None, rest_edge=None))
         parts = ((inside, _laid_out(interaction, self.tiles)),)
         if self.rest is not None:
-            parts += ((self.rest, _laid_out(interaction, lambda v: v[self.rest_edge])),)
+            parts += ((self.rest, self._leftover(interaction)),)
         return parts
+
+    def _leftover(self, interaction):
+        # the interaction with its per-edge parameters restricted to the leftover edges
+        return _laid_out(interaction, lambda v: v[self.rest_edge])
 
     def kuramoto_energy(self, pairs, interaction, sigma):
         energy = _tile_energy(_laid_out(interaction, self.tiles), self, sigma)
         if self.rest is not None:
-            rest = _laid_out(interaction, lambda v: v[self.rest_edge])
-            energy = energy + self.rest.layout.kuramoto_energy(self.rest, rest, sigma)
+            energy = energy + self.rest.layout.kuramoto_energy(self.rest, self._leftover(interaction), sigma)
         return energy
 
     def kuramoto_force(self, pairs, interaction, sigma):
         force = _tile_force(_laid_out(interaction, self.tiles), self, sigma)
         if self.rest is not None:
-            rest = _laid_out(interaction, lambda v: v[self.rest_edge])
-            force = force + self.rest.layout.kuramoto_force(self.rest, rest, sigma)
+            force = force + self.rest.layout.kuramoto_force(self.rest, self._leftover(interaction), sigma)
         return force
 
 
