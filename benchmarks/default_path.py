@@ -8,12 +8,16 @@ the classification task of ``hkjax train`` with the paper's settings: ReLU Lagra
 interaction, κ_H = 0.1, κ_K = 1, D = 5, small-world graphs of degree 150, full coupling,
 Tsit5 + PID (rtol 1e-3, atol 1e-6), t1 = 1, Lion with exponential decay, float32. Rows: the
 Hopfield classifier at batch 100; the Hopfield–Kuramoto classifier with the Kuramoto term at
-batch 10 and 100. Random 28×28 images (timing does not depend on the pixels' meaning).
+batch 10 and 100. Fashion-MNIST training images (the solvers' step counts depend on them).
 
 Each step is timed through ``hk.fit`` itself (its ``metrics.jsonl``-style rows carry the
 seconds of every logged step); the first call (compilation) is reported apart.
 
-    python benchmarks/default_path.py [--rounds 3] [--steps 3] [--configs 0,1,2]
+With ``--reference PATH`` (a checkout of the paper's code, github.com/VLSF/HKmemory) the
+paper's own training step on the same configuration (``benchmarks/_reference.py``) is timed in
+the same rounds, alternating with hkjax's; its rows are the path "paper's code".
+
+    python benchmarks/default_path.py [--rounds 3] [--steps 3] [--configs 0,1,2] [--reference PATH]
 """
 
 from __future__ import annotations
@@ -35,13 +39,17 @@ TABLES = {
         "columns": [
             ("config", "network", ""), ("path", "gradient path", ""), ("step_s", "step (s, median)", ".3f"),
             ("step_min_s", "step (s, min)", ".3f"), ("first_call_s", "first call incl. compile (s)", ".2f"),
-            ("speedup", "per-example ÷ default", ".1f"),
+            ("vs_default", "÷ hkjax default", ".1f"),
         ],
     },
 }
 
 
-def _setup(model: str, batch: int, kuramoto: bool):
+#: The rows' names of the three paths.
+DEFAULT, PER_EXAMPLE, REFERENCE = "default (shared steps)", "per-example (shared_steps=False)", "paper's code"
+
+
+def _setup(model: str, batch: int, kuramoto: bool, max_steps: int = 64):
     import jax
     import numpy as np
     import optax
@@ -49,13 +57,27 @@ def _setup(model: str, batch: int, kuramoto: bool):
     import hkjax as hk
 
     task = hk.tasks.Classification(model=model, n_pixels=784, n_hidden=100, n_classes=10, dim=5,
-                                   relax_config=hk.tasks.RelaxConfig(t1=1.0, max_steps=64))
+                                   relax_config=hk.tasks.RelaxConfig(t1=1.0, max_steps=max_steps))
     net = task.build(jax.random.key(0), k=150, coupling="full", kappa_h=0.1, kappa_k=1.0,
                      kuramoto_graph=kuramoto)
-    rng = np.random.default_rng(0)
-    data = {"images": rng.random((1000, 784), dtype=np.float32), "labels": rng.integers(0, 10, 1000).astype(np.int32)}
+    data = _images()
     opt = optax.lion(optax.exponential_decay(1e-4, transition_steps=1000, decay_rate=0.5))
     return task, net, data, opt
+
+
+def _images(n: int = 1000):
+    """The first ``n`` Fashion-MNIST training images (flattened, in [0, 1]) and labels. Real
+    images: the adaptive solvers' step counts, and so the times, depend on the pixels."""
+    import numpy as np
+
+    import hkjax as hk
+
+    try:
+        ds = hk.data.load_dataset("fashion-mnist", "train")
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"default_path.py times training on Fashion-MNIST: {e}") from None
+    images = np.asarray(ds.images[:n], np.float32).reshape(n, -1)
+    return {"images": images, "labels": np.asarray(ds.labels[:n]).astype(np.int32)}
 
 
 def _fit_seconds(task, net, data, opt, batch, steps, shared, seed):
@@ -83,29 +105,53 @@ def main(argv=None):
     ap.add_argument("--steps", type=int, default=3, help="training steps per fit call")
     ap.add_argument("--configs", default=None, help="comma-separated indices into CONFIGS (default all)")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--max-steps", type=int, default=64,
+                    help="hkjax's solver step limit (the hkjax command's default 64; --preset paper: 5000)")
+    ap.add_argument("--reference", default=None, metavar="PATH",
+                    help="a checkout of the paper's code (github.com/VLSF/HKmemory) to time in the same rounds")
+    ap.add_argument("--reference-steps", type=int, default=None,
+                    help="the paper's code's steps per round (default --steps)")
     a = ap.parse_args(argv)
     idx = range(len(CONFIGS)) if a.configs is None else [int(i) for i in a.configs.split(",")]
     rows = []
     for i in idx:
         name, model, batch, kuramoto = CONFIGS[i]
-        task, net, data, opt = _setup(model, batch, kuramoto)
-        times, first = {True: [], False: []}, {}
+        task, net, data, opt = _setup(model, batch, kuramoto, a.max_steps)
+        paths = [DEFAULT, PER_EXAMPLE]
+        ref_step = None
+        if a.reference:
+            try:
+                import _reference
+            except ImportError:
+                from . import _reference
+            ref_step = _reference.training_step(a.reference, model, batch, data["images"], data["labels"])
+            paths.append(REFERENCE)
+        times, first = {p: [] for p in paths}, {}
         for r in range(a.rounds + 1):
-            for shared in (True, False):
+            for path in paths:
                 t = time.perf_counter()
-                secs = _fit_seconds(task, net, data, opt, batch, a.steps, shared, seed=r)
-                if r == 0:  # compiles; its first step holds the compilation
-                    first[shared] = secs[0] if secs else time.perf_counter() - t
+                if path == REFERENCE:
+                    secs = []
+                    for _ in range(a.reference_steps or a.steps):
+                        t = time.perf_counter()
+                        ref_step().block_until_ready()
+                        secs.append(time.perf_counter() - t)
                 else:
-                    times[shared].extend(secs)
-        med = {s: float(np.median(times[s])) for s in times}
-        for shared in (True, False):
-            rows.append({"config": name, "path": "default (shared steps)" if shared else "per-example (shared_steps=False)",
-                         "batch": batch, "model": model, "step_s": med[shared], "step_min_s": float(np.min(times[shared])),
-                         "first_call_s": first[shared], "speedup": med[False] / med[True] if shared else 1.0})
+                    secs = _fit_seconds(task, net, data, opt, batch, a.steps, path == DEFAULT, seed=r)
+                if r == 0:  # compiles; its first step holds the compilation
+                    first[path] = secs[0] if secs else time.perf_counter() - t
+                else:
+                    times[path].extend(secs)
+        med = {p: float(np.median(times[p])) for p in paths}
+        for path in paths:
+            rows.append({"config": name, "path": path, "batch": batch, "model": model, "step_s": med[path],
+                         "step_min_s": float(np.min(times[path])), "first_call_s": first[path],
+                         "vs_default": med[path] / med[DEFAULT],
+                         "max_steps": 5000 if path == REFERENCE else a.max_steps})
     title, columns = _common.table(TABLES["default_path"], {"rows": rows})
     _common.print_table(title, rows, columns)
-    _common.write_json("default_path", {"rows": rows, "rounds": a.rounds, "steps": a.steps}, a.json)
+    _common.write_json("default_path", {"rows": rows, "rounds": a.rounds, "steps": a.steps,
+                                        "reference": "github.com/VLSF/HKmemory" if a.reference else None}, a.json)
     return rows
 
 

@@ -62,15 +62,15 @@ TABLES = {
 
 
 def setup(name: str):
-    from hkjax import cli, train
+    from hkjax import runs, train
     from hkjax.config import Config
 
     cfg = Config(task="classify", lr=0.01, **CONFIGS[name])
-    ds, _ = cli._load_data(cfg)
-    task = cli._task(cfg, ds)
-    net = cli._network(cfg, task, jax.random.key(cfg.seed))
-    arrays = {k: jnp.asarray(v) for k, v in cli._arrays(ds).items()}
-    opt = cli._optimizer(cfg, 1000, cfg.lr)
+    ds, _ = runs.load_data(cfg)
+    task = runs.build_task(cfg, ds)
+    net = runs.build_network(cfg, task, jax.random.key(cfg.seed))
+    arrays = {k: jnp.asarray(v) for k, v in runs.arrays(ds).items()}
+    opt = runs.optimizer(cfg, 1000, cfg.lr)
     params, static = eqx.partition(net, eqx.is_inexact_array)
     opt_state = opt.init(params)
     batch = train._sample(task, arrays, jax.random.key(1), cfg.batch_size)

@@ -48,8 +48,6 @@ SCRIPT_ORDER = ("vector_field", "relax", "train_step", "sweep", "formulations", 
                 "adjoint_checkpoints", "first_call", "batch_scaling", "digits_step")
 #: Result names that are not a script's: ``run_all.py``'s digits-size sweep (``sweep.py``).
 ALIASES = {"sweep_digits_size": "sweep"}
-#: The headline's columns: hkjax's layout of the paper network's graphs, and the baseline.
-DEFAULT, BASELINE = "tiles", "edges-autodiff"
 
 
 # -- the scripts' table definitions ---------------------------------------------------------
@@ -255,89 +253,48 @@ def _rows(results: list[Result], machine: str, suite: str, specs: dict) -> list[
     return found
 
 
-def _first(found, **match):
-    for r, row in found:
-        if all(row.get(k) == v for k, v in match.items()):
-            return r, row
-    return None, None
+#: The headline's paths (``default_path.py``'s rows) and their column headers.
+HEADLINE_PATHS = (("default (shared steps)", "hkjax"),
+                  ("per-example (shared_steps=False)", "hkjax, per-example solves"),
+                  ("paper's code", "paper's code"))
 
 
-def headline_rows(results_dir: str | Path = RESULTS, bench_dir: str | Path = HERE) -> dict[str, list[dict]]:
-    """Per machine, the headline's rows: ``{"what", "fmt", DEFAULT, BASELINE, "sources"}``."""
+def headline_rows(results_dir: str | Path = RESULTS, bench_dir: str | Path = HERE) -> dict[str, dict]:
+    """Per machine, the headline: ``{"source": Result, "rows": [{"config", <path>: step_s, ...}]}``
+    from the newest ``default_path.py`` result of that machine that timed the paper's code in
+    the same run (hkjax's training step next to the paper's, alternating)."""
     specs = table_specs(bench_dir)
     results = load(results_dir)
     out = {}
     for machine in sorted({r.machine for r in results}):
-        field = _rows(results, machine, "vector_field", specs)
-        relax = _rows(results, machine, "relax", specs)
-        train = _rows(results, machine, "train_step", specs)
-        first = _rows(results, machine, "first_call", specs)
-        rows = []
-
-        def add(what, fmt, cells_):
-            values = {f: (src, v) for f, (src, v) in cells_.items() if v is not None}
-            if values:
-                rows.append({"what": what, "fmt": fmt, **{f: v for f, (_, v) in values.items()},
-                             "sources": [src for src, _ in values.values()]})
-
-        def from_field(batch, key):
-            cells_ = {}
-            for f in (DEFAULT, BASELINE):
-                r, row = _first(field, formulation=f, batch=batch)
-                cells_[f] = (r, row.get(key) if row else None)
-            return cells_
-
-        add("vector field, 1 sample (ms)", ".3f", from_field(10, "vector_field_ms"))
-        for batch in (10, 100):
-            add(f"vector field, batch {batch} (ms)", ".3f", from_field(batch, "vector_field_batch_ms"))
-        for batch in (10, 100):
-            cells_ = from_field(batch, "relax_batch_ms")
-            for f in (DEFAULT, BASELINE):
-                if cells_[f][1] is None:
-                    r, row = _first(relax, formulation=f, batch=batch, chunk="-")
-                    cells_[f] = (r, row["relax_ms"] if row else None)
-            add(f"relax, batch {batch} (ms)", ".1f", cells_)
-        for shared, what in ((True, "shared steps"), (False, "per-example solves")):
-            r, row = None, None
-            for src, cand in train:
-                if (cand.get("model") == "hopfield_kuramoto" and cand.get("formulation") == DEFAULT
-                        and cand.get("max_steps") == 16 and not cand.get("microbatch")
-                        and bool(cand.get("shared")) == shared):
-                    r, row = src, cand
-                    break
-            if row:
-                add(f"training step, batch {row.get('batch')}, {what} (s)", ".3f", {DEFAULT: (r, row["step_s"])})
-        for cache, what in (("no cache", "first call of the training step, shared steps (s)"),
-                            ("cache, warm", "the same, warm compilation cache (s)")):
-            r, row = _first(first, cache=cache)
-            if row and r.payload.get("formulation") in ("auto", DEFAULT):
-                add(what, ".2f", {DEFAULT: (r, row["first_call_s"])})
-        if rows:
-            out[machine] = rows
+        found = [(r, row) for r, row in _rows(results, machine, "default_path", specs)
+                 if r.payload.get("reference")]
+        if not found:
+            continue
+        source = found[0][0]
+        rows: dict[str, dict] = {}
+        for row in source.payload["rows"]:
+            rows.setdefault(row["config"], {"config": row["config"]})[row["path"]] = row["step_s"]
+        out[machine] = {"source": source, "rows": list(rows.values())}
     return out
 
 
 def render_headline(results_dir: str | Path = RESULTS, bench_dir: str | Path = HERE) -> str:
-    """The headline table of ``README.md``: the paper network in hkjax's layout and in the
-    baseline's, its training step and first call, per machine."""
+    """The headline table of ``README.md``: ``hk.fit``'s training step at the paper's 28×28
+    scale next to the paper's own code, measured in one run, per machine."""
     lines = []
-    for machine, rows in headline_rows(results_dir, bench_dir).items():
-        sources = []
-        for row in rows:
-            for src in row["sources"]:
-                if src not in sources:
-                    sources.append(src)
-        device = _device(sources[0].payload.get("device", {}))
-        files = ", ".join(f"`benchmarks/results/{s.path.name}` (`{s.payload.get('command', '?')}`)"
-                          for s in sources)
-        lines += [f"On {machine} ({device}), from {files}:", ""]
-        lines += [f"| paper network | `{DEFAULT}` | `{BASELINE}` | `{BASELINE}` ÷ `{DEFAULT}` |",
-                  "|---|---|---|---|"]
-        for row in rows:
-            a, b = row.get(DEFAULT), row.get(BASELINE)
+    ref = HEADLINE_PATHS[-1][0]
+    for machine, found in headline_rows(results_dir, bench_dir).items():
+        src = found["source"]
+        lines += [f"On {machine} ({_device(src.payload.get('device', {}))}), median seconds per training "
+                  f"step, from `benchmarks/results/{src.path.name}` (`{src.payload.get('command', '?')}`):", ""]
+        lines += ["| paper's 28×28 network | " + " | ".join(h for _, h in HEADLINE_PATHS)
+                  + " | paper's code ÷ hkjax |", "|---" * (len(HEADLINE_PATHS) + 2) + "|"]
+        for row in found["rows"]:
+            cells_ = ["–" if row.get(p) is None else f"{row[p]:.2f}" for p, _ in HEADLINE_PATHS]
+            a, b = row.get(HEADLINE_PATHS[0][0]), row.get(ref)
             ratio = f"{b / a:.1f}×" if a and b else ""
-            cell = lambda v: "–" if v is None else format(v, row["fmt"])  # noqa: E731
-            lines.append(f"| {row['what']} | {cell(a)} | {cell(b)} | {ratio} |")
+            lines.append(f"| {row['config']} | " + " | ".join(cells_) + f" | {ratio} |")
         lines.append("")
     return "\n".join(lines).rstrip() + "\n" if lines else ""
 

@@ -164,7 +164,9 @@ only by `--seed` and `--out` share a row. The [results](results.md) page is such
 
 A directory that already holds a run is never written into by accident: `--resume`
 continues it from its newest checkpoint (exactly: the same result as an uninterrupted run on
-the same machine) and refuses options that would change what is trained; `--overwrite`
+the same machine) with the settings of its own `config.toml` (`hkjax train --resume --out
+RUN` is enough; `--steps N` trains on to a new total) and refuses options that would change
+what is trained; `--overwrite`
 replaces it once every argument has been checked. Bad arguments, missing files and unreadable
 checkpoints print one line and exit with status 2.
 

@@ -9,7 +9,7 @@ from . import _xla
 
 _xla.apply()  # before any JAX computation: see hkjax/_xla.py
 
-from . import checkpoint, config, data, graphs, interactions, lagrangians, layers, sweep, synapses, tasks, train
+from . import checkpoint, config, data, graphs, interactions, lagrangians, layers, runs, sweep, synapses, tasks, train
 from .config import Config
 from .layers import OscillatorLayer, ThresholdLayer
 from .network import COUPLINGS, Network, hierarchical_hopfield, hopfield, hopfield_kuramoto, kuramoto
@@ -30,6 +30,7 @@ __all__ = [
     "graphs",
     "plotting",
     "sweep",
+    "runs",
     "interactions",
     "lagrangians",
     "synapses",

@@ -423,7 +423,7 @@ def _build_variants(cfg, axes: dict, images: int):
 
     import jax
 
-    from . import cli
+    from . import runs
     from .config import from_dict
 
     static = {k: v for k, v in axes.items() if k in STATIC}
@@ -435,25 +435,25 @@ def _build_variants(cfg, axes: dict, images: int):
         if bad:
             raise ValueError(f"--param {bad[0]}: with --from the network is the trained run's; "
                              f"only {', '.join(_RELAX_STATIC)} can be swept as static parameters")
-        rcfg, rtask, rnet = cli._load_run(pathlib.Path(cfg.from_run))
+        rcfg, rtask, rnet = runs.load_run(pathlib.Path(cfg.from_run))
         cfg = rcfg.replace(out=cfg.out, progress=cfg.progress, from_run=cfg.from_run)
         run = (rtask, rnet)
     combos = [dict(zip(static, (v.item() for v in c))) for c in itertools.product(*static.values())] or [{}]
-    tr, te = cli._load_data(cfg)
+    tr, te = runs.load_data(cfg)
     variants = []
     for combo in combos:
         c = from_dict(combo, cfg)  # validates (e.g. dim >= 2)
         if run is not None:
-            task = dataclasses.replace(run[0], relax_config=cli._relax_config(c))
+            task = dataclasses.replace(run[0], relax_config=runs.relax_config(c))
             net = run[1]
         else:
             if c.task == "edit":
                 c = c.replace(model="hopfield_kuramoto")
-                task = cli._task(c, tr, kind="edit", model="hopfield_kuramoto")
+                task = runs.build_task(c, tr, kind="edit", model="hopfield_kuramoto")
             else:
-                task = cli._task(c, tr)
-            net = cli._network(c, task, jax.random.key(c.seed))
-        ex = task.eval_batch(cli._arrays(te, images), jax.random.key(10_000 + c.seed))
+                task = runs.build_task(c, tr)
+            net = runs.build_network(c, task, jax.random.key(c.seed))
+        ex = task.eval_batch(runs.arrays(te, images), jax.random.key(10_000 + c.seed))
         variants.append((combo, task, net, ex))
     return cfg, variants
 

@@ -1,7 +1,8 @@
 """The ``hkjax`` command: ``train``, ``edit``, ``eval``, ``retrieve``, ``plot``, ``sweep``.
 
-Every subcommand takes the same options, those of :class:`hkjax.config.Config`, from a TOML
-file (``--config file.toml``) and/or flags (flags win). A run writes into one directory
+Each subcommand takes the options of :class:`hkjax.config.Config` that it uses
+(:func:`hkjax.config.command_options`), from a TOML file (``--config file.toml``) and/or
+flags (flags win); ``--resume`` starts from the run's own ``config.toml``. A run writes into one directory
 (``--out``): ``config.toml``, ``metrics.jsonl``, ``checkpoints/``, ``summary.json`` and PNG
 figures. ``hkjax`` (or ``python -m hkjax``) with no arguments runs a short demo.
 
@@ -21,7 +22,8 @@ import sys
 import time
 
 from ._io import atomic_open
-from .config import COMMAND_DEFAULTS, PRESETS, Config, from_dict, load_toml, read_table, to_toml
+from . import runs
+from .config import COMMAND_DEFAULTS, PRESETS, Config, command_options, from_dict, read_table, to_toml
 
 __all__ = ["main", "build_parser"]
 
@@ -47,11 +49,15 @@ class _Parser(argparse.ArgumentParser):
 def _add_config_flags(p: argparse.ArgumentParser, command: str) -> None:
     p.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS,
                    help="TOML file with any of the options below (flags override it)")
-    p.add_argument("--preset", choices=tuple(PRESETS), default=argparse.SUPPRESS,
-                   help="start from a named configuration instead of the defaults ('paper': the paper's MNIST "
-                        "configuration: " + ", ".join(f"{k} {v}" for k, v in PRESETS["paper"].items())
-                        + "); --config and flags override it; config.toml records the values")
+    if command in ("train", "edit", "sweep"):
+        p.add_argument("--preset", choices=tuple(PRESETS), default=argparse.SUPPRESS,
+                       help="start from a named configuration instead of the defaults ('paper': the paper's MNIST "
+                            "configuration: " + ", ".join(f"{k} {v}" for k, v in PRESETS["paper"].items())
+                            + "); --config and flags override it; config.toml records the values")
+    options = command_options(command)
     for f in dataclasses.fields(Config):
+        if f.name not in options:
+            continue
         flag = "--" + f.name.replace("_", "-")
         names = [flag] + (["--from"] if f.name == "from_run" else [])
         default = f.default
@@ -67,7 +73,8 @@ def _add_config_flags(p: argparse.ArgumentParser, command: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser (all subcommands share the options of :class:`Config`)."""
+    """The argument parser: each subcommand takes the options of :class:`Config` that it uses
+    (:func:`hkjax.config.command_options`)."""
     parser = _Parser(
         prog="hkjax",
         description=(
@@ -142,6 +149,12 @@ def _config_from_args(ns: argparse.Namespace) -> Config:
         table = read_table(ns.config)
         given |= set(table)
         base = from_dict(table, base)
+    elif d.get("resume"):
+        # a resumed run starts from its own settings: only what the flags change is compared
+        table = _read_toml(pathlib.Path(d.get("out", base.out)) / "config.toml")
+        if table:
+            given |= set(table)
+            base = from_dict(table, base)
     cfg = from_dict(d, base)
     if "val" not in given and cfg.dataset != "digits":
         # the large datasets hold out a validation split unless told otherwise
@@ -156,79 +169,6 @@ def _config_from_args(ns: argparse.Namespace) -> Config:
 
 def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
-
-
-def _arrays(ds, limit: int = 0) -> dict:
-    n = len(ds) if not limit else min(limit, len(ds))
-    return {"images": ds.images[:n], "labels": ds.labels[:n]}
-
-
-def _splits(cfg: Config, tr, te) -> tuple[dict, dict | None, dict]:
-    """``(train, validation or None, test)`` arrays of a run: the first ``max_train``
-    training examples, the last ``val`` of them held out for validation (never trained on),
-    and the first ``max_test`` test examples."""
-    train = _arrays(tr, cfg.max_train)
-    n = len(train["labels"])
-    if cfg.val and cfg.val >= n:
-        raise ValueError(f"--val {cfg.val} holds out all {n} training examples; keep some to train on "
-                         f"(--val below {n})")
-    val = {k: v[n - cfg.val:] for k, v in train.items()} if cfg.val else None
-    train = {k: v[: n - cfg.val] for k, v in train.items()}
-    return train, val, _arrays(te, cfg.max_test)
-
-
-def _load_data(cfg: Config):
-    from . import data
-
-    train = data.load_dataset(cfg.dataset, "train")
-    test = data.load_dataset(cfg.dataset, "test")
-    return train, test
-
-
-def _relax_config(cfg: Config):
-    from . import tasks
-
-    return tasks.RelaxConfig(t1=cfg.t1, max_steps=cfg.max_steps, steps=cfg.solver_steps)
-
-
-def _task(cfg: Config, ds, *, kind: str | None = None, model: str | None = None):
-    from . import tasks
-
-    kind = kind or cfg.task
-    common = dict(
-        model=model or cfg.model, n_pixels=int(ds.images.shape[1]), n_hidden=cfg.n_hidden,
-        n_classes=int(ds.n_classes), dim=cfg.dim, relax_config=_relax_config(cfg), rotate=cfg.rotate,
-        shift=cfg.shift, tilt=cfg.tilt, zoom=cfg.zoom, image_shape=tuple(ds.shape), osc_init=cfg.osc_init,
-    )
-    if kind == "classify":
-        return tasks.Classification(**common)
-    if kind == "addition":
-        return tasks.Addition(**common)
-    if kind == "edit":
-        mapping = tasks.edit_map(cfg.edit, cfg.class_list(), int(ds.n_classes))
-        return tasks.MemoryEditing(
-            **common, mapping=tuple(int(m) for m in mapping), associative=cfg.associative, cue_classes=(0, 1)
-        )
-    raise ValueError(f"task={kind!r} cannot be trained with this command")
-
-
-def _network(cfg: Config, task, key, **kw):
-    """The run's network, built from its configuration (graphs, couplings, scales) and key;
-    ``kw`` are further arguments of :func:`hkjax.tasks.build_network`."""
-    return task.build(
-        key, k=cfg.degree, rewire=cfg.rewire, coupling=cfg.coupling, kappa_h=cfg.kappa_h,
-        kappa_k=cfg.kappa_k, init_scale=cfg.init_scale, kuramoto_graph=cfg.kuramoto_term,
-        formulation=cfg.formulation, **kw,
-    )
-
-
-def _optimizer(cfg: Config, steps: int, lr: float):
-    from . import train
-
-    return train.make_optimizer(
-        cfg.optimizer, learning_rate=lr, steps=steps, decay=cfg.lr_decay,
-        weight_decay=cfg.weight_decay, clip=cfg.clip if cfg.clip > 0 else None,
-    )
 
 
 def _write_text(path: pathlib.Path, text: str) -> None:
@@ -322,14 +262,6 @@ def _write_config(cfg: Config) -> pathlib.Path:
     return out
 
 
-def _trainable(cfg: Config, model):
-    """The ``trainable`` filter of a run: memory editing and ``--freeze-hopfield`` keep the
-    Hopfield weights and bias (None: everything trained)."""
-    from . import tasks
-
-    return tasks.freeze_hopfield(model) if cfg.task == "edit" or cfg.freeze_hopfield else None
-
-
 def _shared_steps(cfg: Config) -> bool:
     """Whether a run's training batches are solved as one system with shared steps: by default
     (``shared_steps = true``), and always with constant solver steps (the same computation as
@@ -343,12 +275,12 @@ def _fit(cfg, task, net, train_arrays, test_arrays, out, *, steps, lr, val_array
 
     from . import train
 
-    trainable = _trainable(cfg, net)
+    trainable = runs.trainable(cfg, net)
     # with a validation split, evaluations during training use it alone: the test split is
     # evaluated once, at the end (by the caller)
     eval_data = test_arrays if val_arrays is None else {"val": val_arrays}
     return train.fit(
-        net, task, train_arrays, optimizer=_optimizer(cfg, steps, lr), steps=steps,
+        net, task, train_arrays, optimizer=runs.optimizer(cfg, steps, lr), steps=steps,
         batch_size=cfg.batch_size, microbatch=cfg.microbatch or None, shared_steps=_shared_steps(cfg), trainable=trainable, key=jax.random.key(cfg.seed + 1 + seed_offset), ema=cfg.ema,
         eval_data=eval_data, eval_every=cfg.eval_every, log_every=cfg.log_every,
         checkpoint_dir=out / "checkpoints", checkpoint_every=cfg.checkpoint_every,
@@ -497,15 +429,15 @@ def _train(cfg: Config, *, figures: bool = True, command: str | None = None) -> 
         cfg, _, classifier = _classifier_from(cfg)
         w, b = tasks.hopfield_parameters(classifier)
         start = {"hopfield_weights": w, "hopfield_bias": b}
-    tr, te = _load_data(cfg)
-    train_arrays, val_arrays, test_arrays = _splits(cfg, tr, te)
-    task = _task(cfg, tr)
+    tr, te = runs.load_data(cfg)
+    train_arrays, val_arrays, test_arrays = runs.splits(cfg, tr, te)
+    task = runs.build_task(cfg, tr)
     if start and start["hopfield_bias"].shape[0] != task.n:
         raise ValueError(f"--from {cfg.from_run}: its classifier has {start['hopfield_bias'].shape[0]} units, this "
                          f"task needs {task.n} (a classifier of the same dataset is needed)")
     _check_resumable(cfg, saved)
     out = _write_config(cfg)
-    net = _network(cfg, task, jax.random.key(cfg.seed), **start)
+    net = runs.build_network(cfg, task, jax.random.key(cfg.seed), **start)
     res = _fit(cfg, task, net, train_arrays, test_arrays, out, steps=cfg.steps, lr=cfg.lr, val_arrays=val_arrays)
     ev = train.evaluate(res.model, task, test_arrays, key=jax.random.key(10_000 + cfg.seed))
     summary = {
@@ -571,51 +503,12 @@ def _evaluate_tta(cfg: Config, model, task, test_arrays) -> dict:
     return train.evaluate(model, _dc.replace(task, tta=cfg.tta), test_arrays, key=jax.random.key(10_000 + cfg.seed))
 
 
-def _load_run(run_dir: pathlib.Path):
-    """``(config, task, model)`` of a finished run directory."""
-    import jax
-
-    from . import checkpoint
-
-    if not run_dir.is_dir():
-        raise FileNotFoundError(f"run directory {str(run_dir)!r} does not exist")
-    cfg_path = run_dir / "config.toml"
-    if not cfg_path.is_file():
-        raise FileNotFoundError(f"{str(cfg_path)!r} does not exist; is {str(run_dir)!r} an hkjax run directory?")
-    cfg = load_toml(cfg_path)
-    last = checkpoint.latest(run_dir / "checkpoints")
-    if last is None:
-        raise FileNotFoundError(f"no checkpoint in {str(run_dir / 'checkpoints')!r}")
-    tr, _ = _load_data(cfg)
-    task = _task(cfg, tr, kind="edit", model="hopfield_kuramoto") if cfg.task == "edit" else _task(cfg, tr)
-    if cfg.task == "edit":
-        like = _network(cfg.replace(model="hopfield_kuramoto"), task, jax.random.key(cfg.seed + 7))
-    else:
-        like = _network(cfg, task, jax.random.key(cfg.seed))
-    template = {"model": like, "opt_state": _opt_like(cfg, like, task), "step": jax.numpy.asarray(0),
-                "key": jax.random.key(0)}
-    if cfg.ema > 0:
-        template["ema"] = like  # the parameter average: what the run evaluated
-    tree, _ = checkpoint.load(last, template)
-    return cfg, task, tree["ema" if cfg.ema > 0 else "model"]
-
-
 def _read_toml(path: pathlib.Path) -> dict | None:
     """The table of a run's config.toml, or ``None`` if there is none to read."""
     try:
         return read_table(path)
     except (OSError, ValueError):
         return None
-
-
-def _opt_like(cfg, model, task):
-    import equinox as eqx
-
-    from . import train
-
-    steps, lr = (cfg.edit_steps, cfg.edit_lr) if cfg.task == "edit" else (cfg.steps, cfg.lr)
-    params, _ = eqx.partition(model, train.trainable_filter(model, _trainable(cfg, model)))
-    return _optimizer(cfg, steps, lr).init(params)
 
 
 def _classifier_from(cfg: Config):
@@ -627,7 +520,7 @@ def _classifier_from(cfg: Config):
         ValueError: the run is not a Hopfield classifier (task classify, model hopfield).
         FileNotFoundError: no such run directory, config or checkpoint.
     """
-    ccfg, ctask, classifier = _load_run(pathlib.Path(cfg.from_run))
+    ccfg, ctask, classifier = runs.load_run(pathlib.Path(cfg.from_run))
     if ccfg.task != "classify" or ccfg.model != "hopfield":
         raise ValueError(f"--from {cfg.from_run}: expected a Hopfield classifier run (task classify, model hopfield), "
                          f"found task {ccfg.task}, model {ccfg.model}")
@@ -648,12 +541,12 @@ def _edit(cfg: Config, *, command: str | None = None) -> dict:
     t0 = time.time()
     cfg = cfg.replace(task="edit", model="hopfield_kuramoto")
     saved = _claim_out(cfg)
-    tr, te = _load_data(cfg)
-    train_arrays, val_arrays, test_arrays = _splits(cfg, tr, te)
+    tr, te = runs.load_data(cfg)
+    train_arrays, val_arrays, test_arrays = runs.splits(cfg, tr, te)
     tasks.edit_map(cfg.edit, cfg.class_list(), int(tr.n_classes))  # fail fast on bad classes
     if cfg.from_run:
         cfg, ctask, classifier = _classifier_from(cfg)
-    task = _task(cfg, tr, kind="edit", model="hopfield_kuramoto")
+    task = runs.build_task(cfg, tr, kind="edit", model="hopfield_kuramoto")
     if val_arrays is not None:
         try:  # the validation split needs cue images too: fail now, not after training
             task.prepare(val_arrays)
@@ -666,11 +559,11 @@ def _edit(cfg: Config, *, command: str | None = None) -> dict:
         ccfg = cfg.replace(task="classify", model="hopfield", freeze_hopfield=False, out=str(out / "classifier"))
         _log("hkjax: edit: training the Hopfield classifier first (--from not given)")
         _train(ccfg, figures=False)
-        _, ctask, classifier = _load_run(out / "classifier")
+        _, ctask, classifier = runs.load_run(out / "classifier")
     before = train.evaluate(classifier, ctask, test_arrays, key=jax.random.key(10_000 + cfg.seed))
     w, b = tasks.hopfield_parameters(classifier)
     # 2. the Hopfield-Kuramoto network around the frozen classifier
-    net = _network(cfg, task, jax.random.key(cfg.seed + 7), hopfield_weights=w,
+    net = runs.build_network(cfg, task, jax.random.key(cfg.seed + 7), hopfield_weights=w,
                    hopfield_bias=b)
     res = _fit(cfg, task, net, train_arrays, test_arrays, out, steps=cfg.edit_steps, lr=cfg.edit_lr,
                val_arrays=val_arrays, seed_offset=100)
@@ -709,12 +602,12 @@ def _eval(cfg: Config) -> dict:
     from . import train
 
     run_dir = pathlib.Path(cfg.run or cfg.out)
-    rcfg, task, model = _load_run(run_dir)
-    _, te = _load_data(rcfg)
-    ev = train.evaluate(model, task, _arrays(te, cfg.max_test), key=jax.random.key(10_000 + rcfg.seed))
+    rcfg, task, model = runs.load_run(run_dir)
+    _, te = runs.load_data(rcfg)
+    ev = train.evaluate(model, task, runs.arrays(te, cfg.max_test), key=jax.random.key(10_000 + rcfg.seed))
     result = {"run": str(run_dir), "test_accuracy": ev["accuracy"], "test_loss": ev["loss"], "n_test": len(ev["targets"])}
     if rcfg.tta > 0:
-        result["test_accuracy_tta"] = _evaluate_tta(rcfg, model, task, _arrays(te, cfg.max_test))["accuracy"]
+        result["test_accuracy_tta"] = _evaluate_tta(rcfg, model, task, runs.arrays(te, cfg.max_test))["accuracy"]
     _write_json(run_dir / "eval.json", result)
     print(json.dumps(result))
     return result
@@ -726,9 +619,9 @@ def _plot(cfg: Config) -> dict:
     from . import train
 
     run_dir = pathlib.Path(cfg.run or cfg.out)
-    rcfg, task, model = _load_run(run_dir)
-    _, te = _load_data(rcfg)
-    test_arrays = _arrays(te, cfg.max_test or rcfg.max_test)
+    rcfg, task, model = runs.load_run(run_dir)
+    _, te = runs.load_data(rcfg)
+    test_arrays = runs.arrays(te, cfg.max_test or rcfg.max_test)
     ev = train.evaluate(model, task, test_arrays, key=jax.random.key(10_000 + rcfg.seed))
     files = _figures(run_dir, rcfg, model, task, test_arrays, ev)
     print(json.dumps({"figures": files}))

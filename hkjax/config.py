@@ -19,7 +19,7 @@ from .data import describe_dataset_specs
 from .synapses import FORMULATIONS
 from .tasks import check_warp
 
-__all__ = ["Config", "TASKS", "COMMAND_DEFAULTS", "PRESETS", "load_toml", "read_table", "to_toml", "from_dict", "SMALL_STEPS"]
+__all__ = ["Config", "TASKS", "COMMAND_DEFAULTS", "PRESETS", "command_options", "load_toml", "read_table", "to_toml", "from_dict", "SMALL_STEPS"]
 
 TASKS = ("classify", "addition", "edit", "retrieve")
 
@@ -42,6 +42,30 @@ PRESETS: dict[str, dict[str, Any]] = {
         "batch_size": 100, "steps": 9000,
     },
 }
+
+_RETRIEVE = ("n_units", "loads", "corruption", "trials")
+_EDIT = ("edit", "classes", "associative", "edit_steps", "edit_lr")
+
+
+def command_options(command: str) -> tuple[str, ...]:
+    """The :class:`Config` fields that ``hkjax COMMAND`` takes as flags (and shows in its
+    ``--help``): ``eval`` and ``plot`` read a finished run (``run``, ``out``, ``max_test``);
+    ``retrieve`` its own experiment; ``train`` all but editing and retrieval; ``edit`` all
+    but retrieval; ``sweep`` every field (any of them can be swept). A ``--config`` file may
+    hold any field.
+
+    Arguments:
+        command: the subcommand's name (``train``, ``edit``, ``eval``, ``plot``,
+            ``retrieve``, ``sweep``).
+    """
+    names = tuple(f.name for f in dataclasses.fields(Config))
+    if command in ("eval", "plot"):
+        return ("run", "out", "max_test")
+    if command == "retrieve":
+        return ("out", "overwrite", "seed", "dim", *_RETRIEVE)
+    drop = {"train": {*_RETRIEVE, *_EDIT, "run"}, "edit": {*_RETRIEVE, "run"}}.get(command, set())
+    return tuple(n for n in names if n not in drop)
+
 
 #: ``--steps small``: a quick smoke-test run.
 SMALL_STEPS = 60

@@ -447,7 +447,7 @@ def hopfield_kuramoto(
         syn.append(Kuramoto(OSCILLATORS, pk, inter, kappa=kappa_k))
     phk = Pairs(edges_hk, n, formulation=formulation, name="edges_hk")
     if coupling == "multiplicative":
-        alpha = jnp.asarray(1.0) if coupling_weights is None else coupling_weights
+        alpha = jnp.ones(()) if coupling_weights is None else coupling_weights
         syn.append(MultiplicativeCoupling(OSCILLATORS, hop, phk, alpha))
     else:
         shape = (phk.num_edges,) if coupling == "full" else ()

@@ -9,10 +9,10 @@ with shared steps: cheaper to differentiate, see there).
 Gradients (``adjoint``):
 
 * ``"recursive"`` (default): :class:`diffrax.RecursiveCheckpointAdjoint`, exact
-  discretise-then-optimise gradients; memory grows like ``O(sqrt(max_steps))`` checkpoints
-  of the solver's state, so keep ``max_steps`` as small as works. When a checkpoint for
-  every step fits in :data:`CHECKPOINT_BYTES`, every step gets one (see
-  :func:`recursive_adjoint`).
+  discretise-then-optimise gradients from checkpoints of the solver's state: one for every
+  step when they fit in :data:`CHECKPOINT_BYTES` (:func:`relax_batch`:
+  :data:`BATCH_CHECKPOINT_BYTES`, and past it as many as fit), else Diffrax's online
+  schedule (:func:`recursive_adjoint`).
 * ``"implicit"``: :class:`diffrax.ImplicitAdjoint`, implicit-function-theorem gradients at
   a steady state (needs ``steady_state=True`` and no ``saveat``); memory independent of the
   number of steps. The gradient with respect to the initial state is zero (correct at a
@@ -26,6 +26,7 @@ Gradients (``adjoint``):
 from __future__ import annotations
 
 import inspect
+import math
 
 import diffrax
 import equinox as eqx
@@ -36,13 +37,15 @@ from jaxtyping import Array, Bool, Float
 from .network import Network
 
 __all__ = ["relax", "relax_batch", "recursive_adjoint", "Solution", "SphereProjection", "ADJOINTS",
-           "CHECKPOINT_BYTES"]
+           "CHECKPOINT_BYTES", "BATCH_CHECKPOINT_BYTES"]
 
 ADJOINTS = ("recursive", "implicit", "backsolve")
 
 #: Memory (bytes) that ``adjoint="recursive"`` may give to a checkpoint of every solver step
 #: of one solve: see :func:`recursive_adjoint`.
 CHECKPOINT_BYTES = 8 * 2**20
+#: The checkpoint budget of :func:`relax_batch` (the whole batch), see :func:`recursive_adjoint`.
+BATCH_CHECKPOINT_BYTES = 256 * 2**20
 
 
 def _jitted_body_loop(loop):
@@ -82,21 +85,29 @@ def _loop_takes_outer_while_loop() -> bool:
 _ADJOINT_CLASS = _CheckpointAdjoint if _loop_takes_outer_while_loop() else diffrax.RecursiveCheckpointAdjoint
 
 
-def recursive_adjoint(max_steps: int, state_bytes: int) -> diffrax.RecursiveCheckpointAdjoint:
+def recursive_adjoint(max_steps: int, state_bytes: int, *, batched: bool = False) -> diffrax.RecursiveCheckpointAdjoint:
     """The adjoint ``relax(adjoint="recursive")`` uses for a solve of at most ``max_steps``
-    steps whose state takes ``state_bytes`` bytes.
+    steps whose state takes ``state_bytes`` bytes (``batched``: :func:`relax_batch`'s whole
+    batch).
 
     Diffrax keeps checkpoints of its loop state for the backward pass and recomputes the
-    steps between them (by default ``~sqrt(2 max_steps)`` checkpoints, Stumm and Walther's
-    online schedule). When a checkpoint of every step — about twice the state (the state and
-    Tsit5's last stage) — fits in :data:`CHECKPOINT_BYTES`, every step gets one: Equinox's
-    special case for it needs no schedule, so XLA compiles a smaller program (the training
-    step's compile time: ``benchmarks/first_call.py``) and the backward pass recomputes
-    nothing. Under
-    ``jax.vmap`` the checkpoints are per example, so a batch multiplies them (at most
-    ``CHECKPOINT_BYTES`` per example); :func:`relax_batch` sees its whole batch."""
-    every_step = max_steps * 2 * state_bytes <= CHECKPOINT_BYTES
-    return _ADJOINT_CLASS(checkpoints=max_steps if every_step else None)
+    steps between them (by default ``~log(max_steps)`` checkpoints, Stumm and Walther's
+    online schedule, so a solve of more steps than that is partly solved again backwards).
+    When a checkpoint of every step — about twice the state (the state and Tsit5's last
+    stage) — fits in the budget, every step gets one: Equinox's special case for it needs no
+    schedule, so XLA compiles a smaller program (the training step's compile time:
+    ``benchmarks/first_call.py``) and the backward pass recomputes nothing. The budget is
+    :data:`CHECKPOINT_BYTES` per solve; under ``jax.vmap`` the checkpoints are per example,
+    so a batch multiplies them. :func:`relax_batch` sees its whole batch and has
+    :data:`BATCH_CHECKPOINT_BYTES`: when every step does not fit, it keeps as many
+    checkpoints as do (a shared solve of the paper's network takes fewer steps than that, so
+    nothing is recomputed however large ``max_steps`` is)."""
+    per_step = 2 * state_bytes
+    budget = BATCH_CHECKPOINT_BYTES if batched else CHECKPOINT_BYTES
+    if max_steps * per_step <= budget:
+        return _ADJOINT_CLASS(checkpoints=max_steps)
+    fits = budget // per_step
+    return _ADJOINT_CLASS(checkpoints=fits if batched and fits > math.log2(max_steps) else None)
 
 
 class Solution(eqx.Module):
@@ -126,11 +137,12 @@ class Solution(eqx.Module):
         return self.stats["result"] == 0
 
 
-def _adjoint(adjoint, steady_state: bool, user_saveat: bool, has_oscillators: bool, max_steps: int, state_bytes: int):
+def _adjoint(adjoint, steady_state: bool, user_saveat: bool, has_oscillators: bool, max_steps: int, state_bytes: int,
+             batched: bool):
     if isinstance(adjoint, diffrax.AbstractAdjoint):
         return adjoint
     if adjoint == "recursive":
-        return recursive_adjoint(max_steps, state_bytes)
+        return recursive_adjoint(max_steps, state_bytes, batched=batched)
     if adjoint == "implicit":
         if has_oscillators:
             raise ValueError(
@@ -444,7 +456,8 @@ def _relax(
         saveat=dsaveat,
         stepsize_controller=stepsize_controller,
         adjoint=_adjoint(adjoint, steady_state, user_saveat, bool(network.oscillator_layers), max_steps,
-                         sum(jnp.size(v) * jnp.result_type(v).itemsize for v in jax.tree_util.tree_leaves(state0))),
+                         sum(jnp.size(v) * jnp.result_type(v).itemsize for v in jax.tree_util.tree_leaves(state0)),
+                         batched),
         event=event,
         max_steps=max_steps,
         throw=throw,

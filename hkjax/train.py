@@ -269,6 +269,18 @@ def _restore_metrics(path: pathlib.Path, step: int) -> list:
     return rows
 
 
+def _strong_types(model, spec):
+    """``model`` with its trainable arrays made strongly typed. A weakly typed leaf (e.g.
+    ``jnp.asarray(1.0)``) comes back from the optimizer's update strongly typed, and the
+    compiled step would compile again for the changed type on the second step."""
+    def strong(leaf, train):
+        if train and eqx.is_array(leaf) and getattr(leaf, "weak_type", False):
+            return jnp.asarray(leaf, leaf.dtype)
+        return leaf
+
+    return jax.tree_util.tree_map(strong, model, spec)
+
+
 def fit(
     model,
     task,
@@ -373,6 +385,7 @@ def fit(
     splits = _eval_splits(eval_data)
     t_start = time.time()
     spec = trainable_filter(model, trainable)
+    model = _strong_types(model, spec)
     params, static = eqx.partition(model, spec)
     opt_state = optimizer.init(params)
     avg = params if ema > 0 else None

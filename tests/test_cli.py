@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import hkjax as hk
-from hkjax import cli, config
+from hkjax import cli, config, runs
 
 JAX_ENABLE_X64 = False
 
@@ -127,8 +127,8 @@ def test_help_exits_zero_and_documents_defaults(capsys):
     out = capsys.readouterr().out
     import dataclasses
 
-    for f in dataclasses.fields(config.Config):
-        assert "--" + f.name.replace("_", "-") in out, f.name
+    for name in config.command_options("train"):
+        assert "--" + name.replace("_", "-") in out, name
     assert "(default: 'digits')" in out and "(default: 100)" in " ".join(out.split())
 
 
@@ -196,9 +196,9 @@ def test_ema_run_evaluates_and_reloads_the_average(tmp_path, capsys):
     with jax.enable_x64(False):
         assert cli.main(argv) == 0
         summary = json.loads((out / "summary.json").read_text())
-        _, task, model = cli._load_run(out)
+        _, task, model = runs.load_run(out)
         ck = checkpoint.latest(out / "checkpoints")
-        raw = checkpoint.load(ck, {"model": model, "opt_state": cli._opt_like(config.load_toml(out / "config.toml"), model, task),
+        raw = checkpoint.load(ck, {"model": model, "opt_state": runs.opt_state_like(config.load_toml(out / "config.toml"), model),
                                    "step": jax.numpy.asarray(0), "key": jax.random.key(0), "ema": model})[0]
     assert config.load_toml(out / "config.toml").ema == 0.5
     assert (task.shift, task.tilt, task.zoom) == (1, 5.0, 0.05)  # the augmentation flags reach the task
@@ -220,10 +220,10 @@ def test_val_holds_out_the_last_training_examples(tmp_path, capsys):
     from hkjax import train
 
     cfg = config.Config(max_train=60, val=20, max_test=30)
-    tr, te = cli._load_data(cfg)
-    train_arrays, val_arrays, test_arrays = cli._splits(cfg, tr, te)
+    tr, te = runs.load_data(cfg)
+    train_arrays, val_arrays, test_arrays = runs.splits(cfg, tr, te)
     assert (train_arrays["images"] == tr.images[:40]).all() and (val_arrays["images"] == tr.images[40:60]).all()
-    assert len(test_arrays["labels"]) == 30 and cli._splits(cfg.replace(val=0), tr, te)[1] is None
+    assert len(test_arrays["labels"]) == 30 and runs.splits(cfg.replace(val=0), tr, te)[1] is None
 
     out = tmp_path / "run"
     base = ["train", "--model", "hopfield", "--steps", "2", "--eval-every", "1", "--max-train", "60", "--val", "20",
@@ -231,7 +231,7 @@ def test_val_holds_out_the_last_training_examples(tmp_path, capsys):
     argv = base + ["--out", str(out)]
     with jax.enable_x64(False):
         assert cli.main(argv) == 0
-        _, task, model = cli._load_run(out)
+        _, task, model = runs.load_run(out)
         ev = train.evaluate(model, task, val_arrays, key=jax.random.key(10_000))
     summary = json.loads((out / "summary.json").read_text())
     assert summary["n_val"] == 20 and summary["val_accuracy"] == ev["accuracy"]
@@ -626,6 +626,14 @@ def test_a_run_directory_is_never_overwritten_by_accident(tmp_path, capsys):
         assert cli.main(small + extra) == 2
         assert match in _one_error_line(capsys)
         assert snapshot() == saved, extra
+    # `--resume --out RUN` continues the run with its own settings (not the defaults: here
+    # another model and size); only the flags given are compared with them
+    with jax.enable_x64(False):
+        assert cli.main(["train", "--no-progress", "--resume", "--out", str(out), "--steps", "4"]) == 0
+    assert checkpoint.latest(out / "checkpoints").name == "ckpt_00000004.hkjax"
+    assert (config.load_toml(out / "config.toml").model, config.load_toml(out / "config.toml").n_hidden) == ("hopfield", 8)
+    saved = snapshot()
+    capsys.readouterr()
     # --overwrite deletes the old run only once the new one starts: a bad --from loses nothing
     assert cli.main(small + ["--overwrite", "--from", str(tmp_path / "missing")]) == 2
     assert "does not exist" in _one_error_line(capsys)
@@ -712,7 +720,7 @@ def test_train_from_a_hopfield_classifier_starts_from_its_weights(trained_run, f
     with pytest.raises(Started):
         cli.main(argv)
     assert "n_hidden=8" in capsys.readouterr().err  # the classifier's size, not --n-hidden 20
-    ccfg, _, clf = cli._load_run(trained_run)
+    ccfg, _, clf = runs.load_run(trained_run)
     cfg = config.load_toml(out / "config.toml")
     assert (cfg.model, cfg.n_hidden, cfg.from_run) == ("hopfield_kuramoto", ccfg.n_hidden, str(trained_run))
     ((net, trainable),) = started
@@ -754,8 +762,8 @@ def test_train_with_frozen_hopfield_weights_trains_only_the_coupling(trained_run
 
     out, argv, err = frozen_run
     assert "with the coupling switched off" in err
-    _, _, clf = cli._load_run(trained_run)
-    _, _, net = cli._load_run(out)
+    _, _, clf = runs.load_run(trained_run)
+    _, _, net = runs.load_run(out)
     (w0, b0), (w1, b1) = tasks.hopfield_parameters(clf), tasks.hopfield_parameters(net)
     np.testing.assert_array_equal(w1, w0)
     np.testing.assert_array_equal(b1, b0)
@@ -778,7 +786,7 @@ def test_augmentation_preview_figure(tmp_path):
     ds = data.load_digits("test")
     arrays = {"images": ds.images[:20], "labels": ds.labels[:20]}
     cfg = config.Config(model="hopfield", n_hidden=3, shift=1, tilt=10.0, zoom=0.1, seed=3)
-    task = cli._task(cfg, ds)
+    task = runs.build_task(cfg, ds)
     preview, titles = cli._augmentation_preview(task, arrays, cfg.seed)
     preview = np.asarray(preview)
     assert preview.shape == (32, 64) and len(titles) == 32
@@ -791,8 +799,40 @@ def test_augmentation_preview_figure(tmp_path):
     net = task.build(jax.random.key(0))
     written = cli._figures(tmp_path, cfg, net, task, arrays, None)
     assert str(tmp_path / "augmentation.png") in written and (tmp_path / "augmentation.png").stat().st_size > 0
-    plain = cli._task(cfg.replace(shift=0, tilt=0.0, zoom=0.0), ds)
+    plain = runs.build_task(cfg.replace(shift=0, tilt=0.0, zoom=0.0), ds)
     assert cli._augmentation_preview(plain, arrays, 0) is None
     (tmp_path / "plain").mkdir()
     others = cli._figures(tmp_path / "plain", cfg, net, plain, arrays, None)
     assert others and "augmentation.png" not in " ".join(others)  # the other figures are written
+
+
+def test_the_sweep_runs_experiments_through_the_public_runs_module():
+    """`hkjax sweep` builds its runs with :mod:`hkjax.runs`, as `hkjax train` does: the sweep's
+    module imports nothing of the command's (no import cycle, no private cross-calls)."""
+    import ast
+
+    tree = ast.parse((pathlib.Path(hk.__file__).parent / "_sweep_cli.py").read_text())
+    imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) for a in n.names}
+    imported |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    assert "cli" not in imported and "runs" in imported
+
+
+def test_each_command_shows_only_its_own_options(capsys):
+    """`hkjax eval --help` lists the options of evaluating a run, not of training one; an
+    option of another command is refused in one line."""
+    import argparse
+
+    sub = next(a for a in cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    flags = {name: {o for a in p._actions for o in a.option_strings} for name, p in sub.choices.items()}
+    for command in ("eval", "plot"):
+        assert {"--run", "--out", "--max-test", "--config"} <= flags[command]
+        assert not {"--lr", "--optimizer", "--ema", "--preset", "--n-units"} & flags[command]
+    assert "--lr" in flags["train"] and "--edit-lr" not in flags["train"] and "--n-units" not in flags["train"]
+    assert {"--lr", "--edit-lr", "--preset"} <= flags["edit"] and "--n-units" not in flags["edit"]
+    assert "--n-units" in flags["retrieve"] and "--lr" not in flags["retrieve"]
+    assert flags["sweep"] >= flags["train"] | flags["edit"]
+    assert cli.main(["eval", "--help"]) == 0
+    shown = capsys.readouterr().out
+    assert "--max-test" in shown and "--lr" not in shown
+    assert cli.main(["eval", "--run", "x", "--lr", "0.1"]) == 2
+    assert "unrecognized arguments: --lr" in _one_error_line(capsys)

@@ -457,21 +457,32 @@ def test_recursive_adjoint_checkpoints_every_step_when_they_fit():
     assert relax_module.recursive_adjoint(16, budget // 32 + 1).checkpoints is None
     assert relax_module.recursive_adjoint(4096, 8 * 896 * 6).checkpoints is None
     assert isinstance(relax_module.recursive_adjoint(16, 1), diffrax.RecursiveCheckpointAdjoint)
+    # a whole batch (relax_batch) has its own budget; past it, as many checkpoints as fit
+    batch_budget = relax_module.BATCH_CHECKPOINT_BYTES
+    assert relax_module.recursive_adjoint(16, batch_budget // 32, batched=True).checkpoints == 16
+    assert relax_module.recursive_adjoint(5000, batch_budget // 200, batched=True).checkpoints == 100
+    assert relax_module.recursive_adjoint(5000, batch_budget // 4, batched=True).checkpoints is None  # 2 < log2(5000)
 
 
-@pytest.mark.parametrize("every_step", [True, False], ids=["every-step", "schedule"])
+@pytest.mark.parametrize("every_step", [True, False, "budget"], ids=["every-step", "schedule", "as-many-as-fit"])
 def test_recursive_adjoint_gives_diffraxs_gradient(every_step, monkeypatch):
     """The gradient through a solve with the default adjoint (solver step behind a ``jit``,
     checkpoints chosen by size) equals the one through Diffrax's own
-    ``RecursiveCheckpointAdjoint()``: ``relax_batch`` with a checkpoint for every step, and
-    ``relax`` with saved times (Diffrax's output buffers, written inside the loop) under
-    Diffrax's schedule, over more steps than checkpoints (the backward pass recomputes)."""
+    ``RecursiveCheckpointAdjoint()``: ``relax_batch`` with a checkpoint for every step, or
+    with as many as its budget holds (fewer than the steps: the backward pass recomputes),
+    and ``relax`` with saved times (Diffrax's output buffers, written inside the loop) under
+    Diffrax's schedule, over more steps than checkpoints."""
     net = make_network(L.Tanh(), I.Tanh(), "multiplicative", init_scale=0.2)
     s = initial_state(net, seed=5)
     kw = dict(t1=T1, rtol=1e-6, atol=1e-8, max_steps=64)  # Diffrax's schedule: 10 checkpoints
     if every_step:
         batch = jax.tree_util.tree_map(lambda a, b: jnp.stack([a, b]), s, initial_state(net, seed=6))
-        assert relax_module.recursive_adjoint(64, 2 * N * (D + 1) * 8).checkpoints == 64
+        batch_bytes = 2 * N * (D + 1) * 8
+        if every_step == "budget":
+            monkeypatch.setattr(relax_module, "BATCH_CHECKPOINT_BYTES", 8 * 2 * batch_bytes)
+            assert relax_module.recursive_adjoint(64, batch_bytes, batched=True).checkpoints == 8
+        else:
+            assert relax_module.recursive_adjoint(64, batch_bytes, batched=True).checkpoints == 64
 
         def solve(n_, adj):
             return hk.relax_batch(n_, batch, adjoint=adj, **kw)

@@ -205,6 +205,25 @@ def test_the_training_step_compiles_once(arrays, monkeypatch):
     assert res.step == 6
 
 
+def test_a_weakly_typed_parameter_does_not_recompile_the_step(arrays, caplog):
+    """A trainable leaf made from a Python number (``jnp.asarray(0.5)``: weakly typed) comes
+    back from the optimizer strongly typed; the training step still compiles once, and the
+    leaf trains."""
+    tr, _ = arrays
+    task = _task(model="hopfield_kuramoto", n_hidden=3)
+    net = task.build(jax.random.key(0), k=2, coupling="multiplicative")
+    assert [leaf.dtype for leaf in jax.tree_util.tree_leaves(net) if eqx.is_array(leaf) and leaf.ndim == 0] \
+        == [jnp.float32]  # the network's own scalar (the coupling's strength) is strongly typed
+    net = jax.tree_util.tree_map(lambda a: jnp.asarray(0.5) if eqx.is_array(a) and a.ndim == 0 else a, net)
+    with jax.log_compiles(), caplog.at_level("WARNING"):
+        res = train.fit(net, task, tr, optimizer=optax.adam(1e-2), steps=3, batch_size=2,
+                        key=jax.random.key(1), progress=False)
+    compiled = [r for r in caplog.records if "compilation of jit(_train_step)" in r.getMessage()]
+    assert len(compiled) == 1
+    trained = [leaf for leaf in jax.tree_util.tree_leaves(res.model) if eqx.is_array(leaf) and leaf.ndim == 0]
+    assert float(trained[0]) != 0.5
+
+
 def test_microbatches_give_the_same_gradient(arrays):
     """Differentiating the batch 3 examples at a time (8 = 3 + 3 + 2) gives the same mean
     loss and gradient as all at once (to float32 round-off, relative to the gradient's size),

@@ -1,0 +1,170 @@
+"""Running hkjax's experiments from a configuration: what the ``hkjax`` command and its
+sweep share. From a :class:`hkjax.config.Config` (the keys of a run's ``config.toml``): load
+the dataset and its splits, build the task, the network and the optimizer, and load a
+finished run directory back as ``(config, task, model)``.
+
+    cfg = hk.config.load_toml("runs/hk/config.toml")
+    train, test = runs.load_data(cfg)
+    task = runs.build_task(cfg, train)
+    net = runs.build_network(cfg, task, jax.random.key(cfg.seed))
+    cfg, task, model = runs.load_run("runs/hk")   # the trained model of a run
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+from typing import Any
+
+from .config import Config, load_toml
+
+__all__ = ["arrays", "splits", "load_data", "relax_config", "build_task", "build_network", "optimizer",
+           "trainable", "opt_state_like", "load_run"]
+
+
+def arrays(ds, limit: int = 0) -> dict:
+    """``{"images", "labels"}`` of the first ``limit`` examples of the dataset ``ds`` (0: all)."""
+    n = len(ds) if not limit else min(limit, len(ds))
+    return {"images": ds.images[:n], "labels": ds.labels[:n]}
+
+
+def splits(cfg: Config, tr, te) -> tuple[dict, dict | None, dict]:
+    """``(train, validation or None, test)`` arrays of a run: the first ``cfg.max_train``
+    examples of the training dataset ``tr``, the last ``cfg.val`` of them held out for
+    validation (never trained on), and the first ``cfg.max_test`` of the test dataset ``te``.
+
+    Raises:
+        ValueError: a validation split that would leave nothing to train on.
+    """
+    train = arrays(tr, cfg.max_train)
+    n = len(train["labels"])
+    if cfg.val and cfg.val >= n:
+        raise ValueError(f"--val {cfg.val} holds out all {n} training examples; keep some to train on "
+                         f"(--val below {n})")
+    val = {k: v[n - cfg.val:] for k, v in train.items()} if cfg.val else None
+    train = {k: v[: n - cfg.val] for k, v in train.items()}
+    return train, val, arrays(te, cfg.max_test)
+
+
+def load_data(cfg: Config):
+    """``(train, test)`` :class:`hkjax.data.Dataset` of ``cfg.dataset`` (``digits``,
+    ``fashion-mnist``, ``mnist:PATH``, ``idx:PATH``)."""
+    from . import data
+
+    train = data.load_dataset(cfg.dataset, "train")
+    test = data.load_dataset(cfg.dataset, "test")
+    return train, test
+
+
+def relax_config(cfg: Config):
+    """The :class:`hkjax.tasks.RelaxConfig` of the run configured by ``cfg`` (``t1``,
+    ``max_steps``, ``solver_steps``)."""
+    from . import tasks
+
+    return tasks.RelaxConfig(t1=cfg.t1, max_steps=cfg.max_steps, steps=cfg.solver_steps)
+
+
+def build_task(cfg: Config, ds, *, kind: str | None = None, model: str | None = None):
+    """The run's task for the dataset ``ds`` (its image size and classes): ``cfg.task`` or
+    ``kind`` (``classify``, ``addition``, ``edit``), on ``cfg.model`` or ``model``.
+
+    Raises:
+        ValueError: a task the training commands do not train (``retrieve``).
+    """
+    from . import tasks
+
+    kind = kind or cfg.task
+    common = dict(
+        model=model or cfg.model, n_pixels=int(ds.images.shape[1]), n_hidden=cfg.n_hidden,
+        n_classes=int(ds.n_classes), dim=cfg.dim, relax_config=relax_config(cfg), rotate=cfg.rotate,
+        shift=cfg.shift, tilt=cfg.tilt, zoom=cfg.zoom, image_shape=tuple(ds.shape), osc_init=cfg.osc_init,
+    )
+    if kind == "classify":
+        return tasks.Classification(**common)
+    if kind == "addition":
+        return tasks.Addition(**common)
+    if kind == "edit":
+        mapping = tasks.edit_map(cfg.edit, cfg.class_list(), int(ds.n_classes))
+        return tasks.MemoryEditing(
+            **common, mapping=tuple(int(m) for m in mapping), associative=cfg.associative, cue_classes=(0, 1)
+        )
+    raise ValueError(f"task={kind!r} cannot be trained with this command")
+
+
+def build_network(cfg: Config, task, key, **kw):
+    """The network of the run configured by ``cfg`` (graphs, couplings, scales) for its
+    ``task``, drawn from ``key``; ``kw`` are further arguments of
+    :func:`hkjax.tasks.build_network`."""
+    return task.build(
+        key, k=cfg.degree, rewire=cfg.rewire, coupling=cfg.coupling, kappa_h=cfg.kappa_h,
+        kappa_k=cfg.kappa_k, init_scale=cfg.init_scale, kuramoto_graph=cfg.kuramoto_term,
+        formulation=cfg.formulation, **kw,
+    )
+
+
+def optimizer(cfg: Config, steps: int, lr: float):
+    """The Optax optimizer of the run configured by ``cfg``
+    (:func:`hkjax.train.make_optimizer`) for ``steps`` steps from the learning rate ``lr``."""
+    from . import train
+
+    return train.make_optimizer(
+        cfg.optimizer, learning_rate=lr, steps=steps, decay=cfg.lr_decay,
+        weight_decay=cfg.weight_decay, clip=cfg.clip if cfg.clip > 0 else None,
+    )
+
+
+def trainable(cfg: Config, model):
+    """The ``trainable`` filter of ``model`` in the run configured by ``cfg``: memory editing
+    and ``--freeze-hopfield`` keep the Hopfield weights and bias (None: everything trained)."""
+    from . import tasks
+
+    return tasks.freeze_hopfield(model) if cfg.task == "edit" or cfg.freeze_hopfield else None
+
+
+def load_run(run_dir: str | os.PathLike[str]) -> tuple[Config, Any, Any]:
+    """``(config, task, model)`` of the run directory ``run_dir``: its ``config.toml`` and the
+    model of its newest checkpoint (the parameter average when the run kept one, as it
+    evaluated).
+
+    Raises:
+        FileNotFoundError: no such directory, no ``config.toml`` or no checkpoint in it.
+        hkjax.checkpoint.CheckpointError: a checkpoint that does not match the configuration.
+    """
+    import jax
+
+    from . import checkpoint
+
+    run_dir = pathlib.Path(run_dir)
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"run directory {str(run_dir)!r} does not exist")
+    cfg_path = run_dir / "config.toml"
+    if not cfg_path.is_file():
+        raise FileNotFoundError(f"{str(cfg_path)!r} does not exist; is {str(run_dir)!r} an hkjax run directory?")
+    cfg = load_toml(cfg_path)
+    last = checkpoint.latest(run_dir / "checkpoints")
+    if last is None:
+        raise FileNotFoundError(f"no checkpoint in {str(run_dir / 'checkpoints')!r}")
+    tr, _ = load_data(cfg)
+    task = build_task(cfg, tr, kind="edit", model="hopfield_kuramoto") if cfg.task == "edit" else build_task(cfg, tr)
+    if cfg.task == "edit":
+        like = build_network(cfg.replace(model="hopfield_kuramoto"), task, jax.random.key(cfg.seed + 7))
+    else:
+        like = build_network(cfg, task, jax.random.key(cfg.seed))
+    template = {"model": like, "opt_state": opt_state_like(cfg, like), "step": jax.numpy.asarray(0),
+                "key": jax.random.key(0)}
+    if cfg.ema > 0:
+        template["ema"] = like  # the parameter average: what the run evaluated
+    tree, _ = checkpoint.load(last, template)
+    return cfg, task, tree["ema" if cfg.ema > 0 else "model"]
+
+
+def opt_state_like(cfg: Config, model):
+    """An optimizer state for ``model`` in the run configured by ``cfg`` (the template a
+    checkpoint's optimizer state is loaded into)."""
+    import equinox as eqx
+
+    from . import train
+
+    steps, lr = (cfg.edit_steps, cfg.edit_lr) if cfg.task == "edit" else (cfg.steps, cfg.lr)
+    params, _ = eqx.partition(model, train.trainable_filter(model, trainable(cfg, model)))
+    return optimizer(cfg, steps, lr).init(params)
