@@ -51,7 +51,6 @@ DEFAULT, PER_EXAMPLE, REFERENCE = "default (shared steps)", "per-example (shared
 
 def _setup(model: str, batch: int, kuramoto: bool, max_steps: int = 64):
     import jax
-    import numpy as np
     import optax
 
     import hkjax as hk

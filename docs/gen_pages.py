@@ -3,8 +3,9 @@
 * ``cli.md``: a short introduction to the ``hkjax`` command and its run directories, then
   the ``--help`` text of the command and of every subcommand, taken from
   :func:`hkjax.cli.build_parser` (a new subcommand appears without editing anything here);
-* ``results.md``: ``docs/results/digits.md``, the results table that ``hkjax report``
-  writes from run directories (a note saying how to make it when there is none yet);
+* ``results.md`` and ``results-fashion-mnist.md``: ``docs/results/digits.md`` and
+  ``docs/results/fashion-mnist.md``, the results tables that ``hkjax report`` writes from
+  run directories (a note saying how to make one when there is none yet);
 * ``benchmarks.md``: ``benchmarks/README.md``;
 * ``changelog.md``: ``CHANGELOG.md``;
 * ``notebooks/*.ipynb``: the notebooks of ``notebooks/``, rendered by mkdocs-jupyter (with
@@ -33,6 +34,7 @@ PAGES = {
     "CHANGELOG.md": "changelog.md",
     "benchmarks/README.md": "benchmarks.md",
     "docs/results/digits.md": "results.md",
+    "docs/results/fashion-mnist.md": "results-fashion-mnist.md",
 }
 
 _LINK = re.compile(r"(!?)\[((?:[^\[\]]|\[[^\[\]]*\])*)\]\(([^)\s]+)((?:\s+\"[^\"]*\")?)\)")
@@ -207,6 +209,10 @@ _include("docs/results/digits.md", "results.md", "Results on the digits", missin
     "This page shows the results table that `hkjax report` writes from the run directories of "
     "`hkjax train` and `hkjax edit` into `docs/results/digits.md`; that file has not been "
     "generated yet.\n"
+))
+_include("docs/results/fashion-mnist.md", "results-fashion-mnist.md", "Results on Fashion-MNIST", missing=(
+    "This page shows the results table that `hkjax report` writes from the runs on Fashion-MNIST "
+    "into `docs/results/fashion-mnist.md`; that file has not been generated yet.\n"
 ))
 _include("benchmarks/README.md", "benchmarks.md", "Benchmarks", missing="No benchmark results yet.\n")
 _include("CHANGELOG.md", "changelog.md", "Changelog", missing="No changes recorded yet.\n")

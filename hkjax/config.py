@@ -317,15 +317,8 @@ def read_table(path) -> dict[str, Any]:
     return d
 
 
-def _toml_value(v) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, float)):
-        return repr(v)
-    s = str(v).replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{s}"'
-
-
 def to_toml(config: Config) -> str:
-    """The config as TOML text (readable back with :func:`load_toml`)."""
-    return "".join(f"{k} = {_toml_value(v)}\n" for k, v in config.to_dict().items())
+    """The config as TOML text (written by tomli-w; readable back with :func:`load_toml`)."""
+    import tomli_w
+
+    return tomli_w.dumps(config.to_dict())

@@ -11,8 +11,8 @@ Gradients (``adjoint``):
 * ``"recursive"`` (default): :class:`diffrax.RecursiveCheckpointAdjoint`, exact
   discretise-then-optimise gradients from checkpoints of the solver's state: one for every
   step when they fit in :data:`CHECKPOINT_BYTES` (:func:`relax_batch`:
-  :data:`BATCH_CHECKPOINT_BYTES`, and past it as many as fit), else Diffrax's online
-  schedule (:func:`recursive_adjoint`).
+  :data:`BATCH_CHECKPOINT_BYTES`, and past it :data:`BATCH_CHECKPOINTS`), else Diffrax's
+  online schedule (:func:`recursive_adjoint`).
 * ``"implicit"``: :class:`diffrax.ImplicitAdjoint`, implicit-function-theorem gradients at
   a steady state (needs ``steady_state=True`` and no ``saveat``); memory independent of the
   number of steps. The gradient with respect to the initial state is zero (correct at a
@@ -37,15 +37,19 @@ from jaxtyping import Array, Bool, Float
 from .network import Network
 
 __all__ = ["relax", "relax_batch", "recursive_adjoint", "Solution", "SphereProjection", "ADJOINTS",
-           "CHECKPOINT_BYTES", "BATCH_CHECKPOINT_BYTES"]
+           "CHECKPOINT_BYTES", "BATCH_CHECKPOINT_BYTES", "BATCH_CHECKPOINTS"]
 
 ADJOINTS = ("recursive", "implicit", "backsolve")
 
 #: Memory (bytes) that ``adjoint="recursive"`` may give to a checkpoint of every solver step
 #: of one solve: see :func:`recursive_adjoint`.
 CHECKPOINT_BYTES = 8 * 2**20
-#: The checkpoint budget of :func:`relax_batch` (the whole batch), see :func:`recursive_adjoint`.
-BATCH_CHECKPOINT_BYTES = 256 * 2**20
+#: The checkpoint budget (bytes) of :func:`relax_batch`, for its whole batch: see
+#: :func:`recursive_adjoint`.
+BATCH_CHECKPOINT_BYTES = 64 * 2**20
+#: The checkpoints :func:`relax_batch` keeps when one for every step does not fit in
+#: :data:`BATCH_CHECKPOINT_BYTES`.
+BATCH_CHECKPOINTS = 32
 
 
 def _jitted_body_loop(loop):
@@ -91,23 +95,24 @@ def recursive_adjoint(max_steps: int, state_bytes: int, *, batched: bool = False
     batch).
 
     Diffrax keeps checkpoints of its loop state for the backward pass and recomputes the
-    steps between them (by default ``~log(max_steps)`` checkpoints, Stumm and Walther's
+    steps between them (by default ``~log2(max_steps)`` checkpoints, Stumm and Walther's
     online schedule, so a solve of more steps than that is partly solved again backwards).
     When a checkpoint of every step — about twice the state (the state and Tsit5's last
     stage) — fits in the budget, every step gets one: Equinox's special case for it needs no
     schedule, so XLA compiles a smaller program (the training step's compile time:
     ``benchmarks/first_call.py``) and the backward pass recomputes nothing. The budget is
     :data:`CHECKPOINT_BYTES` per solve; under ``jax.vmap`` the checkpoints are per example,
-    so a batch multiplies them. :func:`relax_batch` sees its whole batch and has
-    :data:`BATCH_CHECKPOINT_BYTES`: when every step does not fit, it keeps as many
-    checkpoints as do (a shared solve of the paper's network takes fewer steps than that, so
-    nothing is recomputed however large ``max_steps`` is)."""
+    so a batch multiplies them. :func:`relax_batch` sees its whole batch: its budget is
+    :data:`BATCH_CHECKPOINT_BYTES`, and past it (a large ``max_steps``, e.g. the paper's
+    5000) it keeps :data:`BATCH_CHECKPOINTS` (or as many as the budget holds): more than
+    the solves of the paper's network take, so nothing is recomputed, without the cost of
+    writing a buffer sized for ``max_steps`` (``benchmarks/default_path.py --max-steps``)."""
     per_step = 2 * state_bytes
     budget = BATCH_CHECKPOINT_BYTES if batched else CHECKPOINT_BYTES
     if max_steps * per_step <= budget:
         return _ADJOINT_CLASS(checkpoints=max_steps)
-    fits = budget // per_step
-    return _ADJOINT_CLASS(checkpoints=fits if batched and fits > math.log2(max_steps) else None)
+    kept = min(budget // per_step, BATCH_CHECKPOINTS)
+    return _ADJOINT_CLASS(checkpoints=kept if batched and kept > math.log2(max_steps) else None)
 
 
 class Solution(eqx.Module):

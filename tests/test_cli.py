@@ -46,6 +46,10 @@ def test_config_toml_round_trip(tmp_path):
     p = tmp_path / "c.toml"
     p.write_text(config.to_toml(cfg))
     assert config.load_toml(p) == cfg
+    # paths with quotes, backslashes and line breaks, and tiny floats, come back as written
+    odd = cfg.replace(out='runs/a "b"\\c\nd\te', from_run="C:\\runs\\x", lr=1e-7, init_scale=0.0)
+    p.write_text(config.to_toml(odd))
+    assert config.load_toml(p) == odd
 
 
 def test_read_table_returns_only_what_the_file_sets(tmp_path):

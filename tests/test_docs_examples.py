@@ -25,7 +25,7 @@ PAGES = ("concepts.md", "hopfield-kuramoto.md", "networks.md", "custom-synapse.m
 SITE = {
     "index.md", "getting-started.md", "concepts.md", "hopfield-kuramoto.md", "networks.md",
     "custom-synapse.md", "relax.md", "training.md", "training-notes.md", "sweeps.md", "cli.md",
-    "results.md", "benchmarks.md",
+    "results.md", "results-fashion-mnist.md", "benchmarks.md",
 }
 
 SKIP = "# not run"

@@ -457,10 +457,12 @@ def test_recursive_adjoint_checkpoints_every_step_when_they_fit():
     assert relax_module.recursive_adjoint(16, budget // 32 + 1).checkpoints is None
     assert relax_module.recursive_adjoint(4096, 8 * 896 * 6).checkpoints is None
     assert isinstance(relax_module.recursive_adjoint(16, 1), diffrax.RecursiveCheckpointAdjoint)
-    # a whole batch (relax_batch) has its own budget; past it, as many checkpoints as fit
-    batch_budget = relax_module.BATCH_CHECKPOINT_BYTES
+    # a whole batch (relax_batch) has its own budget; past it, BATCH_CHECKPOINTS or as many
+    # as the budget holds
+    batch_budget, kept = relax_module.BATCH_CHECKPOINT_BYTES, relax_module.BATCH_CHECKPOINTS
     assert relax_module.recursive_adjoint(16, batch_budget // 32, batched=True).checkpoints == 16
-    assert relax_module.recursive_adjoint(5000, batch_budget // 200, batched=True).checkpoints == 100
+    assert relax_module.recursive_adjoint(5000, batch_budget // (4 * kept), batched=True).checkpoints == kept
+    assert relax_module.recursive_adjoint(5000, batch_budget // (kept - 2), batched=True).checkpoints == kept // 2 - 1
     assert relax_module.recursive_adjoint(5000, batch_budget // 4, batched=True).checkpoints is None  # 2 < log2(5000)
 
 

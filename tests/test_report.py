@@ -107,6 +107,10 @@ def test_the_generated_tables_are_what_their_report_renders():
     assert (ROOT / "docs" / "results" / "digits.md").read_text().endswith(table)
     readme = ROOT / "README.md"
     assert report.block(readme) == table, "README.md's results block differs: run `hkjax report docs/results/digits.json --readme README.md`"
+    for name in ("fashion-mnist",):  # the other datasets' pages, generated the same way
+        saved = ROOT / "docs" / "results" / f"{name}.json"
+        table = report.markdown(report.rows(report.collect([saved])))
+        assert (ROOT / "docs" / "results" / f"{name}.md").read_text().endswith(table), name
 
 
 def test_runs_on_a_busy_host_are_marked(tmp_path):
