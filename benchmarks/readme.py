@@ -291,7 +291,7 @@ def render_headline(results_dir: str | Path = RESULTS, bench_dir: str | Path = H
         lines += ["| paper's 28×28 network | " + " | ".join(h for _, h in HEADLINE_PATHS)
                   + " | paper's code ÷ hkjax |", "|---" * (len(HEADLINE_PATHS) + 2) + "|"]
         for row in found["rows"]:
-            cells_ = ["–" if row.get(p) is None else f"{row[p]:.2f}" for p, _ in HEADLINE_PATHS]
+            cells_ = ["–" if row.get(p) is None else f"{row[p]:.3g}" for p, _ in HEADLINE_PATHS]
             a, b = row.get(HEADLINE_PATHS[0][0]), row.get(ref)
             ratio = f"{b / a:.1f}×" if a and b else ""
             lines.append(f"| {row['config']} | " + " | ".join(cells_) + f" | {ratio} |")
