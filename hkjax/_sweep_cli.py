@@ -393,29 +393,6 @@ def _prepare_out(out: pathlib.Path) -> pathlib.Path:
     return out
 
 
-def _initialize_distributed() -> None:
-    """``jax.distributed.initialize()``, with the coordinator, process count and id from the
-    environment when they are set there (else auto-detected: SLURM, Open MPI, ...)."""
-    import os
-
-    import jax
-
-    kw = {}
-    if os.environ.get("JAX_NUM_PROCESSES") or os.environ.get("JAX_PROCESS_ID"):
-        try:
-            kw = {"coordinator_address": os.environ["JAX_COORDINATOR_ADDRESS"],
-                  "num_processes": int(os.environ["JAX_NUM_PROCESSES"]),
-                  "process_id": int(os.environ["JAX_PROCESS_ID"])}
-        except (KeyError, ValueError):
-            raise ValueError("--distributed: set JAX_COORDINATOR_ADDRESS (host:port), JAX_NUM_PROCESSES and "
-                             "JAX_PROCESS_ID together (the last two integers)") from None
-    try:
-        jax.distributed.initialize(**kw)
-    except (RuntimeError, ValueError) as e:
-        msg = " ".join(str(e).split())
-        raise ValueError(f"--distributed: jax.distributed.initialize() failed: {msg}") from None
-
-
 def _build_variants(cfg, axes: dict, images: int):
     """The effective config and, per static combination, ``(combo, task, network,
     examples)``: the evaluation examples of the first ``images`` test images."""
@@ -463,13 +440,13 @@ def run_command(cfg, opts: dict) -> dict:
     import jax
     import numpy as np
 
-    from . import sweep
+    from . import runs, sweep
     from .config import from_dict
     from .network import OSCILLATORS
 
     t0 = time.time()
     if opts.get("distributed"):
-        _initialize_distributed()
+        runs.initialize_distributed()
     lead = jax.process_index() == 0  # the one process that writes (all of them compute)
     axes = opts["axes"]
     for k, values in axes.items():  # fail fast on a bad static value (e.g. dim=1)

@@ -54,6 +54,12 @@ def _add_config_flags(p: argparse.ArgumentParser, command: str) -> None:
                        help="start from a named configuration instead of the defaults ('paper': the paper's MNIST "
                             "configuration: " + ", ".join(f"{k} {v}" for k, v in PRESETS["paper"].items())
                             + "); --config and flags override it; config.toml records the values")
+    if command in ("train", "edit"):
+        p.add_argument("--distributed", action="store_true", default=argparse.SUPPRESS,
+                       help="call jax.distributed.initialize() first and train data-parallel over the devices of "
+                            "every host: run the same command on every host (SLURM, Open MPI, ... are detected, or "
+                            "set JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and JAX_PROCESS_ID); process 0 writes "
+                            "the files (default: off; the devices of this host are used either way)")
     options = command_options(command)
     for f in dataclasses.fields(Config):
         if f.name not in options:
@@ -141,7 +147,7 @@ VAL_FRACTION = 12
 
 
 def _config_from_args(ns: argparse.Namespace) -> Config:
-    d = {k: v for k, v in vars(ns).items() if k not in ("command", "config", "preset")}
+    d = {k: v for k, v in vars(ns).items() if k not in ("command", "config", "preset", "distributed")}
     preset = PRESETS.get(getattr(ns, "preset", None), {})
     base = Config(**{**COMMAND_DEFAULTS.get(ns.command, {}), **preset})
     given = set(d) | set(preset)
@@ -171,7 +177,17 @@ def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+def _lead() -> bool:
+    """Whether this process writes the run's files: always, but in a run over several hosts
+    (``--distributed``) only process 0 does (all of them compute)."""
+    import jax
+
+    return jax.process_index() == 0
+
+
 def _write_text(path: pathlib.Path, text: str) -> None:
+    if not _lead():
+        return
     with atomic_open(path, "w") as f:
         f.write(text)
 
@@ -252,7 +268,15 @@ def _write_config(cfg: Config) -> pathlib.Path:
     of it survives to be taken for the newest."""
     import shutil
 
+    import jax
+
     out = pathlib.Path(cfg.out)
+    if jax.process_count() > 1:  # every process has checked --out before process 0 writes into it
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices("hkjax: --out checked")
+    if not _lead():
+        return out
     if cfg.overwrite and _holds_run(out):
         shutil.rmtree(out / "checkpoints", ignore_errors=True)
         for name in ("config.toml", "metrics.jsonl", "summary.json"):
@@ -291,6 +315,8 @@ def _fit(cfg, task, net, train_arrays, test_arrays, out, *, steps, lr, val_array
 
 def _figures(out: pathlib.Path, cfg: Config, net, task, test_arrays, ev) -> list[str]:
     """PNG figures of a run; skipped (with a note) if :mod:`hkjax.plotting` is unavailable."""
+    if not _lead():
+        return []
     try:
         from . import plotting
     except Exception as e:  # noqa: BLE001 - plotting is optional
@@ -710,6 +736,8 @@ def main(argv: list[str] | None = None) -> int:
             from . import _sweep_cli
 
             sweep_opts = _sweep_cli.pop_options(ns)
+        if getattr(ns, "distributed", False):
+            runs.initialize_distributed()
         cfg = _config_from_args(ns)
         command = shlex.join(["hkjax", *argv])
         if ns.command == "sweep":

@@ -19,7 +19,34 @@ from typing import Any
 from .config import Config, load_toml
 
 __all__ = ["arrays", "splits", "load_data", "relax_config", "build_task", "build_network", "optimizer",
-           "trainable", "opt_state_like", "load_run"]
+           "trainable", "opt_state_like", "load_run", "initialize_distributed"]
+
+
+def initialize_distributed() -> None:
+    """``jax.distributed.initialize()`` for a run over several hosts (``--distributed``): the
+    coordinator, process count and id from the environment variables
+    ``JAX_COORDINATOR_ADDRESS``, ``JAX_NUM_PROCESSES`` and ``JAX_PROCESS_ID`` when they are
+    set, else detected by JAX (SLURM, Open MPI, Cloud TPU). Call it before any other JAX call.
+
+    Raises:
+        ValueError: an incomplete environment, or an initialisation that failed.
+    """
+    import jax
+
+    kw = {}
+    if os.environ.get("JAX_NUM_PROCESSES") or os.environ.get("JAX_PROCESS_ID"):
+        try:
+            kw = {"coordinator_address": os.environ["JAX_COORDINATOR_ADDRESS"],
+                  "num_processes": int(os.environ["JAX_NUM_PROCESSES"]),
+                  "process_id": int(os.environ["JAX_PROCESS_ID"])}
+        except (KeyError, ValueError):
+            raise ValueError("--distributed: set JAX_COORDINATOR_ADDRESS (host:port), JAX_NUM_PROCESSES and "
+                             "JAX_PROCESS_ID together (the last two integers)") from None
+    try:
+        jax.distributed.initialize(**kw)
+    except (RuntimeError, ValueError) as e:
+        msg = " ".join(str(e).split())
+        raise ValueError(f"--distributed: jax.distributed.initialize() failed: {msg}") from None
 
 
 def arrays(ds, limit: int = 0) -> dict:

@@ -17,6 +17,16 @@ parameters, ``ē_s = d_s ē_{s−1} + (1 − d_s) θ_s`` after update ``s`` (``�
 the warm-up ``d_s = min(ema, (1 + s) / (10 + s))``, is what evaluations use and what
 :func:`fit` returns as ``model`` (Polyak / EMA averaging; the optimiser keeps updating ``θ``).
 
+**Data parallel** over several devices (``devices``, default ``jax.devices()``): a one-axis
+:class:`jax.sharding.Mesh` named ``"batch"`` over the devices; the parameters, optimiser
+state, key and training data are replicated on every device, each step's batch is split
+over them along its first axis, and XLA partitions the compiled step and reduces the
+gradients (and, for a batch relaxed as one system, the solver's error norm) across devices.
+The arithmetic is that of one device up to float round-off. After
+``jax.distributed.initialize()`` on every host, ``jax.devices()`` lists the devices of all
+hosts and the same call trains on all of them; process 0 alone writes the metrics and the
+checkpoints.
+
 Checkpoints (``checkpoint_dir/ckpt_<step>.hkjax``, via :func:`hkjax.checkpoint.save_step`,
 never pickle) hold ``{"model", "opt_state", "step", "key"}`` (``model``: the optimiser's
 iterate ``θ``) plus ``"ema"`` (the averaged model) when ``ema > 0``; the config (a JSON-able
@@ -26,10 +36,11 @@ dict) goes into the metadata.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import pathlib
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Callable
 
 import equinox as eqx
@@ -37,11 +48,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from . import checkpoint as _ckpt
 from ._io import atomic_open
 
-__all__ = ["FitResult", "fit", "evaluate", "make_optimizer", "trainable_filter", "ema_decay", "constant_steps", "OPTIMIZERS"]
+__all__ = ["FitResult", "fit", "evaluate", "batch_mesh", "make_optimizer", "trainable_filter", "ema_decay", "constant_steps", "OPTIMIZERS"]
 
 OPTIMIZERS = ("adam", "adamw", "lion", "sgd")
 
@@ -200,7 +212,68 @@ def _sample(task, arrays, key, batch_size):
     return task.sample(arrays, key, batch_size)
 
 
-def evaluate(model, task, arrays: dict, *, key, chunk: int = 512) -> dict:
+def batch_mesh(devices: Sequence[jax.Device] | None = None, batch_size: int | None = None) -> Mesh | None:
+    """The one-axis mesh (``"batch"``) that :func:`fit` splits batches over: ``devices``
+    (default ``jax.devices()``, every device of every host), or ``None`` for a single device
+    (nothing is sharded).
+
+    Arguments:
+        devices: the devices to split each batch over.
+        batch_size: checked to be a multiple of the number of devices.
+
+    Raises:
+        ValueError: no devices, or a ``batch_size`` the devices do not divide.
+    """
+    devices = jax.devices() if devices is None else list(devices)
+    if not devices:
+        raise ValueError("devices=[] names no device; pass None (all of jax.devices()) or a list of devices")
+    if len(devices) == 1:
+        return None
+    if batch_size is not None and batch_size % len(devices):
+        n = len(devices)
+        raise ValueError(f"batch_size={batch_size} must be a multiple of the {n} devices each batch is split "
+                         f"over; use batch_size={-(-batch_size // n) * n}, or pass devices=... (e.g. "
+                         f"jax.devices()[:1] for one device)")
+    return Mesh(np.asarray(devices), ("batch",))
+
+
+def _put(tree, sharding: NamedSharding):
+    """``tree``'s arrays laid out by ``sharding``. Within one process, :func:`jax.device_put`;
+    across hosts, each process holds the whole value and hands over the parts on its own
+    devices (no cross-host transfer)."""
+    def put(x):
+        if not eqx.is_array(x):
+            return x
+        if isinstance(x, jax.Array) and not x.is_fully_addressable:  # already spans the hosts
+            return _reshard(x, sharding)
+        if jax.process_count() == 1:
+            return jax.device_put(x, sharding)
+        if jnp.issubdtype(x.dtype, jax.dtypes.prng_key):
+            return jax.random.wrap_key_data(put(jax.random.key_data(x)), impl=jax.random.key_impl(x))
+        host = np.asarray(x)
+        return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+
+    return jax.tree_util.tree_map(put, tree)
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _reshard(tree, sharding: NamedSharding):
+    """``tree`` (e.g. a batch replicated on every device) laid out by ``sharding``, on the
+    devices (compiled: it also reshards arrays that span several hosts)."""
+    return jax.lax.with_sharding_constraint(tree, sharding)
+
+
+def _host(x) -> np.ndarray:
+    """``x`` as a NumPy array on every process (gathered from all hosts when it is split over them)."""
+    if isinstance(x, jax.Array) and not x.is_fully_addressable and not x.is_fully_replicated:
+        from jax.experimental import multihost_utils
+
+        return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+    return np.asarray(x)
+
+
+def evaluate(model, task, arrays: dict, *, key, chunk: int = 512,
+             devices: Sequence[jax.Device] | None = None) -> dict:
     """Loss and accuracy of ``model`` on the task's full evaluation set of ``arrays``, per
     example with ``task.eval_loss`` (``example_loss`` unless the task does test-time
     augmentation).
@@ -212,6 +285,8 @@ def evaluate(model, task, arrays: dict, *, key, chunk: int = 512) -> dict:
         key: PRNG key (oscillator initialisation and rotations, cue images); the same key
             gives the same result.
         chunk: examples per compiled batch (bounds the memory of the batched solve).
+        devices: split each chunk over these devices (see :func:`batch_mesh`); ``None``:
+            the default device alone. The result does not depend on it.
 
     Returns:
         ``{"loss", "accuracy", "predictions", "targets"}`` (the last two as NumPy arrays).
@@ -220,11 +295,19 @@ def evaluate(model, task, arrays: dict, *, key, chunk: int = 512) -> dict:
     n = int(jax.tree_util.tree_leaves(batch)[0].shape[0])
     keys = jax.random.split(jax.random.fold_in(key, 1), n)
 
+    mesh = None if devices is None else batch_mesh(devices)
+    if mesh is not None:
+        model = _put(model, NamedSharding(mesh, PartitionSpec()))
     losses, preds, tgts = [], [], []
     for s in range(0, n, chunk):
-        sl = jax.tree_util.tree_map(lambda a: a[s : s + chunk], batch)
-        loss, pred, tgt = _eval_chunk(model, task, sl, keys[s : s + chunk])
-        losses.append(np.asarray(loss)), preds.append(np.asarray(pred)), tgts.append(np.asarray(tgt))
+        sl, ks = jax.tree_util.tree_map(lambda a: a[s : s + chunk], (batch, keys))
+        m = int(ks.shape[0])
+        if mesh is not None:  # pad the chunk to a multiple of the devices with copies of its last example
+            pad = -m % mesh.devices.size
+            sl, ks = jax.tree_util.tree_map(lambda a: jnp.concatenate([a, jnp.repeat(a[-1:], pad, axis=0)]), (sl, ks))
+            sl, ks = _put((sl, ks), NamedSharding(mesh, PartitionSpec("batch")))
+        loss, pred, tgt = _eval_chunk(model, task, sl, ks)
+        losses.append(_host(loss)[:m]), preds.append(_host(pred)[:m]), tgts.append(_host(tgt)[:m])
     loss, pred, tgt = np.concatenate(losses), np.concatenate(preds), np.concatenate(tgts)
     return {
         "loss": float(np.mean(loss)),
@@ -254,7 +337,7 @@ def _eval_splits(eval_data) -> dict:
     return {"eval": eval_data}
 
 
-def _restore_metrics(path: pathlib.Path, step: int) -> list:
+def _restore_metrics(path: pathlib.Path, step: int, rewrite: bool = True) -> list:
     rows = []
     if path.exists():
         for line in path.read_text().splitlines():
@@ -264,6 +347,8 @@ def _restore_metrics(path: pathlib.Path, step: int) -> list:
                 continue
             if row.get("step", 0) <= step:
                 rows.append(row)
+        if not rewrite:
+            return rows
         with atomic_open(path, "w") as f:  # a crash here must not lose the log
             f.write("".join(json.dumps(r) + "\n" for r in rows))
     return rows
@@ -293,6 +378,7 @@ def fit(
     shared_steps: bool | None = None,
     trainable=None,
     key,
+    devices: Sequence[jax.Device] | None = None,
     ema: float = 0.0,
     eval_data: dict | None = None,
     eval_every: int = 0,
@@ -337,6 +423,11 @@ def fit(
         trainable: which leaves to train (see :func:`trainable_filter`); the others stay
             bit-identical. Used to freeze the Hopfield classifier in memory editing.
         key: PRNG key (keyword only); step ``s`` uses ``fold_in(key, s)``.
+        devices: train data-parallel on these devices (see the module docstring and
+            :func:`batch_mesh`): each batch is split over them, everything else is
+            replicated. ``None`` (default): all of ``jax.devices()``, i.e. every GPU of the
+            machine and, after ``jax.distributed.initialize()``, of every host; on one device
+            nothing is sharded. ``batch_size`` must be a multiple of their number.
         ema: decay of the exponential moving average of the trainable parameters used for
             evaluation and returned as ``model`` (0: off; e.g. 0.99). See the module docstring.
         eval_data, eval_every: evaluate on ``eval_data`` every ``eval_every`` steps and at the
@@ -367,7 +458,8 @@ def fit(
 
     Raises:
         ValueError: non-positive ``steps`` / ``batch_size``, a ``trainable`` that does not
-            match the model, or ``checkpoint_dir`` holding checkpoints without ``resume``.
+            match the model, ``checkpoint_dir`` holding checkpoints without ``resume``, or
+            a ``batch_size`` that is not a multiple of the number of ``devices``.
         hkjax.checkpoint.CheckpointError: a checkpoint that does not match this model.
     """
     if not isinstance(steps, int) or steps < 1:
@@ -383,6 +475,8 @@ def fit(
     if isinstance(ema, bool) or not isinstance(ema, (int, float)) or not 0 <= ema < 1:
         raise ValueError(f"ema={ema!r} must be a number in [0, 1) (0: no parameter averaging)")
     splits = _eval_splits(eval_data)
+    mesh = batch_mesh(devices, batch_size)
+    lead = jax.process_index() == 0  # the process that writes files (all of them compute)
     t_start = time.time()
     spec = trainable_filter(model, trainable)
     model = _strong_types(model, spec)
@@ -412,8 +506,8 @@ def fit(
             if ema > 0:
                 avg, _ = eqx.partition(tree["ema"], spec)
             if mpath is not None:
-                history = _restore_metrics(mpath, step)
-    elif mpath is not None and mpath.exists():
+                history = _restore_metrics(mpath, step, rewrite=lead)
+    elif mpath is not None and mpath.exists() and lead:
         mpath.unlink()
     if mpath is not None:
         mpath.parent.mkdir(parents=True, exist_ok=True)
@@ -421,20 +515,25 @@ def fit(
     # Precompute (NumPy, once) what sampling needs, then hand the data to the compiled
     # sampler as an argument.
     train_data = jax.tree_util.tree_map(jnp.asarray, task.prepare({k: np.asarray(v) for k, v in data.items()}))
+    split = None
+    if mesh is not None:  # data parallel: everything replicated but each step's batch
+        replicated, split = NamedSharding(mesh, PartitionSpec()), NamedSharding(mesh, PartitionSpec("batch"))
+        params, static, opt_state, avg, key, train_data = _put((params, static, opt_state, avg, key, train_data),
+                                                               replicated)
 
     def eval_model():
         return eqx.combine(avg if ema > 0 else params, static)
 
     def write(row):
         history.append(row)
-        if mpath is not None:
+        if mpath is not None and lead:
             with open(mpath, "a") as f:
                 f.write(json.dumps(row) + "\n")
         if callback is not None:
             callback(row)
 
     def save():
-        if ckdir is None:
+        if ckdir is None or not lead:
             return
         tree = {"model": eqx.combine(params, static), "opt_state": opt_state, "step": jnp.asarray(step), "key": key}
         if ema > 0:
@@ -444,11 +543,12 @@ def fit(
     def run_eval():
         model_now = eval_model()
         for name, arrays in splits.items():
-            ev = evaluate(model_now, task, arrays, key=jax.random.fold_in(key, -1 % 2**31))
+            ev = evaluate(model_now, task, arrays, key=jax.random.fold_in(key, -1 % 2**31),
+                          devices=None if mesh is None else list(mesh.devices.flat))
             write({"step": step, "split": name, "loss": ev["loss"], "accuracy": ev["accuracy"]})
 
     bar = None
-    if progress:
+    if progress and lead:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=steps, initial=step, desc="train", dynamic_ncols=True, leave=False)
@@ -461,13 +561,15 @@ def fit(
         while step < last:
             k = jax.random.fold_in(key, step)
             batch = _sample(task, train_data, jax.random.fold_in(k, 0), batch_size)
+            if split is not None:
+                batch = _reshard(batch, split)
             params, opt_state, loss, acc, step = (
                 *_train_step(params, static, opt_state, batch, jax.random.fold_in(k, 1), task, optimizer,
                              microbatch, bool(shared_steps)),
                 step + 1,
             )
             if ema > 0:
-                avg = _ema_step(avg, params, jnp.asarray(step, jnp.float32), float(ema))
+                avg = _ema_step(avg, params, np.asarray(step, np.float32), float(ema))
             loss, acc = float(loss), float(acc)
             run_loss, run_acc, run_n = run_loss + loss, run_acc + acc, run_n + 1
             if bar is not None:

@@ -570,6 +570,17 @@ def test_sweep_distributed_needs_the_whole_environment(capsys, tmp_path, monkeyp
     assert "JAX_PROCESS_ID" in _one_error_line(capsys)
 
 
+def test_train_distributed_needs_the_whole_environment(capsys, tmp_path, monkeypatch):
+    """`train --distributed` initialises JAX's distributed runtime before anything else; an
+    incomplete environment is one line and exit 2, with nothing written."""
+    monkeypatch.setenv("JAX_PROCESS_ID", "0")
+    monkeypatch.delenv("JAX_NUM_PROCESSES", raising=False)
+    assert cli.main(["train", "--distributed", "--out", str(tmp_path / "out")] + FAST) == 2
+    assert "JAX_NUM_PROCESSES" in _one_error_line(capsys)
+    assert not (tmp_path / "out").exists()
+    assert "--distributed" not in cli.build_parser()._subparsers._group_actions[0].choices["eval"].format_help()
+
+
 @pytest.mark.slow
 def test_sweep_distributed_over_two_processes_equals_one(sweep_run, tmp_path):
     """`hkjax sweep --distributed` in 2 processes × 2 CPU devices (a 2-host run on one

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import textwrap
 
 import equinox as eqx
 import jax
@@ -372,3 +376,94 @@ def test_bad_arguments_raise(arrays):
         train.fit(net, task, tr, optimizer=optax.adam(1e-3), steps=1, batch_size=0, key=jax.random.key(0))
     with pytest.raises(ValueError, match="unknown"):
         train.make_optimizer("rmsprop")
+
+
+def test_batch_mesh_checks_the_batch_size():
+    assert train.batch_mesh(jax.devices()[:1], 7) is None  # one device: nothing is sharded
+    with pytest.raises(ValueError, match="devices=\\[\\]"):
+        train.batch_mesh([], 8)
+    with pytest.raises(ValueError, match="batch_size=6 must be a multiple of the 4 devices.*batch_size=8"):
+        train.batch_mesh(jax.devices()[:1] * 4, 6)
+
+
+DATA_PARALLEL = textwrap.dedent(
+    """
+    import json, sys
+    import equinox as eqx, jax, jax.numpy as jnp, numpy as np, optax
+    sys.path.insert(0, {tests!r})
+    from hkjax import checkpoint, data, tasks, train
+
+    assert len(jax.devices()) == 4
+    split, reshard = [], train._reshard
+
+    def recording(tree, sharding):  # records the training batches split over the devices
+        split.append(str(sharding.spec))
+        return reshard(tree, sharding)
+
+    train._reshard = recording
+    tr = data.load_digits("train")
+    tr = {{"images": tr.images[:64], "labels": tr.labels[:64]}}
+
+    def fit(task, devices, **kw):
+        net = task.build(jax.random.key(0), k=4)
+        kw = dict(optimizer=optax.sgd(0.05), steps=4, batch_size=8, key=jax.random.key(3), progress=False,
+                  log_every=1, **kw)
+        return train.fit(net, task, tr, devices=devices, **kw)
+
+    def rel(a, b):
+        pairs = zip(jax.tree_util.tree_leaves(eqx.filter(a, eqx.is_inexact_array)),
+                    jax.tree_util.tree_leaves(eqx.filter(b, eqx.is_inexact_array)))
+        return max(float(jnp.linalg.norm(x - y) / jnp.linalg.norm(x)) for x, y in pairs)
+
+    def losses(r):
+        return [h["loss"] for h in r.history]
+
+    out = {{}}
+    # constant solver steps: no step-size decision can differ, so the sharded run is the
+    # single-device arithmetic up to the order of the sums
+    task = tasks.Classification(model="hopfield", n_pixels=64, n_hidden=8, n_classes=10, dim=3,
+                                relax_config=tasks.RelaxConfig(steps=6))
+    one, four = fit(task, jax.devices()[:1], eval_data={{"val": tr}}), fit(task, None, eval_data={{"val": tr}})
+    out["split"] = split[:]
+    out["val"] = [one.history[-1]["accuracy"], four.history[-1]["accuracy"]]
+    out["replicated"] = [l.sharding.is_fully_replicated for l in jax.tree_util.tree_leaves(eqx.filter(four.model, eqx.is_array))]
+    out["n_devices"] = [len(l.sharding.device_set) for l in jax.tree_util.tree_leaves(eqx.filter(four.model, eqx.is_array))]
+    out["constant_params"] = rel(one.model, four.model)
+    out["constant_losses"] = float(np.max(np.abs(np.subtract(losses(one), losses(four)))))
+    out["rows"] = [h["split"] for h in four.history]
+    # the default adaptive path, hidden and class oscillators included: the first step's gradient
+    task = tasks.Classification(model="hopfield_kuramoto", n_pixels=64, n_hidden=8, n_classes=10, dim=3,
+                                relax_config=tasks.RelaxConfig(max_steps=32))
+    one, four = fit(task, jax.devices()[:1], stop_after=1), fit(task, None, stop_after=1)
+    out["adaptive_params"] = rel(one.model, four.model)
+    # a sharded run stopped and resumed ends bit-identical to one that was not
+    full = fit(task, None, checkpoint_dir={tmp!r} + "/a")
+    fit(task, None, checkpoint_dir={tmp!r} + "/b", stop_after=2)
+    resumed = fit(task, None, checkpoint_dir={tmp!r} + "/b", resume=True)
+    out["resumed_same"] = all(np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(
+        jax.tree_util.tree_leaves(eqx.filter(full.model, eqx.is_array)),
+        jax.tree_util.tree_leaves(eqx.filter(resumed.model, eqx.is_array))))
+    out["resumed_step"] = resumed.step
+    print(json.dumps(out))
+    """
+)
+
+
+@pytest.mark.slow
+def test_data_parallel_fit_on_four_devices_equals_one_device(tmp_path):
+    """``fit`` over 4 forced host devices: the batch is split over them, the parameters are
+    replicated, and losses and parameters equal those of one device to float32 round-off;
+    a sharded run that is stopped and resumed ends bit-identical to one that was not."""
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
+    code = DATA_PARALLEL.format(tests=os.path.dirname(__file__), tmp=str(tmp_path))
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    assert set(res["n_devices"]) == {4} and all(res["replicated"])
+    assert res["rows"].count("train") == 4 and res["rows"][-1] == "val", res
+    assert res["split"] == [str(jax.sharding.PartitionSpec("batch"))] * 4, res  # every training batch
+    assert res["val"][0] == res["val"][1], res  # the evaluation, split over the devices
+    assert res["constant_losses"] < 1e-5, res
+    assert res["constant_params"] < 1e-5, res
+    assert res["adaptive_params"] < 1e-5, res
+    assert res["resumed_same"] and res["resumed_step"] == 4
