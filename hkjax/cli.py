@@ -445,9 +445,10 @@ def _train(cfg: Config, *, figures: bool = True, command: str | None = None) -> 
     if cfg.from_run and cfg.model in ("kuramoto", "hierarchical"):
         raise ValueError(f"--from starts the threshold units from a Hopfield classifier; the {cfg.model} model cannot "
                          "take its weights (use --model hopfield or hopfield_kuramoto)")
-    if cfg.freeze_hopfield and cfg.model != "hopfield_kuramoto":
-        raise ValueError(f"--freeze-hopfield keeps the Hopfield weights and trains the coupling around them; the "
-                         f"{cfg.model} model has no coupling (use --model hopfield_kuramoto)")
+    if cfg.freeze_hopfield and cfg.model not in tasks.EDIT_MODELS:
+        raise ValueError(f"--freeze-hopfield keeps the Hopfield weights and trains the coupling (or low-rank synapse) "
+                         f"around them; the {cfg.model} model has neither (use --model hopfield_kuramoto or "
+                         "hopfield_lora)")
     saved = _claim_out(cfg)
     start = {}
     if cfg.from_run:
@@ -565,14 +566,15 @@ def _edit(cfg: Config, *, command: str | None = None) -> dict:
     from . import tasks, train
 
     t0 = time.time()
-    cfg = cfg.replace(task="edit", model="hopfield_kuramoto")
+    # oscillators learn the edit; with --model hopfield_lora a static low-rank synapse (the baseline)
+    cfg = cfg.replace(task="edit", model=runs.edit_model(cfg))
     saved = _claim_out(cfg)
     tr, te = runs.load_data(cfg)
     train_arrays, val_arrays, test_arrays = runs.splits(cfg, tr, te)
     tasks.edit_map(cfg.edit, cfg.class_list(), int(tr.n_classes))  # fail fast on bad classes
     if cfg.from_run:
         cfg, ctask, classifier = _classifier_from(cfg)
-    task = runs.build_task(cfg, tr, kind="edit", model="hopfield_kuramoto")
+    task = runs.build_task(cfg, tr, kind="edit", model=cfg.model)
     if val_arrays is not None:
         try:  # the validation split needs cue images too: fail now, not after training
             task.prepare(val_arrays)

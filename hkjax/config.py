@@ -90,8 +90,8 @@ class Config:
 
     # what
     task: str = _f("classify", "task to run", TASKS)
-    model: str = _f("hopfield_kuramoto", "network model (hierarchical: pixel, hidden and softmax class layers bound by dense synapses)",
-                    ("hopfield", "kuramoto", "hopfield_kuramoto", "hierarchical"))
+    model: str = _f("hopfield_kuramoto", "network model (hierarchical: pixel, hidden and softmax class layers bound by dense synapses; hopfield_lora: the Hopfield network plus a static low-rank synapse of rank --dim, which edit trains instead of oscillators as the baseline)",
+                    ("hopfield", "kuramoto", "hopfield_kuramoto", "hierarchical", "hopfield_lora"))
     dataset: str = _f("digits", describe_dataset_specs())
     out: str = _f("runs/hkjax", "output directory (config.toml, metrics.jsonl, checkpoints, summary.json, figures)")
     seed: int = _f(0, "random seed (model init, batches, augmentation)")

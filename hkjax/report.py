@@ -101,7 +101,8 @@ def _recipe(command: str, flags: Sequence[str] = _PLACE_FLAGS) -> str:
 
 
 def _model(s: dict) -> str:
-    names = {"hopfield": "Hopfield", "kuramoto": "Kuramoto", "hopfield_kuramoto": "Hopfield–Kuramoto"}
+    names = {"hopfield": "Hopfield", "kuramoto": "Kuramoto", "hopfield_kuramoto": "Hopfield–Kuramoto",
+             "hopfield_lora": "Hopfield + LoRA"}
     return names.get(s.get("model", ""), s.get("model", ""))
 
 
@@ -112,6 +113,8 @@ def _task(s: dict) -> str:
         arrow = "↔" if s.get("edit") == "swap" else "→"
         pair = arrow.join(str(c) for c in (classes if s.get("edit") == "swap" else classes[::-1]))
         assoc = "associative" if s.get("associative") else "non-associative"
+        if s.get("model") == "hopfield_lora":  # no oscillators, no coupling
+            return f"edit: {kind} {pair}, {assoc}"
         return f"edit: {kind} {pair}, {assoc}, {s.get('coupling', '')} coupling".replace(", , ", ", ")
     return {"classify": "classify", "addition": "addition (a + b) mod 10"}.get(s.get("task"), str(s.get("task")))
 

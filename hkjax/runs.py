@@ -19,7 +19,7 @@ from typing import Any
 from .config import Config, load_toml
 
 __all__ = ["arrays", "splits", "load_data", "relax_config", "build_task", "build_network", "optimizer",
-           "trainable", "opt_state_like", "load_run", "initialize_distributed"]
+           "trainable", "opt_state_like", "load_run", "edit_model", "initialize_distributed"]
 
 
 def initialize_distributed() -> None:
@@ -172,10 +172,12 @@ def load_run(run_dir: str | os.PathLike[str]) -> tuple[Config, Any, Any]:
     if last is None:
         raise FileNotFoundError(f"no checkpoint in {str(run_dir / 'checkpoints')!r}")
     tr, _ = load_data(cfg)
-    task = build_task(cfg, tr, kind="edit", model="hopfield_kuramoto") if cfg.task == "edit" else build_task(cfg, tr)
     if cfg.task == "edit":
-        like = build_network(cfg.replace(model="hopfield_kuramoto"), task, jax.random.key(cfg.seed + 7))
+        cfg = cfg.replace(model=edit_model(cfg))
+        task = build_task(cfg, tr)
+        like = build_network(cfg, task, jax.random.key(cfg.seed + 7))
     else:
+        task = build_task(cfg, tr)
         like = build_network(cfg, task, jax.random.key(cfg.seed))
     template = {"model": like, "opt_state": opt_state_like(cfg, like), "step": jax.numpy.asarray(0),
                 "key": jax.random.key(0)}
@@ -183,6 +185,13 @@ def load_run(run_dir: str | os.PathLike[str]) -> tuple[Config, Any, Any]:
         template["ema"] = like  # the parameter average: what the run evaluated
     tree, _ = checkpoint.load(last, template)
     return cfg, task, tree["ema" if cfg.ema > 0 else "model"]
+
+
+def edit_model(cfg: Config) -> str:
+    """The model of a memory edit configured by ``cfg``: ``"hopfield_lora"`` (a static
+    low-rank synapse learns the edit, the baseline) when ``cfg.model`` says so, else
+    ``"hopfield_kuramoto"`` (oscillators learn it)."""
+    return "hopfield_lora" if cfg.model == "hopfield_lora" else "hopfield_kuramoto"
 
 
 def opt_state_like(cfg: Config, model):

@@ -44,10 +44,11 @@ from . import interactions as _interactions
 from . import lagrangians as _lagrangians
 from .network import OSCILLATORS, THRESHOLD, Network, hierarchical_hopfield, hopfield, hopfield_kuramoto, kuramoto
 from .relax import relax, relax_batch
-from .synapses import Coupling, Hopfield, MultiplicativeCoupling
+from .synapses import Coupling, Hopfield, LowRank, MultiplicativeCoupling
 
 __all__ = [
     "MODELS",
+    "EDIT_MODELS",
     "EDITS",
     "RelaxConfig",
     "build_network",
@@ -71,10 +72,15 @@ __all__ = [
     "CLASSES",
 ]
 
-MODELS = ("hopfield", "kuramoto", "hopfield_kuramoto", "hierarchical")
+MODELS = ("hopfield", "kuramoto", "hopfield_kuramoto", "hierarchical", "hopfield_lora")
 #: The layers of the ``"hierarchical"`` model: pixels → hidden → classes.
 PIXELS, HIDDEN, CLASSES = "pixels", "hidden", "classes"
 EDITS = ("swap", "conflate")
+#: The models that learn a memory edit around a frozen Hopfield classifier: oscillators (the
+#: paper) and, as the baseline, a static low-rank synapse.
+EDIT_MODELS = ("hopfield_kuramoto", "hopfield_lora")
+#: The models with threshold units only.
+_NO_OSCILLATORS = ("hopfield", "hopfield_lora")
 
 
 # ---------------------------------------------------------------------------------------
@@ -120,7 +126,12 @@ def build_network(
             coupled with ``coupling`` on a second small-world graph), or ``"hierarchical"``:
             layers ``"pixels"`` → ``"hidden"`` → ``"classes"`` of ``sizes`` (ReLU, ReLU and a
             softmax over the classes), dense synapses between consecutive layers
-            (:func:`hkjax.hierarchical_hopfield`; weights ``N(0, init_scale²)``).
+            (:func:`hkjax.hierarchical_hopfield`; weights ``N(0, init_scale²)``), or
+            ``"hopfield_lora"``: the Hopfield network plus a static low-rank synapse of rank
+            ``dim`` on its units, ``E_LoRA = −κ_H gᵀ U Vᵀ g`` (:class:`~hkjax.synapses.LowRank`;
+            the weights become ``W + U Vᵀ + V Uᵀ``; ``U``, ``V`` drawn from
+            ``N(0, init_scale²)``): the baseline of memory editing that learns the edit with
+            a static correction of the same rank instead of oscillators.
         hopfield_weights, hopfield_bias: explicit Hopfield parameters (memory editing).
         n: number of units (threshold units and/or oscillators).
         dim, k, rewire, coupling, kappa_h, kappa_k, init_scale: oscillator dimension, graph
@@ -149,6 +160,11 @@ def build_network(
             n, lagrangian=relu_l, weights=hopfield_weights, bias=hopfield_bias,
             kappa=kappa_h, init_scale=init_scale, key=kp,
         )
+    if model == "hopfield_lora":
+        net = hopfield(n, lagrangian=relu_l, weights=hopfield_weights, bias=hopfield_bias,
+                       kappa=kappa_h, init_scale=init_scale, key=kp)
+        u, v = init_scale * jax.random.normal(kg1, (2, n, dim))
+        return Network(net.layers, [*net.synapses, LowRank(THRESHOLD, u, kappa=kappa_h, post=THRESHOLD, post_factors=v)])
     if model == "kuramoto":
         return kuramoto(
             n, dim, edges=_graph(n, k, rewire, kg1), interaction=_interactions.ReLU(),
@@ -636,8 +652,8 @@ class Classification(_Base):
     ``{"images": (P,), "labels": ()}``.
 
     Arguments:
-        model: ``"hopfield"``, ``"kuramoto"``, ``"hopfield_kuramoto"`` or ``"hierarchical"``
-            (see ``MODELS`` and :func:`build_network`).
+        model: ``"hopfield"``, ``"kuramoto"``, ``"hopfield_kuramoto"``, ``"hierarchical"`` or
+            ``"hopfield_lora"`` (see ``MODELS`` and :func:`build_network`).
         n_pixels: ``P``, pixels per image.
         n_hidden: ``H ≥ 1`` hidden units (``N_augment``; one pairs with the reference).
         n_classes: ``C`` class units.
@@ -675,7 +691,7 @@ class Classification(_Base):
         if self.model == "hierarchical":
             return {PIXELS: img, HIDDEN: jnp.zeros(self.n_hidden, img.dtype), CLASSES: jnp.zeros(self.n_classes, img.dtype)}
         x = None if self.model == "kuramoto" else self._x0(img)
-        s = None if self.model == "hopfield" else self._sigma0(img, key, self.rotate)
+        s = None if self.model in _NO_OSCILLATORS else self._sigma0(img, key, self.rotate)
         return _state(x, s)
 
     def target(self, example: dict):
@@ -754,6 +770,10 @@ class MemoryEditing(_Base):
     ``mapping[label]`` under cue 1. **Non-associative**: the oscillators start at random unit
     vectors (reference ``e₁`` kept) and the target is always ``mapping[label]``.
 
+    With ``model="hopfield_lora"`` (the baseline) the edit is learnt by a static low-rank
+    synapse on the threshold units instead of oscillators: the network has no oscillators,
+    so it never sees the cue image, and the targets are as above.
+
     An example is ``{"images", "labels", "cue_images": (P,), "cues": ()}``; ``sample`` and
     ``eval_batch`` draw cue images from the split they are given (train cues for training,
     test cues for evaluation), and ``eval_batch`` pairs every image with both cues.
@@ -767,8 +787,8 @@ class MemoryEditing(_Base):
     ``rotate``, ``shift``, ``tilt``, ``zoom``, ``tta``, ``image_shape`` and ``osc_init`` are as for :class:`Classification`.
 
     Raises:
-        ValueError: a ``model`` other than ``"hopfield_kuramoto"``, or a ``mapping`` that
-            does not have ``n_classes`` entries.
+        ValueError: a ``model`` other than ``"hopfield_kuramoto"`` or ``"hopfield_lora"``,
+            or a ``mapping`` that does not have ``n_classes`` entries.
     """
 
     mapping: tuple = eqx.field(static=True, default=tuple(range(10)))
@@ -777,8 +797,9 @@ class MemoryEditing(_Base):
     rotate: bool = eqx.field(static=True, default=True)
 
     def __check_init__(self):
-        if self.model != "hopfield_kuramoto":
-            raise ValueError(f"memory editing needs model='hopfield_kuramoto' (got {self.model!r})")
+        if self.model not in EDIT_MODELS:
+            raise ValueError(f"memory editing needs model='hopfield_kuramoto' (oscillators learn the edit) or "
+                             f"'hopfield_lora' (a static low-rank synapse learns it), got {self.model!r}")
         if len(self.mapping) != self.n_classes:
             raise ValueError(f"mapping has {len(self.mapping)} entries; expected n_classes={self.n_classes}")
 
@@ -786,7 +807,10 @@ class MemoryEditing(_Base):
         """Threshold units from ``example["images"]``; oscillators encoding
         ``example["cue_images"]`` (associative), or random unit vectors for the pixel
         oscillators (non-associative); hidden and class oscillators as in
-        :class:`Classification`; the random parts drawn with ``key``."""
+        :class:`Classification`; the random parts drawn with ``key``. The ``"hopfield_lora"``
+        baseline has threshold units only."""
+        if self.model == "hopfield_lora":
+            return _state(self._x0(example["images"]), None)
         if self.associative:
             s = self._sigma0(example["cue_images"], key, self.rotate)
         else:

@@ -82,7 +82,7 @@ def test_classification_initial_state_layout(model):
         assert s["x"].shape == (n,)
         np.testing.assert_array_equal(s["x"][:P], ex["images"])
         np.testing.assert_array_equal(s["x"][P:], 0.0)
-    if model in ("hopfield", "hierarchical"):
+    if model in ("hopfield", "hierarchical", "hopfield_lora"):
         assert "sigma" not in s
     else:
         assert s["sigma"].shape == (n, D)
@@ -253,6 +253,34 @@ def test_hopfield_parameters_round_trip_into_the_editing_network():
     w2, b2 = tasks.hopfield_parameters(net)
     np.testing.assert_array_equal(w, w2)
     np.testing.assert_array_equal(b, b2)
+
+
+def test_lora_baseline_is_the_hopfield_network_with_a_low_rank_weight_correction():
+    """``"hopfield_lora"``: the classifier's Hopfield weights plus ``U Vᵀ + V Uᵀ`` of rank
+    ``dim`` (the field equals a Hopfield network given those weights, written out); editing
+    trains the factors alone, and its network has no oscillators, so the cue is not seen."""
+    n = 20
+    clf = tasks.build_network("hopfield", n=n, init_scale=0.3, key=jax.random.key(0))
+    w, b = tasks.hopfield_parameters(clf)
+    net = tasks.build_network("hopfield_lora", n=n, dim=3, init_scale=0.3, hopfield_weights=w, hopfield_bias=b,
+                              key=jax.random.key(1))
+    (lora,) = [s for s in net.synapses if isinstance(s, hk.synapses.LowRank)]
+    u, v = lora.factors, lora.post_factors
+    assert u.shape == v.shape == (n, 3) and not np.allclose(u, v)
+    written = hk.hopfield(n, lagrangian=hk.lagrangians.ReLU(), weights=w + u @ v.T + v @ u.T, bias=b, kappa=0.1,
+                          key=jax.random.key(2))
+    state = net.init_state({"x": jax.random.uniform(jax.random.key(3), (n,))})
+    np.testing.assert_allclose(net.vector_field(0.0, state)["x"], written.vector_field(0.0, state)["x"], atol=1e-6)
+    assert float(net.energy(state)) == pytest.approx(float(written.energy(state)), abs=1e-6)
+    flat = zip(jax.tree_util.tree_leaves(net), jax.tree_util.tree_leaves(tasks.freeze_hopfield(net)))
+    assert [leaf.shape for leaf, t in flat if t] == [(n, 3), (n, 3)]  # U and V, not W or b
+    task = tasks.MemoryEditing(model="hopfield_lora", n_pixels=P, n_hidden=H, n_classes=C, dim=D,
+                               relax_config=tasks.RelaxConfig(max_steps=16), mapping=(1, 0, *range(2, C)))
+    ex = {**_example(), "cue_images": jnp.zeros(P), "cues": jnp.asarray(1)}
+    assert set(task.init_state(ex, jax.random.key(0))) == {"x"}
+    with pytest.raises(ValueError, match="hopfield_lora"):
+        tasks.MemoryEditing(model="hopfield", n_pixels=P, n_hidden=H, n_classes=C, dim=D,
+                            relax_config=tasks.RelaxConfig(), mapping=tuple(range(C)))
 
 
 def test_example_loss_runs_for_every_model():
