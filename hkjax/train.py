@@ -286,7 +286,8 @@ def evaluate(model, task, arrays: dict, *, key, chunk: int = 512,
             gives the same result.
         chunk: examples per compiled batch (bounds the memory of the batched solve).
         devices: split each chunk over these devices (see :func:`batch_mesh`); ``None``:
-            the default device alone. The result does not depend on it.
+            the devices ``model`` is replicated on (those :func:`fit` trained it on), else
+            the default device. The result does not depend on it beyond float round-off.
 
     Returns:
         ``{"loss", "accuracy", "predictions", "targets"}`` (the last two as NumPy arrays).
@@ -295,6 +296,10 @@ def evaluate(model, task, arrays: dict, *, key, chunk: int = 512,
     n = int(jax.tree_util.tree_leaves(batch)[0].shape[0])
     keys = jax.random.split(jax.random.fold_in(key, 1), n)
 
+    if devices is None:  # where the model lives: e.g. replicated by a data-parallel fit
+        leaf = next((x for x in jax.tree_util.tree_leaves(model) if isinstance(x, jax.Array)), None)
+        sharding = getattr(leaf, "sharding", None)
+        devices = list(sharding.mesh.devices.flat) if isinstance(sharding, NamedSharding) else None
     mesh = None if devices is None else batch_mesh(devices)
     if mesh is not None:
         model = _put(model, NamedSharding(mesh, PartitionSpec()))

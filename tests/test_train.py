@@ -401,6 +401,14 @@ DATA_PARALLEL = textwrap.dedent(
         return reshard(tree, sharding)
 
     train._reshard = recording
+    put = train._put
+
+    def recording_put(tree, sharding):  # records the evaluation chunks split over the devices
+        if sharding.spec == jax.sharding.PartitionSpec("batch"):
+            split.append("eval")
+        return put(tree, sharding)
+
+    train._put = recording_put
     tr = data.load_digits("train")
     tr = {{"images": tr.images[:64], "labels": tr.labels[:64]}}
 
@@ -424,8 +432,13 @@ DATA_PARALLEL = textwrap.dedent(
     task = tasks.Classification(model="hopfield", n_pixels=64, n_hidden=8, n_classes=10, dim=3,
                                 relax_config=tasks.RelaxConfig(steps=6))
     one, four = fit(task, jax.devices()[:1], eval_data={{"val": tr}}), fit(task, None, eval_data={{"val": tr}})
-    out["split"] = split[:]
+    out["split"] = [p for p in split if p != "eval"]
     out["val"] = [one.history[-1]["accuracy"], four.history[-1]["accuracy"]]
+    n = len(split)  # evaluating the replicated model splits its chunks over the devices too
+    again = train.evaluate(four.model, task, {{k: v[:7] for k, v in tr.items()}}, key=jax.random.key(0))
+    out["evaluate_split"] = len(split) > n
+    out["evaluate_same"] = bool(np.array_equal(again["predictions"], train.evaluate(
+        one.model, task, {{k: v[:7] for k, v in tr.items()}}, key=jax.random.key(0))["predictions"]))
     out["replicated"] = [l.sharding.is_fully_replicated for l in jax.tree_util.tree_leaves(eqx.filter(four.model, eqx.is_array))]
     out["n_devices"] = [len(l.sharding.device_set) for l in jax.tree_util.tree_leaves(eqx.filter(four.model, eqx.is_array))]
     out["constant_params"] = rel(one.model, four.model)
@@ -463,6 +476,7 @@ def test_data_parallel_fit_on_four_devices_equals_one_device(tmp_path):
     assert res["rows"].count("train") == 4 and res["rows"][-1] == "val", res
     assert res["split"] == [str(jax.sharding.PartitionSpec("batch"))] * 4, res  # every training batch
     assert res["val"][0] == res["val"][1], res  # the evaluation, split over the devices
+    assert res["evaluate_split"] and res["evaluate_same"], res  # 7 examples: padded to 8
     assert res["constant_losses"] < 1e-5, res
     assert res["constant_params"] < 1e-5, res
     assert res["adaptive_params"] < 1e-5, res
