@@ -125,11 +125,17 @@ def rows(summaries: Sequence[dict]) -> list[dict]:
     Each row holds the task and model, the command of its first run, the seeds, and per seed
     the figures that the table shows (test accuracy, or the two cue accuracies of an edit;
     test-time-augmentation and uncoupled accuracies when the runs report them; validation
-    accuracy; wall time). Rows keep the order in which their first run was given.
+    accuracy; wall time). Rows keep the order in which their first run was given, except
+    that the rows of one memory edit (the same edit of the same classes and dataset, made by
+    oscillators or by the low-rank baseline) follow the first of them.
     """
     groups: dict[tuple, dict] = {}
+    experiment: dict[tuple, tuple] = {}  # row -> the edit it makes (edits side by side)
     for s in summaries:
         key = (_recipe(s["command"]), s.get("dataset"))
+        if s.get("task") == "edit":
+            experiment.setdefault(key, ("edit", s.get("edit"), tuple(s.get("classes") or ()),
+                                        bool(s.get("associative")), s.get("dataset")))
         g = groups.setdefault(key, {
             "task": _task(s), "model": _model(s), "dataset": s.get("dataset"),
             "command": s["command"], "runs": [], "seeds": [], "device": s.get("device"),
@@ -142,7 +148,12 @@ def rows(summaries: Sequence[dict]) -> list[dict]:
             if field in s:
                 g.setdefault(field, []).append(s[field])
         g["busy"] = g.get("busy", False) or _busy(s)
-    return list(groups.values())
+    keys = list(groups)
+    first: dict[tuple, int] = {}
+    for i, key in enumerate(keys):
+        first.setdefault(experiment.get(key, key), i)
+    order = sorted(range(len(keys)), key=lambda i: (first[experiment.get(keys[i], keys[i])], i))
+    return [groups[keys[i]] for i in order]
 
 
 def _busy(s: dict) -> bool:

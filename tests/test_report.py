@@ -51,6 +51,22 @@ def test_edit_rows_show_both_cues_and_the_classifier(tmp_path):
     assert "before the edit 95.3 %" in table
 
 
+def test_the_rows_of_one_edit_sit_together(tmp_path):
+    """The low-rank baseline of an edit, given last, is shown right after the oscillators'
+    row of the same edit; other rows keep their order."""
+    edit = dict(task="edit", edit="swap", classes=[0, 1], associative=True, test_accuracy_cue0=0.9,
+                test_accuracy_cue1=0.8)
+    runs = [_run(tmp_path, "clf"),
+            _run(tmp_path, "hk", model="hopfield_kuramoto", command="hkjax edit --edit swap --out runs/hk", **edit),
+            _run(tmp_path, "other", command="hkjax train --lr 0.1 --out runs/other"),
+            _run(tmp_path, "lora", model="hopfield_lora", command="hkjax edit --model hopfield_lora --out runs/lora",
+                 **edit),
+            _run(tmp_path, "conflate", model="hopfield_lora", command="hkjax edit --model hopfield_lora --edit "
+                 "conflate --out runs/conflate", **{**edit, "edit": "conflate"})]
+    assert [r["runs"] for r in report.rows(report.collect(runs))] == [["clf"], ["hk"], ["lora"], ["other"],
+                                                                       ["conflate"]]
+
+
 def test_a_report_rereads_its_own_json(tmp_path):
     a = _run(tmp_path, "a", test_accuracy_tta=0.96, test_accuracy_uncoupled=0.95, model="hopfield_kuramoto")
     md, js = report.write(report.collect([a]), tmp_path / "out" / "results.md", title="Digits")
