@@ -286,6 +286,18 @@ def _write_config(cfg: Config) -> pathlib.Path:
     return out
 
 
+def _check_batch_size(cfg: Config) -> None:
+    """Refuse, before anything is written, a ``--batch-size`` that the devices the run is split
+    over (data parallel, every device JAX sees) do not divide."""
+    import jax
+
+    n = jax.device_count()
+    if n > 1 and cfg.batch_size % n:
+        raise ValueError(f"--batch-size {cfg.batch_size}: each batch is split over the {n} devices JAX sees, so it "
+                         f"must be a multiple of {n}; use --batch-size {-(-cfg.batch_size // n) * n}, or show JAX "
+                         "fewer devices (e.g. CUDA_VISIBLE_DEVICES=0) (nothing was changed)")
+
+
 def _shared_steps(cfg: Config) -> bool:
     """Whether a run's training batches are solved as one system with shared steps: by default
     (``shared_steps = true``), and always with constant solver steps (the same computation as
@@ -300,6 +312,11 @@ def _fit(cfg, task, net, train_arrays, test_arrays, out, *, steps, lr, val_array
     from . import train
 
     trainable = runs.trainable(cfg, net)
+    if jax.device_count() > 1:
+        dev = jax.devices()[0]
+        _log(f"hkjax: training data-parallel on {jax.device_count()} devices ({dev.platform}: {dev.device_kind}, "
+             f"{jax.process_count()} process{'es' if jax.process_count() > 1 else ''}), "
+             f"{cfg.batch_size // jax.device_count()} examples per device")
     # with a validation split, evaluations during training use it alone: the test split is
     # evaluated once, at the end (by the caller)
     eval_data = test_arrays if val_arrays is None else {"val": val_arrays}
@@ -463,6 +480,7 @@ def _train(cfg: Config, *, figures: bool = True, command: str | None = None) -> 
         raise ValueError(f"--from {cfg.from_run}: its classifier has {start['hopfield_bias'].shape[0]} units, this "
                          f"task needs {task.n} (a classifier of the same dataset is needed)")
     _check_resumable(cfg, saved)
+    _check_batch_size(cfg)
     out = _write_config(cfg)
     net = runs.build_network(cfg, task, jax.random.key(cfg.seed), **start)
     res = _fit(cfg, task, net, train_arrays, test_arrays, out, steps=cfg.steps, lr=cfg.lr, val_arrays=val_arrays)
@@ -581,6 +599,7 @@ def _edit(cfg: Config, *, command: str | None = None) -> dict:
         except ValueError as e:
             raise ValueError(f"--val {cfg.val}: {e} in the validation split; hold out more examples") from None
     _check_resumable(cfg, saved)
+    _check_batch_size(cfg)
     out = _write_config(cfg)
     # 1. the Hopfield classifier (trained first, into OUT/classifier, when --from is not given)
     if not cfg.from_run:

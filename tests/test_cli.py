@@ -598,6 +598,15 @@ def test_train_distributed_needs_the_whole_environment(capsys, tmp_path, monkeyp
     assert "--distributed" not in cli.build_parser()._subparsers._group_actions[0].choices["eval"].format_help()
 
 
+def test_a_batch_the_devices_do_not_divide_is_refused_before_anything_is_written(capsys, tmp_path, monkeypatch):
+    monkeypatch.setattr(jax, "device_count", lambda: 4)  # as on a machine with 4 GPUs
+    for command in ("train", "edit"):
+        out = tmp_path / command
+        assert cli.main([command, "--batch-size", "6", "--out", str(out)] + FAST) == 2
+        assert "--batch-size 6" in (line := _one_error_line(capsys)) and "--batch-size 8" in line
+        assert not out.exists()
+
+
 @pytest.mark.slow
 def test_sweep_distributed_over_two_processes_equals_one(sweep_run, tmp_path):
     """`hkjax sweep --distributed` in 2 processes × 2 CPU devices (a 2-host run on one
