@@ -190,8 +190,11 @@ def load_run(run_dir: str | os.PathLike[str]) -> tuple[Config, Any, Any]:
 def edit_model(cfg: Config) -> str:
     """The model of a memory edit configured by ``cfg``: ``"hopfield_lora"`` (a static
     low-rank synapse learns the edit, the baseline) when ``cfg.model`` says so, else
-    ``"hopfield_kuramoto"`` (oscillators learn it)."""
-    return "hopfield_lora" if cfg.model == "hopfield_lora" else "hopfield_kuramoto"
+    ``"hopfield_kuramoto"`` (oscillators learn it): ``cfg.model`` when it is one of
+    :data:`hkjax.tasks.EDIT_MODELS`."""
+    from . import tasks
+
+    return cfg.model if cfg.model in tasks.EDIT_MODELS else "hopfield_kuramoto"
 
 
 def opt_state_like(cfg: Config, model):

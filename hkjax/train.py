@@ -548,8 +548,7 @@ def fit(
     def run_eval():
         model_now = eval_model()
         for name, arrays in splits.items():
-            ev = evaluate(model_now, task, arrays, key=jax.random.fold_in(key, -1 % 2**31),
-                          devices=None if mesh is None else list(mesh.devices.flat))
+            ev = evaluate(model_now, task, arrays, key=jax.random.fold_in(key, -1 % 2**31))  # on the mesh
             write({"step": step, "split": name, "loss": ev["loss"], "accuracy": ev["accuracy"]})
 
     bar = None
