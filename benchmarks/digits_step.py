@@ -65,22 +65,22 @@ def setup(name: str):
     from hkjax import runs, train
     from hkjax.config import Config
 
-    cfg = Config(task="classify", lr=0.01, **CONFIGS[name])
+    cfg = Config(task="classify").replace(lr=0.01, **CONFIGS[name])
     ds, _ = runs.load_data(cfg)
     task = runs.build_task(cfg, ds)
     net = runs.build_network(cfg, task, jax.random.key(cfg.seed))
     arrays = {k: jnp.asarray(v) for k, v in runs.arrays(ds).items()}
-    opt = runs.optimizer(cfg, 1000, cfg.lr)
+    opt = runs.optimizer(cfg, 1000, cfg.optimization.lr)
     params, static = eqx.partition(net, eqx.is_inexact_array)
     opt_state = opt.init(params)
-    batch = train._sample(task, arrays, jax.random.key(1), cfg.batch_size)
+    batch = train._sample(task, arrays, jax.random.key(1), cfg.training.batch_size)
     key = jax.random.key(2)
 
     def step(shared: bool):
         return train._train_step(params, static, opt_state, batch, key, task, opt, None, shared)
 
     def grad(shared: bool):
-        keys = jax.random.split(key, cfg.batch_size)
+        keys = jax.random.split(key, cfg.training.batch_size)
 
         def loss(p):
             return jnp.mean(train._batched(task, eqx.combine(p, static), batch, keys, None, shared)[0])
@@ -110,8 +110,8 @@ def main(argv=None):
         rel = float(np.linalg.norm(g1 - g0) / np.linalg.norm(g0))
         for shared in (False, True):
             rows.append({
-                "config": name, "model": cfg.model, "hidden": cfg.n_hidden, "batch": cfg.batch_size,
-                "steps": f"{cfg.solver_steps} constant" if cfg.solver_steps else "adaptive",
+                "config": name, "model": cfg.network.model, "hidden": cfg.network.n_hidden, "batch": cfg.training.batch_size,
+                "steps": f"{cfg.solver.solver_steps} constant" if cfg.solver.solver_steps else "adaptive",
                 "variant": "shared steps (relax_batch)" if shared else "per-example (vmap)",
                 "step_ms": 1e3 * float(np.median(times[shared])), "step_min_ms": 1e3 * float(np.min(times[shared])),
                 "first_call_s": first[shared], "loss": float(out[shared][2]),

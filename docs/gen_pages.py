@@ -2,7 +2,7 @@
 
 * ``cli.md``: a short introduction to the ``hkjax`` command and its run directories, then
   the ``--help`` text of the command and of every subcommand, taken from
-  :func:`hkjax.cli.build_parser` (a new subcommand appears without editing anything here);
+  :data:`hkjax.cli.COMMANDS` and :func:`hkjax.cli.help_text` (a new subcommand appears without editing anything here);
 * ``results.md`` and ``results-fashion-mnist.md``: ``docs/results/digits.md`` and
   ``docs/results/fashion-mnist.md``, the results tables that ``hkjax report`` writes from
   run directories (a note saying how to make one when there is none yet);
@@ -18,7 +18,6 @@ it names the repository, else the link is dropped and its text kept.
 
 from __future__ import annotations
 
-import argparse
 import os
 import posixpath
 import re
@@ -183,21 +182,13 @@ The sections below are the command's own `--help` texts.
 """
 
 
-def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
-    for action in parser._actions:  # argparse keeps its subparsers as one action
-        if isinstance(action, argparse._SubParsersAction):
-            return dict(action.choices)
-    return {}
-
-
 def cli_page() -> str:
-    os.environ["COLUMNS"] = "100"  # argparse wraps help to the terminal's width
-    from hkjax.cli import build_parser
+    os.environ["COLUMNS"] = "100"  # the help is wrapped to the terminal's width
+    from hkjax import cli
 
-    parser = build_parser()
-    parts = [CLI_INTRO, "### `hkjax`\n\n```text\n" + parser.format_help().rstrip() + "\n```\n"]
-    for name, sub in _subcommands(parser).items():
-        parts.append(f"### `hkjax {name}`\n\n```text\n" + sub.format_help().rstrip() + "\n```\n")
+    parts = [CLI_INTRO, "### `hkjax`\n\n```text\n" + cli.help_text().rstrip() + "\n```\n"]
+    for name in cli.COMMANDS:
+        parts.append(f"### `hkjax {name}`\n\n```text\n" + cli.help_text(name).rstrip() + "\n```\n")
     return "\n".join(parts)
 
 

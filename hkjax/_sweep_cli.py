@@ -13,15 +13,19 @@ This module holds the logic; :mod:`hkjax.cli` only registers the subcommand.
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import itertools
 import json
 import math
 import pathlib
 import sys
 import time
+from typing import Annotated
 
-__all__ = ["CONTINUOUS", "STATIC", "METRICS", "GRAMMAR", "parse_param", "add_arguments", "pop_options", "run_command"]
+import tyro
+
+__all__ = ["CONTINUOUS", "STATIC", "METRICS", "GRAMMAR", "SweepOptions", "check_options", "epilog", "parse_param",
+           "run_command"]
 
 #: Continuous parameters: one vmapped, device-sharded computation over all of them.
 CONTINUOUS = {
@@ -102,7 +106,8 @@ def _describe(d: dict) -> str:
                    for k, v in d.items())
 
 
-def _epilog() -> str:
+def epilog() -> str:
+    """The grammar of ``--param`` and the parameters and metrics it names (``--help``)."""
     return GRAMMAR.format(continuous=_describe(CONTINUOUS), static=_describe(STATIC), metrics=_describe(METRICS))
 
 
@@ -186,47 +191,35 @@ def parse_param(spec: str):
 # command-line options
 # ---------------------------------------------------------------------------------------
 
-_OPTIONS = ("sweep_param", "sweep_metric", "sweep_images", "sweep_plot", "sweep_chunk_size", "sweep_distributed")
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
+@dataclasses.dataclass(frozen=True)
+class SweepOptions:
     """The sweep's own options (besides those of :class:`~hkjax.config.Config`)."""
-    p.formatter_class = argparse.RawDescriptionHelpFormatter
-    p.epilog = _epilog()
-    g = p.add_argument_group("sweep")
-    g.add_argument("--param", dest="sweep_param", action="append", metavar="NAME=VALUES", default=None,
-                   help="a grid axis, repeatable; grammar and names below "
-                        f"(default: {' '.join('--param ' + d for d in DEFAULT_PARAMS)})")
-    g.add_argument("--metric", dest="sweep_metric", default="energy", metavar="NAME[,NAME]",
-                   help=f"metric(s) to plot, one sweep_<metric>.png each: {', '.join(METRICS)} (default: 'energy')")
-    g.add_argument("--images", dest="sweep_images", default="4", metavar="N",
-                   help="test images relaxed per grid point (default: 4)")
-    g.add_argument("--plot", dest="sweep_plot", default="", metavar="X[,Y]",
-                   help="axes of the figure (default: the first two swept parameters other than seed)")
-    g.add_argument("--chunk-size", dest="sweep_chunk_size", default="0", metavar="N",
-                   help="evaluate at most N grid points at once (memory bound; 0: all) (default: 0)")
-    g.add_argument("--distributed", dest="sweep_distributed", action="store_true", default=False,
-                   help="call jax.distributed.initialize() first; run the same command on every host "
-                        "(SLURM, Open MPI, ... are detected, or set JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES "
-                        "and JAX_PROCESS_ID): the grid is sharded over the devices of all hosts and process 0 "
-                        "writes the files (default: off)")
+
+    param: Annotated[tuple[str, ...], tyro.conf.UseAppendAction, tyro.conf.arg(metavar="NAME=VALUES")] = ()
+    """a grid axis, repeatable; grammar and names in the description above (default: --param coupling=0:0.01:8 --param seed=0:7)"""
+    metric: Annotated[str, tyro.conf.arg(metavar="NAME[,NAME]")] = "energy"
+    """metric(s) to plot, one sweep_<metric>.png each: energy, order, overlap, accuracy, prediction, steps, result"""
+    images: int = 4
+    """test images relaxed per grid point"""
+    plot: Annotated[str, tyro.conf.arg(metavar="X[,Y]")] = ""
+    """axes of the figure (default: the first two swept parameters other than seed)"""
+    chunk_size: int = 0
+    """evaluate at most N grid points at once (memory bound; 0: all)"""
+    distributed: bool = False
+    """call jax.distributed.initialize() first; run the same command on every host (SLURM, Open MPI, ... are detected, or set JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and JAX_PROCESS_ID): the grid is sharded over the devices of all hosts and process 0 writes the files"""
 
 
-def pop_options(ns: argparse.Namespace) -> dict:
-    """Remove the sweep's own options from ``ns`` (so the rest is a Config) and check them."""
-    opts = {k[len("sweep_"):]: getattr(ns, k) for k in _OPTIONS if hasattr(ns, k)}
-    for k in _OPTIONS:
-        if hasattr(ns, k):
-            delattr(ns, k)
-    for name in ("images", "chunk_size"):
-        try:
-            v = int(opts[name])
-        except ValueError:
-            v = -1
-        lo = 1 if name == "images" else 0
-        if v < lo:
+def check_options(options: SweepOptions) -> dict:
+    """The sweep's options checked and parsed: ``axes`` (name -> values), ``metric`` and
+    ``plot`` as lists, ``images``, ``chunk_size``, ``distributed``.
+
+    Raises:
+        ValueError: a bad value, naming the option.
+    """
+    opts = dataclasses.asdict(options)
+    for name, lo in (("images", 1), ("chunk_size", 0)):
+        if opts[name] < lo:
             raise ValueError(f"--{name.replace('_', '-')} {opts[name]!r}: expected an integer >= {lo}")
-        opts[name] = v
     metrics = [m.strip() for m in str(opts["metric"]).split(",") if m.strip()]
     bad = [m for m in metrics if m not in METRICS]
     if not metrics or bad:
@@ -258,8 +251,8 @@ def _find(tree, cls):
 
 
 def omega_pattern(n: int, dim: int, seed: int):
-    """The fixed random antisymmetric ``(n, dim, dim)`` matrices ``A_i`` of the ``omega``
-    parameter (upper triangle ``N(0, 1)``), drawn from ``seed``."""
+    """The fixed random antisymmetric ``(n, dim, dim)`` matrices ``A_i`` of the ``omega`` parameter
+    (upper triangle ``N(0, 1)``), drawn from ``seed``."""
     import jax
     import jax.numpy as jnp
 
@@ -324,8 +317,8 @@ def _check_applicable(net, names) -> None:
 def make_evaluate(variants, *, has_oscillators: bool):
     """``evaluate(shared, *, variant, **continuous) -> {metric: scalar}`` for
     :func:`hkjax.sweep.run`: ``shared[variant] = (network, examples, pattern)``,
-    ``variants[variant]`` the task. Image ``i`` starts from
-    ``task.init_state(example_i, split(fold_in(key(seed), i))[1])``."""
+    ``variants[variant]`` the task. Image ``i`` starts from ``task.init_state(example_i,
+    split(fold_in(key(seed), i))[1])``."""
     import jax
     import jax.numpy as jnp
 
@@ -394,8 +387,8 @@ def _prepare_out(out: pathlib.Path) -> pathlib.Path:
 
 
 def _build_variants(cfg, axes: dict, images: int):
-    """The effective config and, per static combination, ``(combo, task, network,
-    examples)``: the evaluation examples of the first ``images`` test images."""
+    """The effective config and, per static combination, ``(combo, task, network, examples)``: the
+    evaluation examples of the first ``images`` test images."""
     import dataclasses
 
     import jax
@@ -407,13 +400,13 @@ def _build_variants(cfg, axes: dict, images: int):
     if cfg.task == "retrieve":
         raise ValueError("hkjax sweep: --task retrieve is not swept here; use classify, addition or edit")
     run = None
-    if cfg.from_run:
+    if cfg.training.from_run:
         bad = [k for k in static if k not in _RELAX_STATIC]
         if bad:
             raise ValueError(f"--param {bad[0]}: with --from the network is the trained run's; "
                              f"only {', '.join(_RELAX_STATIC)} can be swept as static parameters")
-        rcfg, rtask, rnet = runs.load_run(pathlib.Path(cfg.from_run))
-        cfg = rcfg.replace(out=cfg.out, progress=cfg.progress, from_run=cfg.from_run)
+        rcfg, rtask, rnet = runs.load_run(pathlib.Path(cfg.training.from_run))
+        cfg = rcfg.replace(out=cfg.out, progress=cfg.progress, from_run=cfg.training.from_run)
         run = (rtask, rnet)
     combos = [dict(zip(static, (v.item() for v in c))) for c in itertools.product(*static.values())] or [{}]
     tr, te = runs.load_data(cfg)

@@ -56,30 +56,31 @@ def arrays(ds, limit: int = 0) -> dict:
 
 
 def splits(cfg: Config, tr, te) -> tuple[dict, dict | None, dict]:
-    """``(train, validation or None, test)`` arrays of a run: the first ``cfg.max_train``
-    examples of the training dataset ``tr``, the last ``cfg.val`` of them held out for
-    validation (never trained on), and the first ``cfg.max_test`` of the test dataset ``te``.
+    """``(train, validation or None, test)`` arrays of a run: the first ``cfg.data.max_train``
+    examples of the training dataset ``tr``, the last ``cfg.data.validation_size`` of them held out for
+    validation (never trained on), and the first ``cfg.evaluation.max_test`` of the test dataset ``te``.
 
     Raises:
         ValueError: a validation split that would leave nothing to train on.
     """
-    train = arrays(tr, cfg.max_train)
+    train = arrays(tr, cfg.data.max_train)
     n = len(train["labels"])
-    if cfg.val and cfg.val >= n:
-        raise ValueError(f"--val {cfg.val} holds out all {n} training examples; keep some to train on "
+    held = cfg.data.validation_size
+    if held and held >= n:
+        raise ValueError(f"--val {held} holds out all {n} training examples; keep some to train on "
                          f"(--val below {n})")
-    val = {k: v[n - cfg.val:] for k, v in train.items()} if cfg.val else None
-    train = {k: v[: n - cfg.val] for k, v in train.items()}
-    return train, val, arrays(te, cfg.max_test)
+    val = {k: v[n - held:] for k, v in train.items()} if held else None
+    train = {k: v[: n - held] for k, v in train.items()}
+    return train, val, arrays(te, cfg.evaluation.max_test)
 
 
 def load_data(cfg: Config):
-    """``(train, test)`` :class:`hkjax.data.Dataset` of ``cfg.dataset`` (``digits``,
+    """``(train, test)`` :class:`hkjax.data.Dataset` of ``cfg.data.dataset`` (``digits``,
     ``fashion-mnist``, ``mnist:PATH``, ``idx:PATH``)."""
     from . import data
 
-    train = data.load_dataset(cfg.dataset, "train")
-    test = data.load_dataset(cfg.dataset, "test")
+    train = data.load_dataset(cfg.data.dataset, "train")
+    test = data.load_dataset(cfg.data.dataset, "test")
     return train, test
 
 
@@ -88,12 +89,12 @@ def relax_config(cfg: Config):
     ``max_steps``, ``solver_steps``)."""
     from . import tasks
 
-    return tasks.RelaxConfig(t1=cfg.t1, max_steps=cfg.max_steps, steps=cfg.solver_steps)
+    return tasks.RelaxConfig(t1=cfg.solver.t1, max_steps=cfg.solver.max_steps, steps=cfg.solver.solver_steps)
 
 
 def build_task(cfg: Config, ds, *, kind: str | None = None, model: str | None = None):
     """The run's task for the dataset ``ds`` (its image size and classes): ``cfg.task`` or
-    ``kind`` (``classify``, ``addition``, ``edit``), on ``cfg.model`` or ``model``.
+    ``kind`` (``classify``, ``addition``, ``edit``), on ``cfg.network.model`` or ``model``.
 
     Raises:
         ValueError: a task the training commands do not train (``retrieve``).
@@ -102,18 +103,18 @@ def build_task(cfg: Config, ds, *, kind: str | None = None, model: str | None = 
 
     kind = kind or cfg.task
     common = dict(
-        model=model or cfg.model, n_pixels=int(ds.images.shape[1]), n_hidden=cfg.n_hidden,
-        n_classes=int(ds.n_classes), dim=cfg.dim, relax_config=relax_config(cfg), rotate=cfg.rotate,
-        shift=cfg.shift, tilt=cfg.tilt, zoom=cfg.zoom, image_shape=tuple(ds.shape), osc_init=cfg.osc_init,
+        model=model or cfg.network.model, n_pixels=int(ds.images.shape[1]), n_hidden=cfg.network.n_hidden,
+        n_classes=int(ds.n_classes), dim=cfg.network.dim, relax_config=relax_config(cfg), rotate=cfg.data.rotate,
+        shift=cfg.data.shift, tilt=cfg.data.tilt, zoom=cfg.data.zoom, image_shape=tuple(ds.shape), osc_init=cfg.network.osc_init,
     )
     if kind == "classify":
         return tasks.Classification(**common)
     if kind == "addition":
         return tasks.Addition(**common)
     if kind == "edit":
-        mapping = tasks.edit_map(cfg.edit, cfg.class_list(), int(ds.n_classes))
+        mapping = tasks.edit_map(cfg.editing.edit, list(cfg.editing.classes), int(ds.n_classes))
         return tasks.MemoryEditing(
-            **common, mapping=tuple(int(m) for m in mapping), associative=cfg.associative, cue_classes=(0, 1)
+            **common, mapping=tuple(int(m) for m in mapping), associative=cfg.editing.associative, cue_classes=(0, 1)
         )
     raise ValueError(f"task={kind!r} cannot be trained with this command")
 
@@ -123,9 +124,9 @@ def build_network(cfg: Config, task, key, **kw):
     ``task``, drawn from ``key``; ``kw`` are further arguments of
     :func:`hkjax.tasks.build_network`."""
     return task.build(
-        key, k=cfg.degree, rewire=cfg.rewire, coupling=cfg.coupling, kappa_h=cfg.kappa_h,
-        kappa_k=cfg.kappa_k, init_scale=cfg.init_scale, kuramoto_graph=cfg.kuramoto_term,
-        formulation=cfg.formulation, **kw,
+        key, k=cfg.network.degree, rewire=cfg.network.rewire, coupling=cfg.network.coupling, kappa_h=cfg.network.kappa_h,
+        kappa_k=cfg.network.kappa_k, init_scale=cfg.network.init_scale, kuramoto_graph=cfg.network.kuramoto_term,
+        formulation=cfg.network.formulation, **kw,
     )
 
 
@@ -135,8 +136,8 @@ def optimizer(cfg: Config, steps: int, lr: float):
     from . import train
 
     return train.make_optimizer(
-        cfg.optimizer, learning_rate=lr, steps=steps, decay=cfg.lr_decay,
-        weight_decay=cfg.weight_decay, clip=cfg.clip if cfg.clip > 0 else None,
+        cfg.optimization.optimizer, learning_rate=lr, steps=steps, decay=cfg.optimization.lr_decay,
+        weight_decay=cfg.optimization.weight_decay, clip=cfg.optimization.clip if cfg.optimization.clip > 0 else None,
     )
 
 
@@ -145,7 +146,7 @@ def trainable(cfg: Config, model):
     and ``--freeze-hopfield`` keep the Hopfield weights and bias (None: everything trained)."""
     from . import tasks
 
-    return tasks.freeze_hopfield(model) if cfg.task == "edit" or cfg.freeze_hopfield else None
+    return tasks.freeze_hopfield(model) if cfg.task == "edit" or cfg.training.freeze_hopfield else None
 
 
 def load_run(run_dir: str | os.PathLike[str]) -> tuple[Config, Any, Any]:
@@ -181,20 +182,20 @@ def load_run(run_dir: str | os.PathLike[str]) -> tuple[Config, Any, Any]:
         like = build_network(cfg, task, jax.random.key(cfg.seed))
     template = {"model": like, "opt_state": opt_state_like(cfg, like), "step": jax.numpy.asarray(0),
                 "key": jax.random.key(0)}
-    if cfg.ema > 0:
+    if cfg.optimization.ema > 0:
         template["ema"] = like  # the parameter average: what the run evaluated
     tree, _ = checkpoint.load(last, template)
-    return cfg, task, tree["ema" if cfg.ema > 0 else "model"]
+    return cfg, task, tree["ema" if cfg.optimization.ema > 0 else "model"]
 
 
 def edit_model(cfg: Config) -> str:
     """The model of a memory edit configured by ``cfg``: ``"hopfield_lora"`` (a static
-    low-rank synapse learns the edit, the baseline) when ``cfg.model`` says so, else
-    ``"hopfield_kuramoto"`` (oscillators learn it): ``cfg.model`` when it is one of
+    low-rank synapse learns the edit, the baseline) when ``cfg.network.model`` says so, else
+    ``"hopfield_kuramoto"`` (oscillators learn it): ``cfg.network.model`` when it is one of
     :data:`hkjax.tasks.EDIT_MODELS`."""
     from . import tasks
 
-    return cfg.model if cfg.model in tasks.EDIT_MODELS else "hopfield_kuramoto"
+    return cfg.network.model if cfg.network.model in tasks.EDIT_MODELS else "hopfield_kuramoto"
 
 
 def opt_state_like(cfg: Config, model):
@@ -204,6 +205,6 @@ def opt_state_like(cfg: Config, model):
 
     from . import train
 
-    steps, lr = (cfg.edit_steps, cfg.edit_lr) if cfg.task == "edit" else (cfg.steps, cfg.lr)
+    steps, lr = (cfg.editing.edit_steps, cfg.editing.edit_lr) if cfg.task == "edit" else (cfg.training.steps, cfg.optimization.lr)
     params, _ = eqx.partition(model, train.trainable_filter(model, trainable(cfg, model)))
     return optimizer(cfg, steps, lr).init(params)

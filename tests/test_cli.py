@@ -6,6 +6,7 @@ import contextlib
 import io
 import json
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -30,6 +31,13 @@ def _no_figures(request, monkeypatch):
         monkeypatch.setattr(cli, "_figures", lambda *args, **kwargs: [])
 
 
+def _flags(command: str, capsys) -> set[str]:
+    """The flags ``hkjax COMMAND --help`` shows."""
+    capsys.readouterr()
+    assert cli.main([command, "--help"]) == 0
+    return set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", capsys.readouterr().out))
+
+
 def _one_error_line(capsys) -> str:
     err = capsys.readouterr().err.strip()
     assert err, "expected an error message on stderr"
@@ -42,14 +50,47 @@ def _one_error_line(capsys) -> str:
 
 
 def test_config_toml_round_trip(tmp_path):
-    cfg = config.Config(task="addition", n_hidden=12, associative=True, classes="1,0", lr=0.5)
+    cfg = config.Config(task="addition").replace(n_hidden=12, associative=True, classes=(1, 0), lr=0.5)
+    assert (cfg.network.n_hidden, cfg.editing.associative, cfg.editing.classes, cfg.optimization.lr) == (12, True, (1, 0), 0.5)
     p = tmp_path / "c.toml"
     p.write_text(config.to_toml(cfg))
     assert config.load_toml(p) == cfg
+    text = p.read_text()
+    for group in config.GROUPS:  # one table per group
+        assert f"\n[{group}]\n" in text
     # paths with quotes, backslashes and line breaks, and tiny floats, come back as written
-    odd = cfg.replace(out='runs/a "b"\\c\nd\te', from_run="C:\\runs\\x", lr=1e-7, init_scale=0.0)
+    odd = cfg.replace(out='runs/a "b"\\c\nd\te', from_run="C:\\runs\\x", lr=1e-7, init_scale=0.0, val=3)
     p.write_text(config.to_toml(odd))
     assert config.load_toml(p) == odd
+
+
+def test_a_config_file_with_every_option_at_the_top_level_reads_the_same(tmp_path):
+    """A config.toml with one flat table (options by name, lists as comma-separated text,
+    and eval's and retrieve's options beside them) loads into the same groups."""
+    flat = tmp_path / "flat.toml"
+    flat.write_text('task = "edit"\nmodel = "hopfield"\nn_hidden = 7\nlr = 0.5\nclasses = "2,3"\nval = 0\n'
+                    'steps = 40\nshared_steps = false\ntta = 1\nrun = ""\nn_units = 100\nloads = "0.02,0.05"\n'
+                    'corruption = 0.2\ntrials = 32\n')
+    cfg = config.load_toml(flat)
+    assert cfg == config.Config(task="edit").replace(model="hopfield", n_hidden=7, lr=0.5, classes=(2, 3), val=0,
+                                                     steps=40, shared_steps=False, tta=1)
+    assert (cfg.network.model, cfg.data.val, cfg.training.steps, cfg.solver.shared_steps) == ("hopfield", 0, 40, False)
+
+
+def test_options_by_name_and_by_group():
+    """`replace` takes options by name (unique across the groups) or whole groups; `options`
+    flattens them back; an unknown name is a TypeError naming it."""
+    cfg = config.Config()
+    assert cfg.replace(lr=0.5).optimization == config.OptimizationConfig(lr=0.5)
+    net = config.NetworkConfig(model="hopfield", dim=3)
+    assert cfg.replace(network=net, n_hidden=4).network == config.NetworkConfig(model="hopfield", dim=3, n_hidden=4)
+    opts = cfg.options()
+    assert set(opts) == set(config.OPTIONS) and opts["lr"] == cfg.optimization.lr and opts["task"] == "classify"
+    assert config.from_dict(opts) == cfg
+    with pytest.raises(TypeError, match="n_hiden"):
+        cfg.replace(n_hiden=3)
+    with pytest.raises(TypeError, match="network"):
+        config.Config().replace(network=config.DataConfig())
 
 
 def test_read_table_returns_only_what_the_file_sets(tmp_path):
@@ -60,7 +101,7 @@ def test_read_table_returns_only_what_the_file_sets(tmp_path):
     nested.write_text('[hkjax]\nformulation = "bcoo"\n')
     assert config.read_table(top) == {"model": "hopfield", "n_hidden": 7}
     assert config.read_table(nested) == {"formulation": "bcoo"}
-    assert config.load_toml(top).formulation == "auto"  # the default, filled in by load_toml
+    assert config.load_toml(top).network.formulation == "auto"  # the default, filled in by load_toml
     with pytest.raises(FileNotFoundError):
         config.read_table(tmp_path / "missing.toml")
     (tmp_path / "bad.toml").write_text("x = [")
@@ -71,15 +112,14 @@ def test_read_table_returns_only_what_the_file_sets(tmp_path):
 def test_preset_replaces_the_defaults_under_the_config_file_and_flags(tmp_path, capsys):
     """`--preset paper` starts from the paper's configuration; a `--config` file and flags
     override it; an unknown preset is one line and exit code 2."""
-    parse = lambda *a: cli._config_from_args(cli.build_parser().parse_args(["train", *a]))  # noqa: E731
+    parse = lambda *a: cli.parse("train", list(a))[0].options()  # noqa: E731
     paper = parse("--preset", "paper")
-    assert {k: getattr(paper, k) for k in config.PRESETS["paper"]} == config.PRESETS["paper"]
-    assert (paper.degree, paper.dim, paper.kuramoto_term, paper.optimizer, paper.batch_size) == (150, 5, True, "lion", 100)
-    assert paper.model == config.Config().model  # what the preset does not name stays at the default
+    assert {k: paper[k] for k in config.PRESETS["paper"]} == config.PRESETS["paper"]
+    assert paper["model"] == config.Config().network.model  # what the preset does not name stays at the default
     toml = tmp_path / "c.toml"
     toml.write_text("degree = 40\nlr = 0.5\n")
     mixed = parse("--preset", "paper", "--config", str(toml), "--lr", "0.25")
-    assert (mixed.degree, mixed.lr, mixed.optimizer) == (40, 0.25, "lion")
+    assert (mixed["degree"], mixed["lr"], mixed["optimizer"]) == (40, 0.25, "lion")
     assert cli.main(["train", "--preset", "nope"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--preset" in err[0] and "paper" in err[0]
@@ -89,34 +129,40 @@ def test_datasets_other_than_the_digits_hold_out_a_validation_split_by_default(t
     """Without `--val`, `--dataset` other than the digits holds out 5000 training images (a
     twelfth of `--max-train`); the digits hold out none; `--val`, a preset or a config file
     that sets it wins."""
-    parse = lambda *a: cli._config_from_args(cli.build_parser().parse_args(["train", *a]))  # noqa: E731
-    assert parse().val == 0
-    assert parse("--dataset", "fashion-mnist").val == cli.VAL_DEFAULT == 5000
-    assert parse("--dataset", "idx:/some/dir", "--max-train", "1200").val == 100
-    assert parse("--dataset", "fashion-mnist", "--val", "0").val == 0
+    held = lambda *a: cli.parse("train", list(a))[0].data.validation_size  # noqa: E731
+    assert held() == 0 and cli.parse("train", [])[0].data.val is None
+    assert held("--dataset", "fashion-mnist") == config.DataConfig.VAL_DEFAULT == 5000
+    assert held("--dataset", "idx:/some/dir", "--max-train", "1200") == 100
+    assert held("--dataset", "fashion-mnist", "--val", "0") == 0
     toml = tmp_path / "c.toml"
     toml.write_text("val = 7\n")
-    assert parse("--dataset", "fashion-mnist", "--config", str(toml)).val == 7
+    assert held("--dataset", "fashion-mnist", "--config", str(toml)) == 7
 
 
 def test_config_validation():
     with pytest.raises(ValueError, match="n_hidden"):
-        config.Config(n_hidden=0)
+        config.NetworkConfig(n_hidden=0)
     with pytest.raises(ValueError, match="unknown"):
-        config.Config(model="ising")
+        config.Config().replace(model="ising")
     with pytest.raises(ValueError, match="unknown config key"):
         config.from_dict({"n_hiden": 3})
     with pytest.raises(ValueError, match="integer"):
         config.from_dict({"steps": "many"})
-    assert config.from_dict({"steps": "small"}).steps == config.SMALL_STEPS
-    assert config.Config(classes="2, 5,7").class_list() == [2, 5, 7]
+    assert config.from_dict({"steps": "small"}).training.steps == config.SMALL_STEPS
+    assert config.EditingConfig(classes="2, 5,7").classes == (2, 5, 7)
+    with pytest.raises(ValueError, match="classes"):
+        config.EditingConfig(classes=())
     for bad in (1.0, -0.1, float("nan")):
         with pytest.raises(ValueError, match="ema"):
-            config.Config(ema=bad)
-    assert config.from_dict({"ema": "0.99"}).ema == 0.99
+            config.OptimizationConfig(ema=bad)
+    with pytest.raises(ValueError, match="ema"):
+        config.from_dict({"ema": "0.99"})  # TOML values keep their types: a string is not a number
+    assert config.from_dict({"optimization": {"ema": 0.99}}).optimization.ema == 0.99
+    with pytest.raises(ValueError, match=r"\[network\]"):
+        config.from_dict({"network": {"lr": 0.1}})
     for bad in (dict(tilt=-1.0), dict(tilt=200.0), dict(zoom=1.0), dict(zoom=float("inf"))):
         with pytest.raises(ValueError, match=next(iter(bad))):
-            config.Config(**bad)
+            config.DataConfig(**bad)
 
 
 # -- help and errors --------------------------------------------------------------------
@@ -131,9 +177,12 @@ def test_help_exits_zero_and_documents_defaults(capsys):
     out = capsys.readouterr().out
     import dataclasses
 
-    for name in config.command_options("train"):
-        assert "--" + name.replace("_", "-") in out, name
-    assert "(default: 'digits')" in out and "(default: 100)" in " ".join(out.split())
+    train_groups = [g for g in config.GROUPS if g in config.COMMAND_GROUPS["train"]]
+    for group in train_groups:
+        for f in dataclasses.fields(getattr(config.Config(), group)):
+            assert "--" + f.name.replace("_", "-") in out, f.name
+    assert "--edit-lr" not in out and "--associative" not in out  # editing is edit's
+    assert "(default: digits)" in out and "(default: 100)" in " ".join(out.split())
 
 
 @pytest.mark.parametrize(
@@ -150,8 +199,8 @@ def test_help_exits_zero_and_documents_defaults(capsys):
         (["eval", "--run", "/nonexistent/run"], "does not exist"),
         (["edit", "--from", "/nonexistent/run"], "does not exist"),
         (["edit", "--classes", "3"], "two distinct classes"),
-        (["frobnicate"], "invalid choice"),
-        (["--steps", "3"], "choose from"),
+        (["frobnicate"], "unknown command"),
+        (["--steps", "3"], "choose one of"),
         (["retrieve", "--loads", "a,b"], "loads"),
         (["train", "--formulation", "sparse"], "invalid choice"),
         (["train", "--steps", "1", "--formulation", "all"], "complete graph"),
@@ -175,7 +224,7 @@ def test_bad_toml_and_unreadable_checkpoint_exit_2(tmp_path, capsys):
     assert "stepz" in _one_error_line(capsys)
     run = tmp_path / "run"
     (run / "checkpoints").mkdir(parents=True)
-    (run / "config.toml").write_text(config.to_toml(config.Config(model="hopfield", n_hidden=8)))
+    (run / "config.toml").write_text(config.to_toml(config.Config().replace(model="hopfield", n_hidden=8)))
     (run / "checkpoints" / "ckpt_00000001.hkjax").write_bytes(b"not a checkpoint at all")
     assert cli.main(["eval", "--run", str(run)]) == 2
     assert "checkpoint" in _one_error_line(capsys)
@@ -204,7 +253,7 @@ def test_ema_run_evaluates_and_reloads_the_average(tmp_path, capsys):
         ck = checkpoint.latest(out / "checkpoints")
         raw = checkpoint.load(ck, {"model": model, "opt_state": runs.opt_state_like(config.load_toml(out / "config.toml"), model),
                                    "step": jax.numpy.asarray(0), "key": jax.random.key(0), "ema": model})[0]
-    assert config.load_toml(out / "config.toml").ema == 0.5
+    assert config.load_toml(out / "config.toml").options()["ema"] == 0.5
     assert (task.shift, task.tilt, task.zoom) == (1, 5.0, 0.05)  # the augmentation flags reach the task
     w_avg, w_ema, w_raw = (tasks.hopfield_parameters(m)[0] for m in (model, raw["ema"], raw["model"]))
     assert (w_avg == w_ema).all() and not (w_avg == w_raw).all()
@@ -223,7 +272,7 @@ def test_val_holds_out_the_last_training_examples(tmp_path, capsys):
     give summary.json's val_accuracy."""
     from hkjax import train
 
-    cfg = config.Config(max_train=60, val=20, max_test=30)
+    cfg = config.Config().replace(max_train=60, val=20, max_test=30)
     tr, te = runs.load_data(cfg)
     train_arrays, val_arrays, test_arrays = runs.splits(cfg, tr, te)
     assert (train_arrays["images"] == tr.images[:40]).all() and (val_arrays["images"] == tr.images[40:60]).all()
@@ -264,7 +313,7 @@ def test_train_and_evaluate_a_hierarchical_classifier(tmp_path):
         before = json.loads((out / "summary.json").read_text())["test_accuracy"]
         assert cli.main(["eval", "--run", str(out), "--max-test", "20"]) == 0
     assert json.loads((out / "eval.json").read_text())["test_accuracy"] == before
-    assert config.load_toml(out / "config.toml").model == "hierarchical"
+    assert config.load_toml(out / "config.toml").options()["model"] == "hierarchical"
 
 
 #: The runs of `edit_run` (20 test images, as many as validation images: one compiled
@@ -302,7 +351,7 @@ def test_edit_keeps_the_classifiers_size_and_relaxation(edit_run, tmp_path, caps
     assert cli.main(["edit", "--from", str(clf), "--associative", "--val", "1", "--out", str(refused)] + EDIT_SMALL) == 2
     assert "--val 1:" in capsys.readouterr().err and not refused.exists()
     cfg = config.load_toml(out / "config.toml")
-    assert (cfg.n_hidden, cfg.solver_steps, cfg.t1, cfg.max_steps) == (5, 3, 0.5, config.Config().max_steps)
+    assert (cfg.network.n_hidden, cfg.solver.solver_steps, cfg.solver.t1, cfg.solver.max_steps) == (5, 3, 0.5, config.SolverConfig().max_steps)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["tta"] == 1
     assert all(0 <= summary[k] <= 1 for k in ("test_accuracy_cue0_tta", "test_accuracy_cue1_tta", "test_accuracy_tta"))
@@ -322,7 +371,7 @@ def test_edit_with_the_lora_baseline(edit_run, tmp_path):
                      "--val", "0", "--out", str(out)] + EDIT_SMALL) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["model"] == "hopfield_lora" and summary["hopfield_frozen"]
-    assert config.load_toml(out / "config.toml").model == "hopfield_lora"
+    assert config.load_toml(out / "config.toml").options()["model"] == "hopfield_lora"
     assert cli.main(["eval", "--run", str(out), "--max-test", "20"]) == 0
     from hkjax import report
     assert report.rows([{**summary, "run": "lora"}])[0]["task"] == "edit: swap 0↔1, associative"
@@ -344,7 +393,7 @@ def test_formulation_flag_reaches_the_network_and_trains_alike(tmp_path):
         with jax.enable_x64(False):
             assert cli.main(["train", "--model", "hopfield_kuramoto", "--kuramoto-term", "--formulation", form,
                              "--out", str(out)] + small) == 0
-        assert config.load_toml(out / "config.toml").formulation == form
+        assert config.load_toml(out / "config.toml").options()["formulation"] == form
         rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
         losses[form] = [r["loss"] for r in rows if r.get("split") == "train"]
     assert len(losses["dense"]) == 3
@@ -356,7 +405,7 @@ def test_formulation_flag_reaches_the_network_and_trains_alike(tmp_path):
     assert not [p for p in paths if p.rsplit(".", 1)[-1] in hk.synapses.Pairs.derived_fields]
     toml = run / "config.toml"
     toml.write_text(toml.read_text().replace('formulation = "dense"', 'formulation = "tiles"'))
-    assert config.load_toml(toml).formulation == "tiles"
+    assert config.load_toml(toml).options()["formulation"] == "tiles"
     before = json.loads((run / "summary.json").read_text())["test_accuracy"]
     with jax.enable_x64(False):
         assert cli.main(["eval", "--run", str(run), "--max-test", "20"]) == 0
@@ -384,7 +433,7 @@ def test_train_eval_plot_end_to_end(trained_run, capsys):
     assert {"test_accuracy", "test_loss", "steps", "wall_seconds", "seed"} <= set(summary)
     assert summary["steps"] == config.SMALL_STEPS
     assert summary["test_accuracy"] > 0.3  # chance is 0.1
-    assert config.load_toml(out / "config.toml").model == "hopfield"
+    assert config.load_toml(out / "config.toml").options()["model"] == "hopfield"
     try:
         import hkjax.plotting  # noqa: F401
 
@@ -414,7 +463,7 @@ def test_edit_end_to_end(edit_run):
     except ImportError:
         pass
     cfg = config.load_toml(out / "config.toml")
-    assert cfg.task == "edit" and cfg.osc_init == "reference" and cfg.kuramoto_term is False
+    assert cfg.task == "edit" and cfg.network.osc_init == "reference" and cfg.network.kuramoto_term is False
 
 
 @pytest.mark.figures
@@ -489,7 +538,7 @@ def test_sweep_help_documents_options_and_grammar(capsys):
     out = " ".join(capsys.readouterr().out.split())
     for opt in ("--param", "--metric", "--images", "--plot", "--chunk-size", "--coupling", "--from"):
         assert opt in out
-    assert "(default: 'energy')" in out and "(default: 4)" in out and "(default: 'runs/sweep')" in out
+    assert "(default: energy)" in out and "(default: 4)" in out and "(default: runs/sweep)" in out
     assert "start:stop:num" in out and "kappa_h" in out and "seed=0:7" in out
 
 
@@ -519,7 +568,7 @@ def test_sweep_end_to_end_files(sweep_run):
     assert len({r["energy"] for r in rows}) > 2  # the parameters reach the computation
     s = json.loads((sweep_run / "sweep.json").read_text())
     assert s["grid"] == {"kappa_h": [0.05, 0.2], "coupling": [0.0, 0.02], "seed": [0, 1], "dim": [3]}
-    assert s["config"]["n_hidden"] == 8 and s["continuous"] == ["kappa_h", "coupling", "seed"] and len(s["rows"]) == 8
+    assert s["config"]["network"]["n_hidden"] == 8 and s["continuous"] == ["kappa_h", "coupling", "seed"] and len(s["rows"]) == 8
     for metric in ("energy", "order"):  # a heatmap over kappa_h × coupling (seeds averaged)
         png = sweep_run / f"sweep_{metric}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -595,7 +644,7 @@ def test_train_distributed_needs_the_whole_environment(capsys, tmp_path, monkeyp
     assert cli.main(["train", "--distributed", "--out", str(tmp_path / "out")] + FAST) == 2
     assert "JAX_NUM_PROCESSES" in _one_error_line(capsys)
     assert not (tmp_path / "out").exists()
-    assert "--distributed" not in cli.build_parser()._subparsers._group_actions[0].choices["eval"].format_help()
+    assert "--distributed" not in _flags("eval", capsys)
 
 
 def test_a_batch_the_devices_do_not_divide_is_refused_before_anything_is_written(capsys, tmp_path, monkeypatch):
@@ -672,7 +721,7 @@ def test_a_run_directory_is_never_overwritten_by_accident(tmp_path, capsys):
     with jax.enable_x64(False):
         assert cli.main(["train", "--no-progress", "--resume", "--out", str(out), "--steps", "4"]) == 0
     assert checkpoint.latest(out / "checkpoints").name == "ckpt_00000004.hkjax"
-    assert (config.load_toml(out / "config.toml").model, config.load_toml(out / "config.toml").n_hidden) == ("hopfield", 8)
+    assert (config.load_toml(out / "config.toml").options()["model"], config.load_toml(out / "config.toml").options()["n_hidden"]) == ("hopfield", 8)
     saved = snapshot()
     capsys.readouterr()
     # --overwrite deletes the old run only once the new one starts: a bad --from loses nothing
@@ -682,7 +731,7 @@ def test_a_run_directory_is_never_overwritten_by_accident(tmp_path, capsys):
     with jax.enable_x64(False):
         assert cli.main(small + ["--steps", "2", "--overwrite"]) == 0
     assert [p.name for p in (out / "checkpoints").glob("ckpt_*")] == ["ckpt_00000002.hkjax"]
-    assert config.load_toml(out / "config.toml").steps == 2
+    assert config.load_toml(out / "config.toml").options()["steps"] == 2
 
 
 def test_retrieve_refuses_an_existing_run_without_overwrite(tmp_path, capsys):
@@ -721,16 +770,16 @@ def test_shared_steps_flag_trains(tmp_path, capsys, monkeypatch):
     with jax.enable_x64(False):
         assert cli.main(argv) == 0
     assert seen == [True]
-    assert config.load_toml(out / "config.toml").shared_steps is True
+    assert config.load_toml(out / "config.toml").options()["shared_steps"] is True
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert rows and all(np.isfinite(r["loss"]) for r in rows)
-    assert config.Config().shared_steps is True  # the default
+    assert config.SolverConfig().shared_steps is True  # the default
     per_example = [a for a in argv if a != "--shared-steps"] + ["--no-shared-steps", "--overwrite"]
     for args in (per_example, per_example + ["--solver-steps", "2"], argv + ["--overwrite", "--microbatch", "2"]):
         with pytest.raises(Chosen):
             cli.main(args)
     assert seen == [True, False, True, False]
-    assert config.load_toml(out / "config.toml").microbatch == 2
+    assert config.load_toml(out / "config.toml").options()["microbatch"] == 2
     assert not (tmp_path / "other").exists()
 
 
@@ -763,7 +812,7 @@ def test_train_from_a_hopfield_classifier_starts_from_its_weights(trained_run, f
     assert "n_hidden=8" in capsys.readouterr().err  # the classifier's size, not --n-hidden 20
     ccfg, _, clf = runs.load_run(trained_run)
     cfg = config.load_toml(out / "config.toml")
-    assert (cfg.model, cfg.n_hidden, cfg.from_run) == ("hopfield_kuramoto", ccfg.n_hidden, str(trained_run))
+    assert (cfg.network.model, cfg.network.n_hidden, cfg.training.from_run) == ("hopfield_kuramoto", ccfg.network.n_hidden, str(trained_run))
     ((net, trainable),) = started
     assert trainable is None  # every parameter trained, the Hopfield weights included
     (w0, b0), (w1, b1) = tasks.hopfield_parameters(clf), tasks.hopfield_parameters(net)
@@ -826,7 +875,7 @@ def test_augmentation_preview_figure(tmp_path):
 
     ds = data.load_digits("test")
     arrays = {"images": ds.images[:20], "labels": ds.labels[:20]}
-    cfg = config.Config(model="hopfield", n_hidden=3, shift=1, tilt=10.0, zoom=0.1, seed=3)
+    cfg = config.Config().replace(model="hopfield", n_hidden=3, shift=1, tilt=10.0, zoom=0.1, seed=3)
     task = runs.build_task(cfg, ds)
     preview, titles = cli._augmentation_preview(task, arrays, cfg.seed)
     preview = np.asarray(preview)
@@ -861,19 +910,18 @@ def test_the_sweep_runs_experiments_through_the_public_runs_module():
 def test_each_command_shows_only_its_own_options(capsys):
     """`hkjax eval --help` lists the options of evaluating a run, not of training one; an
     option of another command is refused in one line."""
-    import argparse
-
-    sub = next(a for a in cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction))
-    flags = {name: {o for a in p._actions for o in a.option_strings} for name, p in sub.choices.items()}
+    flags = {name: _flags(name, capsys) for name in (*cli.COMMANDS, "report")}
     for command in ("eval", "plot"):
-        assert {"--run", "--out", "--max-test", "--config"} <= flags[command]
-        assert not {"--lr", "--optimizer", "--ema", "--preset", "--n-units"} & flags[command]
+        assert {"--run", "--out", "--max-test"} <= flags[command]
+        assert not {"--lr", "--optimizer", "--ema", "--preset", "--n-units", "--config"} & flags[command]
     assert "--lr" in flags["train"] and "--edit-lr" not in flags["train"] and "--n-units" not in flags["train"]
     assert {"--lr", "--edit-lr", "--preset"} <= flags["edit"] and "--n-units" not in flags["edit"]
+    assert "--task" not in flags["edit"]  # edit's task is the edit
     assert "--n-units" in flags["retrieve"] and "--lr" not in flags["retrieve"]
-    assert flags["sweep"] >= flags["train"] | flags["edit"]
+    assert flags["sweep"] >= (flags["train"] | flags["edit"]) - {"--distributed", "--no-distributed"}
+    assert flags["report"] >= {"--out", "--title", "--readme"} and "--lr" not in flags["report"]
     assert cli.main(["eval", "--help"]) == 0
     shown = capsys.readouterr().out
     assert "--max-test" in shown and "--lr" not in shown
     assert cli.main(["eval", "--run", "x", "--lr", "0.1"]) == 2
-    assert "unrecognized arguments: --lr" in _one_error_line(capsys)
+    assert "Unrecognized options: --lr" in _one_error_line(capsys)

@@ -346,9 +346,12 @@ def test_load_dataset_digits_and_bad_spec():
         for form in ("digits", "fashion-mnist", "mnist:DIR", "idx:"):
             assert form in str(exc.value)
     # the error and --dataset's help describe the same forms, from one table
-    from hkjax.config import Config
+    import typing
 
-    help_ = next(f.metadata["help"] for f in dataclasses.fields(Config) if f.name == "dataset")
+    from hkjax.config import DataConfig
+
+    (arg,) = typing.get_type_hints(DataConfig, include_extras=True)["dataset"].__metadata__
+    help_ = arg.help
     assert help_ == data.describe_dataset_specs()
     for form, what in data.DATASET_SPECS.items():
         assert f"'{form}' ({what})" in help_
