@@ -1,25 +1,35 @@
 """Running hkjax's experiments from a configuration: what the ``hkjax`` command and its
-sweep share. From a :class:`hkjax.config.Config` (the keys of a run's ``config.toml``): load
-the dataset and its splits, build the task, the network and the optimizer, and load a
-finished run directory back as ``(config, task, model)``.
+sweep call. The experiments themselves, from a :class:`hkjax.config.Config`: :func:`train`,
+:func:`edit` and :func:`retrieve` (``hkjax train`` / ``edit`` / ``retrieve``), and for a
+finished run directory :func:`evaluate_run`, :func:`plot_run` and :func:`load_run`
+(``(config, task, model)``); and their parts: load the dataset and its splits, build the
+task, the network and the optimizer.
 
-    cfg = hk.config.load_toml("runs/hk/config.toml")
-    train, test = runs.load_data(cfg)
-    task = runs.build_task(cfg, train)
+    cfg = hk.config.load_toml("runs/hk/config.toml")            # a run's configuration
+    summary = runs.train(cfg.replace(out="runs/hk-again"))      # the same run, again
+    train_ds, test_ds = runs.load_data(cfg)
+    task = runs.build_task(cfg, train_ds)
     net = runs.build_network(cfg, task, jax.random.key(cfg.seed))
-    cfg, task, model = runs.load_run("runs/hk")   # the trained model of a run
+    cfg, task, model = runs.load_run("runs/hk")                 # the trained model of a run
+
+Progress and results are reported on stderr, one line each (``hkjax: ...``).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import pathlib
+import sys
+import time
 from typing import Any
 
-from .config import Config, load_toml
+from ._io import atomic_open
+from .config import GROUPS, Config, RetrievalConfig, from_dict, load_toml, read_table, to_toml
 
 __all__ = ["arrays", "splits", "load_data", "relax_config", "build_task", "build_network", "optimizer",
-           "trainable", "opt_state_like", "load_run", "edit_model", "initialize_distributed"]
+           "trainable", "opt_state_like", "load_run", "edit_model", "initialize_distributed", "train", "edit",
+           "retrieve", "evaluate_run", "plot_run", "figures", "RESUME_MAY_CHANGE"]
 
 
 def initialize_distributed() -> None:
@@ -208,3 +218,609 @@ def opt_state_like(cfg: Config, model):
     steps, lr = (cfg.editing.edit_steps, cfg.editing.edit_lr) if cfg.task == "edit" else (cfg.training.steps, cfg.optimization.lr)
     params, _ = eqx.partition(model, train.trainable_filter(model, trainable(cfg, model)))
     return optimizer(cfg, steps, lr).init(params)
+
+
+# ---------------------------------------------------------------------------------------
+# helpers
+# ---------------------------------------------------------------------------------------
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _lead() -> bool:
+    """Whether this process writes the run's files: always, but in a run over several hosts
+    (``--distributed``) only process 0 does (all of them compute)."""
+    import jax
+
+    return jax.process_index() == 0
+
+
+def _write_text(path: pathlib.Path, text: str) -> None:
+    if not _lead():
+        return
+    with atomic_open(path, "w") as f:
+        f.write(text)
+
+
+def _write_json(path: pathlib.Path, obj) -> None:
+    _write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+#: Options a resumed run may change: what is shown, logged, saved or evaluated, and the total
+#: number of steps (training continues up to the new total, as :func:`hkjax.train.fit` does;
+#: the learning-rate schedule is then the new total's). ``out`` names the run itself;
+#: ``from_run`` is compared as a path.
+RESUME_MAY_CHANGE = frozenset({"resume", "overwrite", "progress", "log_every", "eval_every", "checkpoint_every",
+                               "tta", "max_test", "out", "from_run", "steps", "edit_steps"})
+
+
+def _holds_run(out: pathlib.Path) -> bool:
+    """Whether ``out`` holds (part of) a run: a config.toml or a checkpoint."""
+    from . import checkpoint
+
+    return (out / "config.toml").is_file() or checkpoint.latest(out / "checkpoints") is not None
+
+
+def _claim_out(cfg: "Config | RetrievalConfig") -> dict | None:
+    """Check, before anything is written, that ``cfg`` may write into its ``--out`` (a
+    :class:`RetrievalConfig` never resumes).
+
+    A directory that already holds a run is only written into with ``--resume`` (then the
+    run's saved config.toml table is returned, for :func:`_check_resumable`) or
+    ``--overwrite`` (the old run is deleted only when the new one writes its config, by
+    :func:`_write_config`: a command that fails before that, on a bad ``--from`` or missing
+    data, leaves it as it was). Returns ``None`` when there is no run to resume.
+
+    Raises:
+        ValueError: ``--out`` is a file, holds a run and neither flag is given, or both are.
+    """
+    out = pathlib.Path(cfg.out)
+    resume = getattr(cfg, "resume", False)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {str(out)!r} exists and is not a directory")
+    if resume and cfg.overwrite:
+        raise ValueError("--resume continues the run in --out and --overwrite replaces it: pass one of them")
+    if not _holds_run(out):
+        return None
+    if resume:
+        table = _read_toml(out / "config.toml")
+        return {} if table is None else table
+    if not cfg.overwrite:
+        raise ValueError(f"--out {str(out)!r} already holds a run; pass --resume to continue it, --overwrite to "
+                         "replace it, or choose another --out (nothing was changed)")
+    return None
+
+
+def _check_resumable(cfg: Config, saved: dict | None) -> None:
+    """Refuse a ``--resume`` whose settings differ from the run's own (``saved``, its config.toml
+    table) in anything but :data:`RESUME_MAY_CHANGE`: the checkpoint could not be continued
+    exactly, or not loaded at all. Nothing has been written when this raises."""
+    if not saved:
+        return
+    try:
+        old = from_dict(saved)
+    except ValueError as e:
+        raise ValueError(f"--resume: {str(pathlib.Path(cfg.out) / 'config.toml')!r} is unreadable ({e})") from None
+    named = {k for k, v in saved.items() if k not in GROUPS} | {k for g in GROUPS for k in saved.get(g, {})}
+    was, now = old.options(), cfg.options()
+    diff = [k for k in was if k in named and k not in RESUME_MAY_CHANGE and was[k] != now[k]]
+    if was["from_run"] != now["from_run"] and pathlib.Path(was["from_run"]).resolve() != pathlib.Path(now["from_run"]).resolve():
+        diff.append("from_run")
+    if diff:
+        was = ", ".join(f"{k}={was[k]!r}" for k in diff)
+        now = ", ".join(f"{k}={now[k]!r}" for k in diff)
+        raise ValueError(f"--resume: the run in {cfg.out!r} has {was}, this command asks for {now}; resume it with "
+                         f"its own settings (--config {str(pathlib.Path(cfg.out) / 'config.toml')!r} --resume) "
+                         "or choose another --out (nothing was changed)")
+
+
+def _write_config(cfg: Config) -> pathlib.Path:
+    """Create ``--out`` and write ``cfg`` into its config.toml (after :func:`_claim_out` and every
+    check of the command's arguments). With ``--overwrite`` the run already there is deleted
+    first (its config, checkpoints, metrics and summary), so that no stale checkpoint of it
+    survives to be taken for the newest."""
+    import shutil
+
+    import jax
+
+    out = pathlib.Path(cfg.out)
+    if jax.process_count() > 1:  # every process has checked --out before process 0 writes into it
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices("hkjax: --out checked")
+    if not _lead():
+        return out
+    if cfg.overwrite and _holds_run(out):
+        shutil.rmtree(out / "checkpoints", ignore_errors=True)
+        for name in ("config.toml", "metrics.jsonl", "summary.json"):
+            (out / name).unlink(missing_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+    _write_text(out / "config.toml", to_toml(cfg))
+    return out
+
+
+def _check_batch_size(cfg: Config) -> None:
+    """Refuse, before anything is written, a ``--batch-size`` that the devices the run is split
+    over (data parallel, every device JAX sees) do not divide."""
+    import jax
+
+    n = jax.device_count()
+    if n > 1 and cfg.training.batch_size % n:
+        raise ValueError(f"--batch-size {cfg.training.batch_size}: each batch is split over the {n} devices JAX sees, so it "
+                         f"must be a multiple of {n}; use --batch-size {-(-cfg.training.batch_size // n) * n}, or show JAX "
+                         "fewer devices (e.g. CUDA_VISIBLE_DEVICES=0) (nothing was changed)")
+
+
+def _fit(cfg, task, net, train_arrays, test_arrays, out, *, steps, lr, val_arrays=None, resume=None, seed_offset=0):
+    import jax
+
+    from . import train as training
+
+    train_only = trainable(cfg, net)
+    if jax.device_count() > 1:
+        dev = jax.devices()[0]
+        _log(f"hkjax: training data-parallel on {jax.device_count()} devices ({dev.platform}: {dev.device_kind}, "
+             f"{jax.process_count()} process{'es' if jax.process_count() > 1 else ''}), "
+             f"{cfg.training.batch_size // jax.device_count()} examples per device")
+    # with a validation split, evaluations during training use it alone: the test split is
+    # evaluated once, at the end (by the caller)
+    eval_data = test_arrays if val_arrays is None else {"val": val_arrays}
+    return training.fit(
+        net, task, train_arrays, optimizer=optimizer(cfg, steps, lr), steps=steps,
+        batch_size=cfg.training.batch_size, microbatch=cfg.solver.microbatch or None, shared_steps=cfg.solver.shares_steps, trainable=train_only, key=jax.random.key(cfg.seed + 1 + seed_offset), ema=cfg.optimization.ema,
+        eval_data=eval_data, eval_every=cfg.training.eval_every, log_every=cfg.training.log_every,
+        checkpoint_dir=out / "checkpoints", checkpoint_every=cfg.training.checkpoint_every,
+        resume=cfg.resume if resume is None else resume, metrics_path=out / "metrics.jsonl",
+        config=cfg.to_dict(), progress=cfg.progress,
+    )
+
+
+def figures(out: pathlib.Path, cfg: Config, net, task, test_arrays, ev) -> list[str]:
+    """Draw the PNG figures of a run into ``out`` and return their paths: learning curves
+    (from ``out/metrics.jsonl``), draws of the ``task``'s augmentation, the confusion matrix of
+    the evaluation ``ev`` (``None``: none), and the energy, order parameter and Gram matrix of
+    the first of ``test_arrays`` relaxed by ``net`` from the initial state of seed
+    ``cfg.seed``. A figure that fails is skipped with a note on stderr, as all of them are
+    when :mod:`hkjax.plotting` is unavailable."""
+    if not _lead():
+        return []
+    try:
+        from . import plotting
+    except Exception as e:  # noqa: BLE001 - plotting is optional
+        _log(f"hkjax: figures skipped (hkjax.plotting unavailable: {type(e).__name__})")
+        return []
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from .network import OSCILLATORS
+
+    written = []
+
+    def attempt(name, fn, *args):
+        try:
+            written.append(str(fn(*args)))
+        except Exception as e:  # noqa: BLE001 - a figure must not sink a finished run
+            _log(f"hkjax: figure {name} skipped ({type(e).__name__}: {e})")
+
+    rows = []
+    mpath = out / "metrics.jsonl"
+    if mpath.exists():
+        rows = [json.loads(line) for line in mpath.read_text().splitlines() if line.strip()]
+    if rows:
+        # train rows -> loss / accuracy; test rows -> test_loss / ...; validation -> val_loss / ...
+        prefix = {"train": "", "eval": "test_", "val": "val_"}
+        rows = [
+            {"step": r["step"], f"{p}loss": r["loss"], f"{p}accuracy": r["accuracy"]}
+            for r in rows
+            if "loss" in r and "accuracy" in r and (p := prefix.get(r.get("split", "train"))) is not None
+        ]
+        attempt("learning_curves", lambda r, p: plotting.learning_curves(
+            r, p, keys=(("loss", "val_loss", "test_loss"), ("accuracy", "val_accuracy", "test_accuracy"))),
+            rows, out / "learning_curves.png")
+    preview = _augmentation_preview(task, test_arrays, cfg.seed)
+    if preview is not None:
+        images, titles = preview
+        attempt("augmentation", lambda a, p: plotting.images_grid(a, task._image_shape(), p, titles=titles, ncols=8),
+                images, out / "augmentation.png")
+    if ev is not None:
+        attempt("confusion_matrix", plotting.confusion_matrix, np.asarray(ev["targets"]),
+                np.asarray(ev["predictions"]), int(task.n_classes), out / "confusion_matrix.png")
+    # one test example relaxed with a dense time grid
+    example = jax.tree_util.tree_map(lambda a: jnp.asarray(a)[0], task.eval_batch(test_arrays, jax.random.key(0)))
+    try:
+        state0 = task.init_state(example, jax.random.key(cfg.seed))
+        ts = jnp.linspace(0.0, cfg.solver.t1, 41)
+        sol = task.relax_config(net, state0, saveat=ts)
+        attempt("energy", plotting.energy_trace, np.asarray(sol.ts), np.asarray(sol.energy), out / "energy.png")
+        if OSCILLATORS in sol.states:
+            attempt("order_parameter", plotting.order_parameter, np.asarray(sol.ts), np.asarray(sol.states[OSCILLATORS]),
+                    out / "order_parameter.png")
+            attempt("gram", plotting.gram_heatmap, np.asarray(sol.state[OSCILLATORS]), out / "gram.png")
+    except Exception as e:  # noqa: BLE001
+        _log(f"hkjax: relaxation figures skipped ({type(e).__name__}: {e})")
+    return written
+
+
+def _augmentation_preview(task, arrays: dict, seed: int, n: int = 8, rounds: int = 3):
+    """``(images, titles)`` of the ``augmentation.png`` figure of a run: the first ``n`` images of
+    ``arrays`` and ``rounds`` draws of the task's training augmentation of them (keys folded
+    from ``seed``), stacked ``((rounds + 1)·n, P)``, one row of ``n`` per draw and a title on
+    each row's first image; ``None`` when the task does not augment (``task.augment`` hands the
+    images back unchanged)."""
+    import jax
+    import jax.numpy as jnp
+
+    imgs = jnp.asarray(arrays["images"][:n])
+    key = jax.random.key(seed)
+    draws = [task.augment(imgs, jax.random.fold_in(key, r)) for r in range(rounds)]
+    if draws[0] is imgs:
+        return None
+    titles = [("original" if r == 0 else f"draw {r}") if c == 0 else "" for r in range(rounds + 1) for c in range(len(imgs))]
+    return jnp.concatenate([imgs, *draws]), titles
+
+
+def _summary_common(cfg, res):
+    return {
+        "task": cfg.task, "model": cfg.network.model, "dataset": cfg.data.dataset, "seed": cfg.seed,
+        "steps": res.step, "train_seconds": round(res.wall_time, 2),
+    }
+
+
+def _provenance(command: str | None) -> dict:
+    """What reproduces a run and where it ran: the command line, hkjax's and JAX's versions, the
+    device and the host's core count (read by ``hkjax report``)."""
+    import jax
+
+    from . import __version__
+
+    dev = jax.devices()[0]
+    out = {"command": command} if command else {}
+    try:  # how busy the host was: a wall time measured while other work ran is an upper bound
+        out["load_average"], out["cores"] = round(os.getloadavg()[1], 2), os.cpu_count()  # over 5 minutes
+    except OSError:
+        pass
+    try:
+        import resource  # Unix
+
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        out["cpu_seconds"] = round(usage.ru_utime + usage.ru_stime, 1)
+    except ImportError:
+        pass
+    return {**out, "hkjax_version": __version__, "jax_version": jax.__version__,
+            "device": f"{dev.platform}: {dev.device_kind} x{jax.device_count()}, {os.cpu_count()} cores"}
+
+
+def _last_train_accuracy(history):
+    rows = [r for r in history if r.get("split") == "train"]
+    return rows[-1]["accuracy"] if rows else None
+
+
+# ---------------------------------------------------------------------------------------
+# subcommands
+# ---------------------------------------------------------------------------------------
+
+
+def train(cfg: Config, *, draw: bool = True, command: str | None = None) -> dict:
+    """Run ``hkjax train`` as configured by ``cfg``: train a classifier (``task = "classify"``)
+    or the addition task into the run directory ``cfg.out`` (``config.toml``,
+    ``metrics.jsonl``, checkpoints, figures, ``summary.json``), evaluate it on the test split
+    and return its summary. ``train(load_toml("RUN/config.toml").replace(out="RUN2"))``
+    repeats a run in Python.
+
+    Arguments:
+        cfg: the configuration (``resume`` / ``overwrite`` as for the command: a directory that
+            holds a run is never written into without one of them).
+        draw: draw the figures.
+        command: the command line recorded in the summary (``hkjax report`` shows it).
+
+    Returns:
+        the summary also written to ``summary.json``.
+
+    Raises:
+        ValueError: a configuration that cannot run (nothing is written then).
+        FileNotFoundError: missing data or ``--from`` run.
+    """
+    import jax
+
+    from . import tasks
+    from . import train as training
+
+    if cfg.task not in ("classify", "addition"):
+        raise ValueError(f"hkjax train: --task {cfg.task} is not trained here; use `hkjax edit` / `hkjax retrieve`")
+    t0 = time.time()
+    if cfg.training.from_run and cfg.network.model in ("kuramoto", "hierarchical"):
+        raise ValueError(f"--from starts the threshold units from a Hopfield classifier; the {cfg.network.model} model cannot "
+                         "take its weights (use --model hopfield or hopfield_kuramoto)")
+    if cfg.training.freeze_hopfield and cfg.network.model not in tasks.EDIT_MODELS:
+        raise ValueError(f"--freeze-hopfield keeps the Hopfield weights and trains the coupling (or low-rank synapse) "
+                         f"around them; the {cfg.network.model} model has neither (use --model hopfield_kuramoto or "
+                         "hopfield_lora)")
+    saved = _claim_out(cfg)
+    start = {}
+    if cfg.training.from_run:
+        # a warm start: the Hopfield weights and bias of a trained classifier, trained further
+        cfg, _, classifier = _classifier_from(cfg)
+        w, b = tasks.hopfield_parameters(classifier)
+        start = {"hopfield_weights": w, "hopfield_bias": b}
+    tr, te = load_data(cfg)
+    train_arrays, val_arrays, test_arrays = splits(cfg, tr, te)
+    task = build_task(cfg, tr)
+    if start and start["hopfield_bias"].shape[0] != task.n:
+        raise ValueError(f"--from {cfg.training.from_run}: its classifier has {start['hopfield_bias'].shape[0]} units, this "
+                         f"task needs {task.n} (a classifier of the same dataset is needed)")
+    _check_resumable(cfg, saved)
+    _check_batch_size(cfg)
+    out = _write_config(cfg)
+    net = build_network(cfg, task, jax.random.key(cfg.seed), **start)
+    res = _fit(cfg, task, net, train_arrays, test_arrays, out, steps=cfg.training.steps, lr=cfg.optimization.lr, val_arrays=val_arrays)
+    ev = training.evaluate(res.model, task, test_arrays, key=jax.random.key(10_000 + cfg.seed))
+    summary = {
+        **_summary_common(cfg, res), "test_accuracy": ev["accuracy"], "test_loss": ev["loss"],
+        "train_accuracy_last": _last_train_accuracy(res.history), "n_test": int(len(ev["targets"])),
+        **_validation(res.model, task, val_arrays, cfg.seed),
+    }
+    note = f", validation {summary['val_accuracy']:.4f}" if val_arrays is not None else ""
+    if cfg.evaluation.tta > 0:
+        ev_tta = _evaluate_tta(cfg, res.model, task, test_arrays)
+        summary["test_accuracy_tta"], summary["tta"] = ev_tta["accuracy"], cfg.evaluation.tta
+        note += f", with test-time augmentation (shifts <= {cfg.evaluation.tta} px) {ev_tta['accuracy']:.4f}"
+    if cfg.network.model == "hopfield_kuramoto":
+        # what the oscillators contribute: the same network with its coupling switched off
+        off = training.evaluate(tasks.uncouple(res.model), task, test_arrays, key=jax.random.key(10_000 + cfg.seed))
+        summary["test_accuracy_uncoupled"] = off["accuracy"]
+        note += f"; with the coupling switched off {off['accuracy']:.4f}"
+    if draw:
+        summary["figures"] = figures(out, cfg, res.model, task, test_arrays, ev)
+    summary.update(_provenance(command), wall_seconds=round(time.time() - t0, 2))
+    _write_json(out / "summary.json", summary)
+    _log(f"hkjax: {cfg.task} {cfg.network.model}: test accuracy {ev['accuracy']:.4f}{note} "
+         f"({summary['wall_seconds']:.0f} s) -> {out}")
+    return summary
+
+
+def _validation(model, task, val_arrays, seed: int, *, cues: bool = False) -> dict:
+    """``val_accuracy``, ``val_loss`` and ``n_val`` of the final model on the validation split
+    (``{}`` without one), evaluated as the test split is; with ``cues`` (memory editing) also
+    ``val_accuracy_cue0`` / ``val_accuracy_cue1``."""
+    import jax
+
+    from . import train as training
+
+    if val_arrays is None:
+        return {}
+    ev = training.evaluate(model, task, val_arrays, key=jax.random.key(10_000 + seed))
+    out = {"val_accuracy": ev["accuracy"], "val_loss": ev["loss"], "n_val": int(len(val_arrays["labels"]))}
+    if cues:
+        out["val_accuracy_cue0"], out["val_accuracy_cue1"] = _cue_accuracies(ev)
+    return out
+
+
+def _cue_accuracies(ev: dict) -> tuple[float, float]:
+    """Accuracies under cue 0 and cue 1 of a memory-editing evaluation (``eval_batch`` puts every
+    test image under cue 0 first, then under cue 1)."""
+    import numpy as np
+
+    ok = ev["predictions"] == ev["targets"]
+    n = len(ok) // 2
+    return float(np.mean(ok[:n])), float(np.mean(ok[n:]))
+
+
+def _evaluate_tta(cfg: Config, model, task, test_arrays) -> dict:
+    """Test-time augmentation: the accuracy of the class scores averaged over all shifts by up to
+    ``cfg.evaluation.tta`` pixels (reported next to the plain accuracy, never instead of it)."""
+    import dataclasses as _dc
+
+    import jax
+
+    from . import train as training
+
+    return training.evaluate(model, _dc.replace(task, tta=cfg.evaluation.tta), test_arrays, key=jax.random.key(10_000 + cfg.seed))
+
+
+def _read_toml(path: pathlib.Path) -> dict | None:
+    """The table of a run's config.toml, or ``None`` if there is none to read."""
+    try:
+        return read_table(path)
+    except (OSError, ValueError):
+        return None
+
+
+def _classifier_from(cfg: Config):
+    """``(cfg, task, classifier)``: the Hopfield classifier of the run ``cfg.training.from_run``, and
+    ``cfg`` with that classifier's size and relaxation (``n_hidden``, ``t1``, ``max_steps``,
+    ``solver_steps``; a log line says which were changed).
+
+    Raises:
+        ValueError: the run is not a Hopfield classifier (task classify, model hopfield).
+        FileNotFoundError: no such run directory, config or checkpoint.
+    """
+    ccfg, ctask, classifier = load_run(pathlib.Path(cfg.training.from_run))
+    if ccfg.task != "classify" or ccfg.network.model != "hopfield":
+        raise ValueError(f"--from {cfg.training.from_run}: expected a Hopfield classifier run (task classify, model hopfield), "
+                         f"found task {ccfg.task}, model {ccfg.network.model}")
+    theirs, ours = ccfg.options(), cfg.options()
+    inherit = {k: theirs[k] for k in ("n_hidden", "t1", "max_steps", "solver_steps") if theirs[k] != ours[k]}
+    if inherit:
+        _log(f"hkjax: using {', '.join(f'{k}={v}' for k, v in inherit.items())} of the classifier in {cfg.training.from_run}")
+        cfg = cfg.replace(**inherit)
+    return cfg, ctask, classifier
+
+
+def edit(cfg: Config, *, command: str | None = None) -> dict:
+    """Run ``hkjax edit`` as configured by ``cfg``: edit the memories of the frozen Hopfield
+    classifier of the run ``cfg.training.from_run`` (trained first into ``OUT/classifier`` when
+    it is empty) with oscillators, or with a static low-rank synapse for ``model =
+    "hopfield_lora"``, as ``cfg.editing`` says, and return the summary (accuracies before the
+    edit and under cue 0 / cue 1).
+
+    Arguments:
+        cfg: the configuration (its task is set to ``"edit"``).
+        command: the command line recorded in the summary.
+
+    Raises:
+        ValueError: a configuration that cannot run (nothing is written then).
+        FileNotFoundError: missing data or ``--from`` run.
+    """
+    import jax
+    import numpy as np
+
+    from . import tasks
+    from . import train as training
+
+    t0 = time.time()
+    # oscillators learn the edit; with --model hopfield_lora a static low-rank synapse (the baseline)
+    cfg = cfg.replace(task="edit", model=edit_model(cfg))
+    saved = _claim_out(cfg)
+    tr, te = load_data(cfg)
+    train_arrays, val_arrays, test_arrays = splits(cfg, tr, te)
+    tasks.edit_map(cfg.editing.edit, list(cfg.editing.classes), int(tr.n_classes))  # fail fast on bad classes
+    if cfg.training.from_run:
+        cfg, ctask, classifier = _classifier_from(cfg)
+    task = build_task(cfg, tr, kind="edit", model=cfg.network.model)
+    if val_arrays is not None:
+        try:  # the validation split needs cue images too: fail now, not after training
+            task.prepare(val_arrays)
+        except ValueError as e:
+            raise ValueError(f"--val {cfg.data.val}: {e} in the validation split; hold out more examples") from None
+    _check_resumable(cfg, saved)
+    _check_batch_size(cfg)
+    out = _write_config(cfg)
+    # 1. the Hopfield classifier (trained first, into OUT/classifier, when --from is not given)
+    if not cfg.training.from_run:
+        ccfg = cfg.replace(task="classify", model="hopfield", freeze_hopfield=False, out=str(out / "classifier"))
+        _log("hkjax: edit: training the Hopfield classifier first (--from not given)")
+        train(ccfg, draw=False)
+        _, ctask, classifier = load_run(out / "classifier")
+    before = training.evaluate(classifier, ctask, test_arrays, key=jax.random.key(10_000 + cfg.seed))
+    w, b = tasks.hopfield_parameters(classifier)
+    # 2. the Hopfield-Kuramoto network around the frozen classifier
+    net = build_network(cfg, task, jax.random.key(cfg.seed + 7), hopfield_weights=w,
+                   hopfield_bias=b)
+    res = _fit(cfg, task, net, train_arrays, test_arrays, out, steps=cfg.editing.edit_steps, lr=cfg.editing.edit_lr,
+               val_arrays=val_arrays, seed_offset=100)
+    w2, b2 = tasks.hopfield_parameters(res.model)
+    frozen = bool(np.array_equal(np.asarray(w), np.asarray(w2)) and np.array_equal(np.asarray(b), np.asarray(b2)))
+    ev = training.evaluate(res.model, task, test_arrays, key=jax.random.key(10_000 + cfg.seed))
+    cue0, cue1 = _cue_accuracies(ev)
+    summary = {
+        **_summary_common(cfg, res), "edit": cfg.editing.edit, "classes": list(cfg.editing.classes), "associative": cfg.editing.associative,
+        "coupling": cfg.network.coupling, "accuracy_before_edit": before["accuracy"],
+        "test_accuracy": ev["accuracy"], "test_accuracy_cue0": cue0,
+        "test_accuracy_cue1": cue1, "hopfield_frozen": frozen,
+        **_validation(res.model, task, val_arrays, cfg.seed, cues=True),
+        "note": ("cue0: original labels under cue images of class 0; cue1: edited labels under cue images of class 1"
+                 if cfg.editing.associative else "non-associative: every test accuracy is on the edited labels"),
+    }
+    tta_note = ""
+    if cfg.evaluation.tta > 0:
+        ev_tta = _evaluate_tta(cfg, res.model, task, test_arrays)
+        cue0_tta, cue1_tta = _cue_accuracies(ev_tta)
+        summary.update(tta=cfg.evaluation.tta, test_accuracy_tta=ev_tta["accuracy"], test_accuracy_cue0_tta=cue0_tta,
+                       test_accuracy_cue1_tta=cue1_tta)
+        tta_note = (f" (test-time augmentation, shifts <= {cfg.evaluation.tta} px: cue0 {summary['test_accuracy_cue0_tta']:.4f}, "
+                    f"cue1 {summary['test_accuracy_cue1_tta']:.4f})")
+    summary["figures"] = figures(out, cfg, res.model, task, test_arrays, ev)
+    summary.update(_provenance(command), wall_seconds=round(time.time() - t0, 2))
+    _write_json(out / "summary.json", summary)
+    _log(f"hkjax: edit {cfg.editing.edit} {list(cfg.editing.classes)}: before {before['accuracy']:.4f}, cue0 "
+         f"{summary['test_accuracy_cue0']:.4f}, cue1 {summary['test_accuracy_cue1']:.4f}{tta_note} -> {out}")
+    return summary
+
+
+def evaluate_run(run_dir: str | os.PathLike[str], *, max_test: int = 0) -> dict:
+    """Evaluate the trained model of the run directory ``run_dir`` on the test split of its
+    dataset (its first ``max_test`` examples; 0: all), as the run evaluated it, and write
+    ``eval.json`` into it: ``hkjax eval RUN``.
+
+    Returns:
+        ``{"run", "test_accuracy", "test_loss", "n_test"}``, and ``"test_accuracy_tta"`` for a
+        run with test-time augmentation.
+
+    Raises:
+        FileNotFoundError: no such run directory, config or checkpoint.
+    """
+    import jax
+
+    from . import train as training
+
+    run_dir = pathlib.Path(run_dir)
+    rcfg, task, model = load_run(run_dir)
+    _, te = load_data(rcfg)
+    ev = training.evaluate(model, task, arrays(te, max_test), key=jax.random.key(10_000 + rcfg.seed))
+    result = {"run": str(run_dir), "test_accuracy": ev["accuracy"], "test_loss": ev["loss"], "n_test": len(ev["targets"])}
+    if rcfg.evaluation.tta > 0:
+        result["test_accuracy_tta"] = _evaluate_tta(rcfg, model, task, arrays(te, max_test))["accuracy"]
+    _write_json(run_dir / "eval.json", result)
+    return result
+
+
+def plot_run(run_dir: str | os.PathLike[str], *, max_test: int = 0) -> list[str]:
+    """Redraw the figures of the run directory ``run_dir`` (``hkjax plot RUN``), evaluating
+    its model on the first ``max_test`` test examples (0: as many as the run evaluated).
+
+    Returns:
+        the paths of the figures written.
+
+    Raises:
+        FileNotFoundError: no such run directory, config or checkpoint.
+    """
+    import jax
+
+    from . import train as training
+
+    run_dir = pathlib.Path(run_dir)
+    rcfg, task, model = load_run(run_dir)
+    _, te = load_data(rcfg)
+    test_arrays = arrays(te, max_test or rcfg.evaluation.max_test)
+    ev = training.evaluate(model, task, test_arrays, key=jax.random.key(10_000 + rcfg.seed))
+    files = figures(run_dir, rcfg, model, task, test_arrays, ev)
+    return files
+
+
+def retrieve(cfg: RetrievalConfig, *, command: str | None = None) -> dict:
+    """Run ``hkjax retrieve``: the overlap and retrieval rate of Hebbian memories recalled
+    from corrupted cues by Hopfield and Hopfield-Kuramoto networks at each load P/N of
+    ``cfg.loads``, written to ``cfg.out`` (``metrics.jsonl``, ``retrieval.png``,
+    ``summary.json``); returns the summary, with the ``command`` line that ran it."""
+    import jax
+
+    from . import tasks
+
+    t0 = time.time()
+    _claim_out(cfg)  # nothing to resume: an existing run needs --overwrite
+    out = _write_config(cfg)
+    rows = []
+    for model in ("hopfield", "hopfield_kuramoto"):
+        for i, load in enumerate(cfg.loads):
+            p = max(1, round(load * cfg.n_units))
+            r = tasks.retrieval(model, n=cfg.n_units, n_patterns=p, corruption=cfg.corruption, trials=cfg.trials,
+                                dim=cfg.dim, key=jax.random.fold_in(jax.random.key(cfg.seed), i))
+            rows.append({"model": model, "patterns": p, **r})
+            _log(f"hkjax: retrieve {model} P/N={r['load']:.3f}: overlap {r['overlap']:.3f}, rate {r['retrieval_rate']:.2f}")
+    _write_text(out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(5, 3.5))
+        for model in ("hopfield", "hopfield_kuramoto"):
+            rr = [r for r in rows if r["model"] == model]
+            ax.plot([r["load"] for r in rr], [r["overlap"] for r in rr], "o-", label=f"{model} overlap")
+            ax.plot([r["load"] for r in rr], [r["retrieval_rate"] for r in rr], "s--", label=f"{model} retrieved")
+        ax.set_xlabel("load P/N")
+        ax.set_ylim(0, 1.05)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(out / "retrieval.png", dpi=120)
+        plt.close(fig)
+    except Exception as e:  # noqa: BLE001
+        _log(f"hkjax: retrieval figure skipped ({type(e).__name__})")
+    summary = {"task": "retrieve", "rows": rows, "n_units": cfg.n_units, "corruption": cfg.corruption,
+               "seed": cfg.seed, **_provenance(command), "wall_seconds": round(time.time() - t0, 2)}
+    _write_json(out / "summary.json", summary)
+    return summary

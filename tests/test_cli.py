@@ -28,7 +28,7 @@ def _no_figures(request, monkeypatch):
     unless the test is marked ``figures``; the module-scoped ``trained_run`` (set up before
     this fixture) draws them, and test_plotting tests every figure."""
     if request.node.get_closest_marker("figures") is None:
-        monkeypatch.setattr(cli, "_figures", lambda *args, **kwargs: [])
+        monkeypatch.setattr(runs, "figures", lambda *args, **kwargs: [])
 
 
 def _flags(command: str, capsys) -> set[str]:
@@ -266,6 +266,24 @@ def test_ema_run_evaluates_and_reloads_the_average(tmp_path, capsys):
     assert ev["test_accuracy_tta"] == summary["test_accuracy_tta"]
 
 
+def test_a_run_is_repeated_in_python_from_its_config_toml(tmp_path):
+    """`hk.runs.train(load_toml(RUN/config.toml))` repeats a run of `hkjax train`: the same
+    configuration, the same trained parameters and the same test accuracy."""
+    from hkjax import tasks
+
+    out, again = tmp_path / "cli", tmp_path / "python"
+    argv = ["train", "--model", "hopfield", "--steps", "3", "--lr", "0.05", "--max-train", "64", "--max-test", "32",
+            "--batch-size", "8", "--out", str(out)] + FAST
+    with jax.enable_x64(False):
+        assert cli.main(argv) == 0
+        cfg = config.load_toml(out / "config.toml")
+        summary = runs.train(cfg.replace(out=str(again)))
+        (w0, _), (w1, _) = (tasks.hopfield_parameters(runs.load_run(d)[2]) for d in (out, again))
+    assert config.load_toml(again / "config.toml") == cfg.replace(out=str(again))
+    np.testing.assert_array_equal(w0, w1)
+    assert summary["test_accuracy"] == json.loads((out / "summary.json").read_text())["test_accuracy"]
+
+
 def test_val_holds_out_the_last_training_examples(tmp_path, capsys):
     """--val N: the last N of the (--max-train) training examples are never trained on, are
     evaluated at every evaluation instead of the test split (evaluated once, at the end), and
@@ -332,7 +350,7 @@ def edit_run(tmp_path_factory):
     err = io.StringIO()
     with jax.enable_x64(False), contextlib.redirect_stderr(err):  # module-scoped: before the per-test x64 switch
         with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(cli, "_figures", lambda *args, **kwargs: [])  # the classifier's are not needed
+            mp.setattr(runs, "figures", lambda *args, **kwargs: [])  # the classifier's are not needed
             assert cli.main(["train", "--model", "hopfield", "--steps", "2", "--n-hidden", "5", "--solver-steps", "3",
                              "--t1", "0.5", "--out", str(clf)] + EDIT_SMALL) == 0
         assert cli.main(["edit", "--from", str(clf), "--edit", "swap", "--classes", "0,1", "--associative",
@@ -836,7 +854,7 @@ def frozen_run(trained_run, tmp_path_factory):
             "--batch-size", "8", "--degree", "4", "--no-progress", "--out", str(out)]
     err = io.StringIO()
     with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stderr(err):
-        mp.setattr(cli, "_figures", lambda *args, **kwargs: [])  # as _no_figures does for a test
+        mp.setattr(runs, "figures", lambda *args, **kwargs: [])  # as _no_figures does for a test
         with jax.enable_x64(False):  # module-scoped: runs before the per-test x64 switch
             assert cli.main(argv) == 0
     return out, argv, err.getvalue()
@@ -877,7 +895,7 @@ def test_augmentation_preview_figure(tmp_path):
     arrays = {"images": ds.images[:20], "labels": ds.labels[:20]}
     cfg = config.Config().replace(model="hopfield", n_hidden=3, shift=1, tilt=10.0, zoom=0.1, seed=3)
     task = runs.build_task(cfg, ds)
-    preview, titles = cli._augmentation_preview(task, arrays, cfg.seed)
+    preview, titles = runs._augmentation_preview(task, arrays, cfg.seed)
     preview = np.asarray(preview)
     assert preview.shape == (32, 64) and len(titles) == 32
     assert [titles[i] for i in (0, 8, 16, 24)] == ["original", "draw 1", "draw 2", "draw 3"]
@@ -887,12 +905,12 @@ def test_augmentation_preview_figure(tmp_path):
         np.testing.assert_array_equal(preview[8 * (r + 1): 8 * (r + 2)], np.asarray(expect))
     assert not np.array_equal(preview[8:16], preview[16:24])  # the draws differ
     net = task.build(jax.random.key(0))
-    written = cli._figures(tmp_path, cfg, net, task, arrays, None)
+    written = runs.figures(tmp_path, cfg, net, task, arrays, None)
     assert str(tmp_path / "augmentation.png") in written and (tmp_path / "augmentation.png").stat().st_size > 0
     plain = runs.build_task(cfg.replace(shift=0, tilt=0.0, zoom=0.0), ds)
-    assert cli._augmentation_preview(plain, arrays, 0) is None
+    assert runs._augmentation_preview(plain, arrays, 0) is None
     (tmp_path / "plain").mkdir()
-    others = cli._figures(tmp_path / "plain", cfg, net, plain, arrays, None)
+    others = runs.figures(tmp_path / "plain", cfg, net, plain, arrays, None)
     assert others and "augmentation.png" not in " ".join(others)  # the other figures are written
 
 
