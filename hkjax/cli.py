@@ -31,7 +31,8 @@ from typing import Annotated, Literal
 import tyro
 
 from . import runs
-from .config import COMMAND_DEFAULTS, COMMAND_GROUPS, GROUPS, PRESETS, Config, RetrievalConfig, from_dict, read_table
+from .config import (COMMAND_DEFAULTS, COMMAND_GROUPS, GROUPS, PRESETS, Config, RetrievalConfig, from_dict, preset,
+                     read_table)
 
 __all__ = ["main", "parse", "usage", "help_text"]
 
@@ -116,7 +117,8 @@ def _command_type(command: str) -> type:
             "TOML file of options (a run's config.toml, or any of the options below, by group or at the top level); "
             "flags override it"))], dataclasses.field(default=None)),
         ("preset", Annotated[Literal[tuple(PRESETS)] | None, tyro.conf.arg(help=(
-            "start from a named configuration instead of the defaults ('paper': the paper's MNIST configuration: " + ", ".join(f"{k} {v}" for k, v in PRESETS["paper"].items())
+            "start from a named configuration instead of the defaults ('paper': the paper's MNIST configuration: "
+            + ", ".join(f"{k} {v}" for k, v in preset("paper", command).items())
             + "); --config and flags override it; config.toml records the values"))], dataclasses.field(default=None)),
     ]
     if command in ("train", "edit"):
@@ -188,9 +190,8 @@ def _base_config(command: str, args: list[str]) -> tuple[Config, dict]:
     pre.add_argument("--out", default=None)
     pre.add_argument("--resume", action=argparse.BooleanOptionalAction, default=False)
     ns, _ = pre.parse_known_args(args)
-    if ns.preset is not None and ns.preset not in PRESETS:
-        raise _UsageError(f"hkjax {command}: --preset {ns.preset!r} is unknown; choose one of {', '.join(PRESETS)}")
-    base = Config().replace(**COMMAND_DEFAULTS.get(command, {}), **PRESETS.get(ns.preset, {}))
+    chosen = {} if ns.preset is None else preset(ns.preset, command)
+    base = Config().replace(**{**COMMAND_DEFAULTS.get(command, {}), **chosen})
     if ns.config:
         base = from_dict(read_table(ns.config), base)
     elif ns.resume:

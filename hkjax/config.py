@@ -37,7 +37,7 @@ from .tasks import check_warp
 __all__ = [
     "Config", "NetworkConfig", "DataConfig", "SolverConfig", "OptimizationConfig", "TrainingConfig",
     "EvaluationConfig", "EditingConfig", "RetrievalConfig", "GROUPS", "COMMAND_GROUPS", "COMMAND_DEFAULTS",
-    "PRESETS", "TASKS", "SMALL_STEPS", "from_dict", "load_toml", "read_table", "to_toml",
+    "PRESETS", "EDIT_PRESETS", "TASKS", "SMALL_STEPS", "preset", "from_dict", "load_toml", "read_table", "to_toml",
 ]
 
 TASKS = ("classify", "addition", "edit", "retrieve")
@@ -462,6 +462,28 @@ PRESETS: dict[str, dict[str, Any]] = {
         "batch_size": 100, "steps": 9000,
     },
 }
+
+
+#: What ``--preset NAME`` sets in ``hkjax edit`` besides :data:`PRESETS`. ``"paper"``: the
+#: paper's memory edits (``scripts/memory_swap.py``, ``associative_memory_swap.py`` and the
+#: conflations of its code) train 9000 updates (15 epochs of 600) with the classifier's
+#: optimiser and schedule (Lion at 1e-4, halved every 1000 updates) and κ_H = κ_K = 1.
+EDIT_PRESETS: dict[str, dict[str, Any]] = {
+    "paper": {"edit_steps": 9000, "edit_lr": 1e-4, "kappa_h": 1.0, "kappa_k": 1.0},
+}
+
+
+def preset(name: str, command: str = "train") -> dict[str, Any]:
+    """The options the preset ``name`` sets for the subcommand ``command`` (:data:`PRESETS`,
+    and for ``"edit"`` :data:`EDIT_PRESETS` over them):
+    ``Config().replace(**preset("paper", "edit"))``.
+
+    Raises:
+        ValueError: an unknown preset.
+    """
+    if name not in PRESETS:
+        raise ValueError(f"--preset {name!r} is unknown; choose one of {', '.join(PRESETS)}")
+    return {**PRESETS[name], **(EDIT_PRESETS.get(name, {}) if command == "edit" else {})}
 
 
 def _typed(name: str, value, hint):

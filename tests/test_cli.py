@@ -120,6 +120,12 @@ def test_preset_replaces_the_defaults_under_the_config_file_and_flags(tmp_path, 
     toml.write_text("degree = 40\nlr = 0.5\n")
     mixed = parse("--preset", "paper", "--config", str(toml), "--lr", "0.25")
     assert (mixed["degree"], mixed["lr"], mixed["optimizer"]) == (40, 0.25, "lion")
+    # the edit's preset adds the paper's edit schedule and time constants to the classifier's
+    edit = cli.parse("edit", ["--preset", "paper"])[0].options()
+    assert {k: edit[k] for k in config.PRESETS["paper"] if k not in config.EDIT_PRESETS["paper"]} == \
+        {k: v for k, v in config.PRESETS["paper"].items() if k not in config.EDIT_PRESETS["paper"]}
+    assert (edit["edit_steps"], edit["edit_lr"], edit["kappa_h"], edit["kappa_k"]) == (9000, 1e-4, 1.0, 1.0)
+    assert paper["edit_steps"] == config.EditingConfig().edit_steps  # train's preset leaves editing alone
     assert cli.main(["train", "--preset", "nope"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--preset" in err[0] and "paper" in err[0]
