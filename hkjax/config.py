@@ -341,7 +341,8 @@ class Config:
     editing: EditingConfig = EditingConfig()
 
     def __post_init__(self):
-        _check_ints(self, {"seed": -(2**62)})
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise ValueError(f"seed={self.seed!r} must be an integer")
         _check_choices(self)
         for g in GROUPS:
             if not isinstance(getattr(self, g), _GROUP_TYPES[g]):
