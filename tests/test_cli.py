@@ -195,6 +195,9 @@ def test_help_exits_zero_and_documents_defaults(capsys):
     "argv, match",
     [
         (["train", "--model", "ising"], "invalid choice"),
+        (["train", "--n-hiden", "3"], "did you mean --n-hidden?"),
+        (["edit", "--classes", "0,x"], "--classes"),
+        (["train", "--edit-lr", "0.1"], "Unrecognized options: --edit-lr"),
         (["train", "--steps", "many"], "steps"),
         (["train", "--n-hidden", "0"], "n_hidden"),
         (["train", "--tilt", "-5"], "tilt"),
