@@ -195,10 +195,11 @@ def parse_param(spec: str):
 class SweepOptions:
     """The sweep's own options (besides those of :class:`~hkjax.config.Config`)."""
 
-    param: Annotated[tuple[str, ...], tyro.conf.UseAppendAction, tyro.conf.arg(metavar="NAME=VALUES")] = ()
-    """a grid axis, repeatable; grammar and names in the description above (default: --param coupling=0:0.01:8 --param seed=0:7)"""
-    metric: Annotated[str, tyro.conf.arg(metavar="NAME[,NAME]")] = "energy"
-    """metric(s) to plot, one sweep_<metric>.png each: energy, order, overlap, accuracy, prediction, steps, result"""
+    param: Annotated[tuple[str, ...], tyro.conf.UseAppendAction, tyro.conf.arg(metavar="NAME=VALUES", help=(
+        "a grid axis, repeatable; grammar and names in the description above (default: "
+        + " ".join("--param " + d for d in DEFAULT_PARAMS) + ")"))] = ()
+    metric: Annotated[str, tyro.conf.arg(metavar="NAME[,NAME]", help=(
+        f"metric(s) to plot, one sweep_<metric>.png each: {', '.join(METRICS)}"))] = "energy"
     images: int = 4
     """test images relaxed per grid point"""
     plot: Annotated[str, tyro.conf.arg(metavar="X[,Y]")] = ""

@@ -196,10 +196,9 @@ def _base_config(command: str, args: list[str]) -> tuple[Config, dict]:
         base = from_dict(read_table(ns.config), base)
     elif ns.resume:
         # a resumed run starts from its own settings: only what the flags change is compared
-        try:
-            base = from_dict(read_table(pathlib.Path(ns.out or base.out) / "config.toml"), base)
-        except (OSError, ValueError):
-            pass  # no run to resume, or an unreadable config.toml: the resume itself says so
+        table = runs.saved_config(ns.out or base.out)
+        if table:  # none, or unreadable: the resume itself says so
+            base = from_dict(table, base)
     return base, {"config": ns.config, "preset": ns.preset}
 
 

@@ -253,28 +253,25 @@ class EvaluationConfig:
         _check_ints(self, {"max_test": 0, "tta": 0})
 
 
-def _comma_separated(kind, metavar: str):
-    """A tuple option given on the command line as one comma-separated word (``--classes 0,1``)."""
+def _tuple_of(kind, value, name: str, example: str) -> tuple:
+    """``value`` (a tuple, a list, or comma-separated text such as ``"0,1"``) as a tuple of
+    ``kind``; what the command line, TOML files and the Python API give for a tuple option.
 
-    def parse(args: list[str]):
-        try:
-            return tuple(kind(x) for x in args[0].split(",") if x.strip())
-        except ValueError:
-            raise ValueError(f"{args[0]!r}: expected {metavar}") from None
-
-    return tyro.constructors.PrimitiveConstructorSpec(
-        nargs=1, metavar=metavar, instance_from_str=parse, is_instance=lambda x: isinstance(x, tuple),
-        str_from_instance=lambda x: [",".join(map(str, x))])
-
-
-def _int_tuple(value, name: str) -> tuple[int, ...]:
-    """A tuple of integers from a list or a comma-separated string (``"0,1"``)."""
-    items = str(value).split(",") if isinstance(value, str) else value
+    Raises:
+        ValueError: an entry that is not a ``kind``, naming the option and an example.
+    """
+    items = value.split(",") if isinstance(value, str) else value
     try:
-        out = tuple(int(v) for v in items if str(v).strip())
+        return tuple(kind(x) for x in items if str(x).strip())
     except (TypeError, ValueError):
-        raise ValueError(f"{name}={value!r}: pass integers, e.g. 0 1") from None
-    return out
+        raise ValueError(f"{name}={value!r}: pass {example}") from None
+
+
+def _comma_separated(kind, name: str, metavar: str, example: str):
+    """A tuple option given on the command line as one comma-separated word (``--classes 0,1``)."""
+    return tyro.constructors.PrimitiveConstructorSpec(
+        nargs=1, metavar=metavar, instance_from_str=lambda args: _tuple_of(kind, args[0], name, example),
+        is_instance=lambda x: isinstance(x, tuple), str_from_instance=lambda x: [",".join(map(str, x))])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -283,7 +280,7 @@ class EditingConfig:
 
     edit: Literal["swap", "conflate"] = "swap"
     """kind of edit"""
-    classes: Annotated[tuple[int, ...], _comma_separated(int, "C0,C1,...")] = (0, 1)
+    classes: Annotated[tuple[int, ...], _comma_separated(int, "classes", "C0,C1,...", "integers, e.g. 0,1")] = (0, 1)
     """the classes edited (swap: cyclic c0->c1->...; conflate: all -> c0)"""
     associative: bool = False
     """only under cue 1 (cue images of class 0 / 1 on the oscillators)"""
@@ -294,7 +291,7 @@ class EditingConfig:
 
     def __post_init__(self):
         if isinstance(self.classes, (str, list)):
-            object.__setattr__(self, "classes", _int_tuple(self.classes, "classes"))
+            object.__setattr__(self, "classes", _tuple_of(int, self.classes, "classes", "integers, e.g. 0,1"))
         if not self.classes or not all(isinstance(c, int) and not isinstance(c, bool) for c in self.classes):
             raise ValueError(f"classes={self.classes!r}: pass integers, e.g. 0 1")
         _check_ints(self, {"edit_steps": 1})
@@ -392,6 +389,8 @@ _TOP = tuple(f.name for f in dataclasses.fields(Config) if f.name not in GROUPS)
 _GROUP_OF = {f.name: g for g in GROUPS for f in dataclasses.fields(_GROUP_TYPES[g])}
 #: Every option name of a :class:`Config`, top level first, then group by group.
 OPTIONS = (*_TOP, *_GROUP_OF)
+_HINTS = {**typing.get_type_hints(Config, include_extras=True),
+          **{n: h for g in GROUPS for n, h in typing.get_type_hints(_GROUP_TYPES[g], include_extras=True).items()}}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -409,7 +408,7 @@ class RetrievalConfig:
     """oscillator dimension D"""
     n_units: int = 100
     """number of threshold units N"""
-    loads: Annotated[tuple[float, ...], _comma_separated(float, "LOAD,...")] = (0.02, 0.05, 0.1, 0.14, 0.2)
+    loads: Annotated[tuple[float, ...], _comma_separated(float, "loads", "LOAD,...", "numbers, e.g. 0.05,0.1")] = (0.02, 0.05, 0.1, 0.14, 0.2)
     """pattern loads P/N"""
     corruption: float = 0.2
     """fraction of flipped signs in the cue"""
@@ -418,11 +417,7 @@ class RetrievalConfig:
 
     def __post_init__(self):
         if isinstance(self.loads, (str, list)):
-            items = self.loads.split(",") if isinstance(self.loads, str) else self.loads
-            try:
-                object.__setattr__(self, "loads", tuple(float(x) for x in items if str(x).strip()))
-            except (TypeError, ValueError):
-                raise ValueError(f"loads={self.loads!r}: pass numbers, e.g. 0.05 0.1") from None
+            object.__setattr__(self, "loads", _tuple_of(float, self.loads, "loads", "numbers, e.g. 0.05,0.1"))
         _check_ints(self, {"dim": 2, "n_units": 2, "trials": 1})
         _check_numbers(self, ("corruption",))
         if not 0 <= self.corruption <= 1:
@@ -558,10 +553,8 @@ def from_dict(d: dict[str, Any], base: Config | None = None) -> Config:
     unknown = sorted(set(flat) - set(OPTIONS))
     if unknown:
         raise ValueError(f"unknown config key(s) {', '.join(unknown)}; valid keys: {', '.join(OPTIONS)}")
-    hints = {**typing.get_type_hints(Config, include_extras=True),
-             **{n: h for g in GROUPS for n, h in typing.get_type_hints(_GROUP_TYPES[g], include_extras=True).items()}}
     base = Config() if base is None else base
-    return base.replace(**{k: _typed(k, v, hints[k]) for k, v in flat.items()})
+    return base.replace(**{k: _typed(k, v, _HINTS[k]) for k, v in flat.items()})
 
 
 def load_toml(path, base: Config | None = None) -> Config:

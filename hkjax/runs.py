@@ -29,7 +29,7 @@ from .config import GROUPS, Config, RetrievalConfig, from_dict, load_toml, read_
 
 __all__ = ["arrays", "splits", "load_data", "relax_config", "build_task", "build_network", "optimizer",
            "trainable", "opt_state_like", "load_run", "edit_model", "initialize_distributed", "train", "edit",
-           "retrieve", "evaluate_run", "plot_run", "figures", "RESUME_MAY_CHANGE"]
+           "retrieve", "evaluate_run", "plot_run", "figures", "saved_config", "RESUME_MAY_CHANGE"]
 
 
 def initialize_distributed() -> None:
@@ -263,9 +263,8 @@ def _holds_run(out: pathlib.Path) -> bool:
     return (out / "config.toml").is_file() or checkpoint.latest(out / "checkpoints") is not None
 
 
-def _claim_out(cfg: "Config | RetrievalConfig") -> dict | None:
-    """Check, before anything is written, that ``cfg`` may write into its ``--out`` (a
-    :class:`RetrievalConfig` never resumes).
+def _claim_out(out: str, *, resume: bool, overwrite: bool) -> dict | None:
+    """Check, before anything is written, that a run may write into ``out`` (its ``--out``).
 
     A directory that already holds a run is only written into with ``--resume`` (then the
     run's saved config.toml table is returned, for :func:`_check_resumable`) or
@@ -276,18 +275,17 @@ def _claim_out(cfg: "Config | RetrievalConfig") -> dict | None:
     Raises:
         ValueError: ``--out`` is a file, holds a run and neither flag is given, or both are.
     """
-    out = pathlib.Path(cfg.out)
-    resume = getattr(cfg, "resume", False)
+    out = pathlib.Path(out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {str(out)!r} exists and is not a directory")
-    if resume and cfg.overwrite:
+    if resume and overwrite:
         raise ValueError("--resume continues the run in --out and --overwrite replaces it: pass one of them")
     if not _holds_run(out):
         return None
     if resume:
-        table = _read_toml(out / "config.toml")
+        table = saved_config(out)
         return {} if table is None else table
-    if not cfg.overwrite:
+    if not overwrite:
         raise ValueError(f"--out {str(out)!r} already holds a run; pass --resume to continue it, --overwrite to "
                          "replace it, or choose another --out (nothing was changed)")
     return None
@@ -538,7 +536,7 @@ def train(cfg: Config, *, draw: bool = True, command: str | None = None) -> dict
         raise ValueError(f"--freeze-hopfield keeps the Hopfield weights and trains the coupling (or low-rank synapse) "
                          f"around them; the {cfg.network.model} model has neither (use --model hopfield_kuramoto or "
                          "hopfield_lora)")
-    saved = _claim_out(cfg)
+    saved = _claim_out(cfg.out, resume=cfg.resume, overwrite=cfg.overwrite)
     start = {}
     if cfg.training.from_run:
         # a warm start: the Hopfield weights and bias of a trained classifier, trained further
@@ -620,10 +618,11 @@ def _evaluate_tta(cfg: Config, model, task, test_arrays) -> dict:
     return training.evaluate(model, _dc.replace(task, tta=cfg.evaluation.tta), test_arrays, key=jax.random.key(10_000 + cfg.seed))
 
 
-def _read_toml(path: pathlib.Path) -> dict | None:
-    """The table of a run's config.toml, or ``None`` if there is none to read."""
+def saved_config(run_dir: str | os.PathLike[str]) -> dict | None:
+    """The table of the ``config.toml`` in the run directory ``run_dir`` as written (see
+    :func:`hkjax.config.read_table`), or ``None`` when there is none or it is not valid TOML."""
     try:
-        return read_table(path)
+        return read_table(pathlib.Path(run_dir) / "config.toml")
     except (OSError, ValueError):
         return None
 
@@ -673,7 +672,7 @@ def edit(cfg: Config, *, command: str | None = None) -> dict:
     t0 = time.time()
     # oscillators learn the edit; with --model hopfield_lora a static low-rank synapse (the baseline)
     cfg = cfg.replace(task="edit", model=edit_model(cfg))
-    saved = _claim_out(cfg)
+    saved = _claim_out(cfg.out, resume=cfg.resume, overwrite=cfg.overwrite)
     tr, te = load_data(cfg)
     train_arrays, val_arrays, test_arrays = splits(cfg, tr, te)
     tasks.edit_map(cfg.editing.edit, list(cfg.editing.classes), int(tr.n_classes))  # fail fast on bad classes
@@ -790,7 +789,7 @@ def retrieve(cfg: RetrievalConfig, *, command: str | None = None) -> dict:
     from . import tasks
 
     t0 = time.time()
-    _claim_out(cfg)  # nothing to resume: an existing run needs --overwrite
+    _claim_out(cfg.out, resume=False, overwrite=cfg.overwrite)  # nothing to resume: an existing run needs --overwrite
     out = _write_config(cfg)
     rows = []
     for model in ("hopfield", "hopfield_kuramoto"):

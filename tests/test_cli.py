@@ -952,3 +952,15 @@ def test_each_command_shows_only_its_own_options(capsys):
     assert "--max-test" in shown and "--lr" not in shown
     assert cli.main(["eval", "--run", "x", "--lr", "0.1"]) == 2
     assert "Unrecognized options: --lr" in _one_error_line(capsys)
+
+
+def test_saved_config_reads_a_run_directory_or_gives_none(tmp_path):
+    """`runs.saved_config(RUN)`: the table of RUN/config.toml as written (groups as tables),
+    or None without a file or for one that is not TOML."""
+    assert runs.saved_config(tmp_path) is None
+    cfg = config.Config().replace(n_hidden=7, lr=0.5)
+    (tmp_path / "config.toml").write_text(config.to_toml(cfg))
+    table = runs.saved_config(tmp_path)
+    assert table["network"]["n_hidden"] == 7 and config.from_dict(table) == cfg
+    (tmp_path / "config.toml").write_text("x = [")
+    assert runs.saved_config(tmp_path) is None
