@@ -235,9 +235,14 @@ class TrainingConfig:
     """run directory of a trained Hopfield classifier: edit edits it (empty: train one first); train starts the threshold units of a hopfield or hopfield_kuramoto network from its weights and bias and trains on (its n_hidden and relaxation settings are used)"""
     freeze_hopfield: bool = False
     """train: keep the Hopfield weights and bias as they start (with --from: the classifier's) and train only the rest, i.e. the Hopfield-Kuramoto coupling (and Kuramoto weights); hopfield_kuramoto only"""
+    time_limit: float | None = None
+    """stop training after this many minutes, then save a checkpoint, evaluate and write the summary as usual (it records the steps done; --resume continues to --steps): for a job's or a lease's wall time (default: no limit)"""
 
     def __post_init__(self):
         _check_ints(self, {"steps": 1, "batch_size": 1, "eval_every": 0, "log_every": 0, "checkpoint_every": 0})
+        t = self.time_limit
+        if t is not None and (isinstance(t, bool) or not isinstance(t, (int, float)) or not t > 0):
+            raise ValueError(f"--time-limit {t!r}: give a positive number of minutes (or leave it out for no limit)")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -147,6 +147,9 @@ def rows(summaries: Sequence[dict]) -> list[dict]:
                       "test_accuracy_cue0", "test_accuracy_cue1", "accuracy_before_edit", "wall_seconds"):
             if field in s:
                 g.setdefault(field, []).append(s[field])
+        g.setdefault("steps", []).append(s.get("steps"))
+        if "steps_planned" in s:  # stopped by its time limit before the steps it was planned for
+            g["steps_planned"] = s["steps_planned"]
         g["busy"] = g.get("busy", False) or _busy(s)
     keys = list(groups)
     first: dict[tuple, int] = {}
@@ -169,6 +172,14 @@ def _pct(values: Sequence[float]) -> str:
 
 def _secs(values: Sequence[float]) -> str:
     return " / ".join(f"{v:.0f}" for v in values) + " s"
+
+
+def _stopped(r: dict) -> str:
+    """How far the runs of a row that a time limit stopped got (empty for finished runs)."""
+    if "steps_planned" not in r:
+        return ""
+    done = " / ".join(str(n) for n in r["steps"])
+    return f"; stopped by its time limit after {done} of {r['steps_planned']} steps"
 
 
 def _figures(r: dict) -> str:
@@ -196,7 +207,7 @@ def markdown(table_rows: Sequence[dict]) -> str:
     for r in table_rows:
         seeds = ", ".join(str(s) for s in r["seeds"])
         star = "*" if r.get("busy") else ""
-        lines.append(f"| {r['task']} | {r['model']} | {seeds} | {_figures(r)} | {_secs(r['wall_seconds'])}{star} "
+        lines.append(f"| {r['task']} | {r['model']} | {seeds} | {_figures(r)} | {_secs(r['wall_seconds'])}{star}{_stopped(r)} "
                      f"| `{_recipe(r['command'], flags=())}` |")
     devices = sorted({r["device"] for r in table_rows if r.get("device")})
     versions = sorted({r["hkjax_version"] for r in table_rows if r.get("hkjax_version")})

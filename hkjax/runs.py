@@ -253,7 +253,8 @@ def _write_json(path: pathlib.Path, obj) -> None:
 #: the learning-rate schedule is then the new total's). ``out`` names the run itself;
 #: ``from_run`` is compared as a path.
 RESUME_MAY_CHANGE = frozenset({"resume", "overwrite", "progress", "log_every", "eval_every", "checkpoint_every",
-                               "tta", "max_test", "out", "from_run", "steps", "edit_steps"})
+                               "tta", "max_test", "out", "from_run", "steps", "edit_steps",
+                               "time_limit"})
 
 
 def _holds_run(out: pathlib.Path) -> bool:
@@ -372,6 +373,7 @@ def _fit(cfg, task, net, train_arrays, test_arrays, out, *, steps, lr, val_array
         checkpoint_dir=out / "checkpoints", checkpoint_every=cfg.training.checkpoint_every,
         resume=cfg.resume if resume is None else resume, metrics_path=out / "metrics.jsonl",
         config=cfg.to_dict(), progress=cfg.progress,
+        time_limit=None if cfg.training.time_limit is None else 60.0 * cfg.training.time_limit,
     )
 
 
@@ -460,11 +462,24 @@ def _augmentation_preview(task, arrays: dict, seed: int, n: int = 8, rounds: int
     return jnp.concatenate([imgs, *draws]), titles
 
 
-def _summary_common(cfg, res):
-    return {
+def _summary_common(cfg, res, planned: int):
+    """The summary's fields common to every training command; a run that its time limit
+    stopped early also records the steps it was planned for (``steps_planned``)."""
+    out = {
         "task": cfg.task, "model": cfg.network.model, "dataset": cfg.data.dataset, "seed": cfg.seed,
         "steps": res.step, "train_seconds": round(res.wall_time, 2),
     }
+    if res.step < planned:
+        out["steps_planned"] = planned
+    return out
+
+
+def _stopped_note(summary: dict) -> str:
+    """The log line's note on a run that its time limit stopped early (else empty)."""
+    if "steps_planned" not in summary:
+        return ""
+    return (f"; stopped by --time-limit after {summary['steps']} of {summary['steps_planned']} steps "
+            "(--resume --out RUN continues)")
 
 
 def _provenance(command: str | None) -> dict:
@@ -556,7 +571,7 @@ def train(cfg: Config, *, draw: bool = True, command: str | None = None) -> dict
     res = _fit(cfg, task, net, train_arrays, test_arrays, out, steps=cfg.training.steps, lr=cfg.optimization.lr, val_arrays=val_arrays)
     ev = training.evaluate(res.model, task, test_arrays, key=jax.random.key(10_000 + cfg.seed))
     summary = {
-        **_summary_common(cfg, res), "test_accuracy": ev["accuracy"], "test_loss": ev["loss"],
+        **_summary_common(cfg, res, cfg.training.steps), "test_accuracy": ev["accuracy"], "test_loss": ev["loss"],
         "train_accuracy_last": _last_train_accuracy(res.history), "n_test": int(len(ev["targets"])),
         **_validation(res.model, task, val_arrays, cfg.seed),
     }
@@ -574,6 +589,7 @@ def train(cfg: Config, *, draw: bool = True, command: str | None = None) -> dict
         summary["figures"] = figures(out, cfg, res.model, task, test_arrays, ev)
     summary.update(_provenance(command), wall_seconds=round(time.time() - t0, 2))
     _write_json(out / "summary.json", summary)
+    note += _stopped_note(summary)
     _log(f"hkjax: {cfg.task} {cfg.network.model}: test accuracy {ev['accuracy']:.4f}{note} "
          f"({summary['wall_seconds']:.0f} s) -> {out}")
     return summary
@@ -705,7 +721,7 @@ def edit(cfg: Config, *, command: str | None = None) -> dict:
     ev = training.evaluate(res.model, task, test_arrays, key=jax.random.key(10_000 + cfg.seed))
     cue0, cue1 = _cue_accuracies(ev)
     summary = {
-        **_summary_common(cfg, res), "edit": cfg.editing.edit, "classes": list(cfg.editing.classes), "associative": cfg.editing.associative,
+        **_summary_common(cfg, res, cfg.editing.edit_steps), "edit": cfg.editing.edit, "classes": list(cfg.editing.classes), "associative": cfg.editing.associative,
         "coupling": cfg.network.coupling, "accuracy_before_edit": before["accuracy"],
         "test_accuracy": ev["accuracy"], "test_accuracy_cue0": cue0,
         "test_accuracy_cue1": cue1, "hopfield_frozen": frozen,
@@ -725,7 +741,8 @@ def edit(cfg: Config, *, command: str | None = None) -> dict:
     summary.update(_provenance(command), wall_seconds=round(time.time() - t0, 2))
     _write_json(out / "summary.json", summary)
     _log(f"hkjax: edit {cfg.editing.edit} {list(cfg.editing.classes)}: before {before['accuracy']:.4f}, cue0 "
-         f"{summary['test_accuracy_cue0']:.4f}, cue1 {summary['test_accuracy_cue1']:.4f}{tta_note} -> {out}")
+         f"{summary['test_accuracy_cue0']:.4f}, cue1 {summary['test_accuracy_cue1']:.4f}{tta_note}{_stopped_note(summary)} "
+         f"-> {out}")
     return summary
 
 

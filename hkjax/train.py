@@ -395,6 +395,7 @@ def fit(
     config: dict | None = None,
     progress: bool = True,
     stop_after: int | None = None,
+    time_limit: float | None = None,
     callback: Callable[[dict], None] | None = None,
 ) -> FitResult:
     """Train ``model`` on ``task`` with ``optimizer`` for ``steps`` steps.
@@ -456,6 +457,10 @@ def fit(
         stop_after: stop (as if interrupted) once this step is reached; for tests and
             time-boxed runs. A ``KeyboardInterrupt`` also saves a checkpoint before it
             propagates.
+        time_limit: stop (as with ``stop_after``: a checkpoint is saved, ``resume=True``
+            continues up to ``steps``) after the first step that ends this many seconds after
+            training started; for runs that must fit a job's or a lease's wall time. The
+            returned :attr:`FitResult.step` says how far it got. ``None``: no limit.
         callback: called with every metrics row.
 
     Returns:
@@ -477,6 +482,9 @@ def fit(
         raise ValueError("shared_steps=True solves the whole batch at once; it does not combine with microbatch")
     if shared_steps is None:
         shared_steps = microbatch is None
+    if time_limit is not None and (isinstance(time_limit, bool) or not isinstance(time_limit, (int, float))
+                                   or not time_limit > 0):
+        raise ValueError(f"time_limit={time_limit!r} must be a positive number of seconds (None: no limit)")
     if isinstance(ema, bool) or not isinstance(ema, (int, float)) or not 0 <= ema < 1:
         raise ValueError(f"ema={ema!r} must be a number in [0, 1) (0: no parameter averaging)")
     splits = _eval_splits(eval_data)
@@ -592,6 +600,11 @@ def fit(
                 run_eval()
             if checkpoint_every and step % checkpoint_every == 0 and step < last:
                 save()
+            if time_limit is not None and time.time() - t_start >= time_limit and step < last:
+                if log_every and step % log_every:  # the rows since the last one
+                    write({"step": step, "split": "train", "loss": run_loss / run_n,
+                           "accuracy": run_acc / run_n, "seconds": time.time() - t_log})
+                break
     except KeyboardInterrupt:
         save()  # resume with resume=True
         raise

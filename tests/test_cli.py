@@ -770,6 +770,25 @@ def test_retrieve_refuses_an_existing_run_without_overwrite(tmp_path, capsys):
     assert (out / "config.toml").read_text() == 'task = "retrieve"\n'
 
 
+def test_a_run_stopped_by_its_time_limit_is_summarised_and_resumed(tmp_path, capsys):
+    """--time-limit stops training, and the run is evaluated and summarised with the steps it
+    made and the steps it was planned for; --resume with the limit lifted finishes it."""
+    out = tmp_path / "run"
+    argv = ["train", "--model", "hopfield", "--no-progress", "--n-hidden", "8", "--max-train", "40", "--max-test", "20",
+            "--batch-size", "4", "--steps", "3", "--out", str(out)]
+    with jax.enable_x64(False):
+        assert cli.main(argv + ["--time-limit", "1e-9"]) == 0
+        assert "stopped by --time-limit after 1 of 3 steps" in capsys.readouterr().err
+        summary = json.loads((out / "summary.json").read_text())
+        assert (summary["steps"], summary["steps_planned"], summary["n_test"]) == (1, 3, 20)
+        assert config.load_toml(out / "config.toml").training.time_limit == 1e-9
+        assert cli.main(["train", "--resume", "--out", str(out), "--time-limit", "None", "--no-progress"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["steps"] == 3 and "steps_planned" not in summary
+    with pytest.raises(ValueError, match="--time-limit"):
+        config.TrainingConfig(time_limit=0)
+
+
 def test_shared_steps_flag_trains(tmp_path, capsys, monkeypatch):
     """Shared steps (one solve per batch; its maths is tested in test_train / test_relax) are
     the default and recorded; `--no-shared-steps` gives per-example solves for adaptive steps,

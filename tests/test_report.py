@@ -135,3 +135,13 @@ def test_runs_on_a_busy_host_are_marked(tmp_path):
     table = report.markdown(report.rows(report.collect([quiet, busy])))
     assert "| 12 s |" in table and "| 12 s* |" in table and "upper bound" in table
     assert "upper bound" not in report.markdown(report.rows(report.collect([quiet])))
+
+
+def test_runs_stopped_by_their_time_limit_say_how_far_they_got(tmp_path):
+    a = _run(tmp_path, "a", steps=412, steps_planned=600, wall_seconds=300.0)
+    b = _run(tmp_path, "b", seed=1, steps=600, wall_seconds=280.0,
+             command="hkjax train --task classify --model hopfield --seed 1 --out runs/b")
+    c = _run(tmp_path, "c", steps=600, command="hkjax train --task classify --model hopfield --lr 0.1 --out runs/c")
+    table = report.markdown(report.rows(report.collect([a, b, c])))
+    assert "300 / 280 s; stopped by its time limit after 412 / 600 of 600 steps |" in table
+    assert table.count("time limit") == 1  # the finished run's row says nothing

@@ -99,6 +99,29 @@ def test_fit_evaluates_named_splits(arrays):
 LION = train.make_optimizer("lion", learning_rate=1e-3, steps=6)
 
 
+def test_a_time_limit_stops_with_a_checkpoint_and_a_resumed_run_is_bit_identical(arrays, tmp_path):
+    """A run past its time limit stops after the step in progress, logs the steps since the
+    last metrics row and saves a checkpoint; resuming it without the limit gives the bits
+    of the run that was never stopped."""
+    tr, _ = arrays
+    task = _task("kuramoto", n_hidden=4)
+    net = task.build(jax.random.key(0), k=4)
+    kw = dict(optimizer=LION, steps=6, batch_size=4, key=jax.random.key(5), progress=False, log_every=4)
+    full = train.fit(net, task, tr, checkpoint_dir=tmp_path / "a", **kw)
+    part = train.fit(net, task, tr, checkpoint_dir=tmp_path / "b", time_limit=1e-9, metrics_path=tmp_path / "b.jsonl",
+                     **kw)
+    assert part.step == 1  # the first step always ends past a nanosecond
+    assert checkpoint.latest(tmp_path / "b").name == "ckpt_00000001.hkjax"
+    rows = [json.loads(line) for line in (tmp_path / "b.jsonl").read_text().splitlines()]
+    assert [(r["step"], r["split"]) for r in rows] == [(1, "train")]
+    resumed = train.fit(net, task, tr, checkpoint_dir=tmp_path / "b", resume=True, metrics_path=tmp_path / "b.jsonl", **kw)
+    assert resumed.step == 6
+    assert _leaves_equal(resumed.raw_model, full.raw_model)
+    for bad in (0, -1.0, True, "10"):
+        with pytest.raises(ValueError, match="time_limit"):
+            train.fit(net, task, tr, time_limit=bad, **kw)
+
+
 @pytest.mark.parametrize("ema", [0.0, 0.9])
 def test_interrupted_and_resumed_run_is_bit_identical(arrays, tmp_path, ema):
     """Stop after 3 of 6 steps, resume from the checkpoint: the same bits as 6 straight steps
