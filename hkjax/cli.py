@@ -330,3 +330,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         _log("hkjax: interrupted (resume with --resume)")
         return 130
+    except BrokenPipeError:  # e.g. `hkjax train --help | head`: the reader left; stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 141

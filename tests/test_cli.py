@@ -244,6 +244,15 @@ def test_python_dash_m_help():
     assert r.returncode == 0 and "retrieve" in r.stdout
 
 
+def test_help_into_a_closed_pipe_ends_without_a_traceback():
+    """`hkjax train --help | head -1`: the reader is gone before the help is written."""
+    p = subprocess.Popen([sys.executable, "-m", "hkjax", "train", "--help"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    p.stdout.close()  # before the command has imported anything, let alone printed
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=120) == 141 and "Traceback" not in err, err
+
+
 # -- end to end -----------------------------------------------------------------------
 
 
