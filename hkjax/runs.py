@@ -506,6 +506,14 @@ def _provenance(command: str | None) -> dict:
             "device": f"{dev.platform}: {dev.device_kind} x{jax.device_count()}, {os.cpu_count()} cores"}
 
 
+def _write_summary(out: pathlib.Path, summary: dict, command: str | None, t0: float) -> dict:
+    """``summary`` with the run's provenance and wall time (since ``t0``), written to
+    ``out/summary.json`` (what ``hkjax report`` reads) and returned."""
+    summary.update(_provenance(command), wall_seconds=round(time.time() - t0, 2))
+    _write_json(out / "summary.json", summary)
+    return summary
+
+
 def _last_train_accuracy(history):
     rows = [r for r in history if r.get("split") == "train"]
     return rows[-1]["accuracy"] if rows else None
@@ -587,8 +595,7 @@ def train(cfg: Config, *, draw: bool = True, command: str | None = None) -> dict
         note += f"; with the coupling switched off {off['accuracy']:.4f}"
     if draw:
         summary["figures"] = figures(out, cfg, res.model, task, test_arrays, ev)
-    summary.update(_provenance(command), wall_seconds=round(time.time() - t0, 2))
-    _write_json(out / "summary.json", summary)
+    _write_summary(out, summary, command, t0)
     note += _stopped_note(summary)
     _log(f"hkjax: {cfg.task} {cfg.network.model}: test accuracy {ev['accuracy']:.4f}{note} "
          f"({summary['wall_seconds']:.0f} s) -> {out}")
@@ -738,8 +745,7 @@ def edit(cfg: Config, *, command: str | None = None) -> dict:
         tta_note = (f" (test-time augmentation, shifts <= {cfg.evaluation.tta} px: cue0 {summary['test_accuracy_cue0_tta']:.4f}, "
                     f"cue1 {summary['test_accuracy_cue1_tta']:.4f})")
     summary["figures"] = figures(out, cfg, res.model, task, test_arrays, ev)
-    summary.update(_provenance(command), wall_seconds=round(time.time() - t0, 2))
-    _write_json(out / "summary.json", summary)
+    _write_summary(out, summary, command, t0)
     _log(f"hkjax: edit {cfg.editing.edit} {list(cfg.editing.classes)}: before {before['accuracy']:.4f}, cue0 "
          f"{summary['test_accuracy_cue0']:.4f}, cue1 {summary['test_accuracy_cue1']:.4f}{tta_note}{_stopped_note(summary)} "
          f"-> {out}")
@@ -836,7 +842,5 @@ def retrieve(cfg: RetrievalConfig, *, command: str | None = None) -> dict:
         plt.close(fig)
     except Exception as e:  # noqa: BLE001
         _log(f"hkjax: retrieval figure skipped ({type(e).__name__})")
-    summary = {"task": "retrieve", "rows": rows, "n_units": cfg.n_units, "corruption": cfg.corruption,
-               "seed": cfg.seed, **_provenance(command), "wall_seconds": round(time.time() - t0, 2)}
-    _write_json(out / "summary.json", summary)
-    return summary
+    return _write_summary(out, {"task": "retrieve", "rows": rows, "n_units": cfg.n_units, "corruption": cfg.corruption,
+                                "seed": cfg.seed}, command, t0)
