@@ -23,6 +23,7 @@ The same objects serve three surfaces that therefore cannot drift apart:
 import dataclasses
 import math
 import pathlib
+import shlex
 import tomllib
 import types
 import typing
@@ -37,7 +38,7 @@ from .tasks import check_warp
 __all__ = [
     "Config", "NetworkConfig", "DataConfig", "SolverConfig", "OptimizationConfig", "TrainingConfig",
     "EvaluationConfig", "EditingConfig", "RetrievalConfig", "GROUPS", "COMMAND_GROUPS", "COMMAND_DEFAULTS",
-    "PRESETS", "EDIT_PRESETS", "TASKS", "SMALL_STEPS", "preset", "from_dict", "load_toml", "read_table", "to_toml",
+    "PRESETS", "EDIT_PRESETS", "TASKS", "INVOCATION_OPTIONS", "command_line", "SMALL_STEPS", "preset", "from_dict", "load_toml", "read_table", "to_toml",
 ]
 
 TASKS = ("classify", "addition", "edit", "retrieve")
@@ -485,6 +486,49 @@ def preset(name: str, command: str = "train") -> dict[str, Any]:
     if name not in PRESETS:
         raise ValueError(f"--preset {name!r} is unknown; choose one of {', '.join(PRESETS)}")
     return {**PRESETS[name], **(EDIT_PRESETS.get(name, {}) if command == "edit" else {})}
+
+
+#: Options that say how one invocation of a command runs, not what the run computes; left
+#: out of :func:`command_line`.
+INVOCATION_OPTIONS = ("resume", "overwrite", "progress", "time_limit")
+
+
+def command_line(cfg: Config, command: str = "train") -> str:
+    """The ``hkjax COMMAND`` line that runs ``cfg``: one flag for each option that differs from
+    the command's defaults, after ``--preset NAME`` where that preset makes the line shorter,
+    and ``--out`` last. :data:`INVOCATION_OPTIONS` are left out. Parsing the line gives
+    ``cfg`` back, up to those: ``hkjax report`` shows it for a run whose own command line was
+    a ``--resume``.
+
+    Raises:
+        ValueError: a command that takes no :class:`Config` (``train``, ``edit``, ``sweep`` do).
+    """
+    if command not in COMMAND_GROUPS:
+        raise ValueError(f"command={command!r}: choose one of {', '.join(COMMAND_GROUPS)}")
+    opts = cfg.options()
+    names = [n for n in (*_TOP, *(n for g in COMMAND_GROUPS[command] for n, gn in _GROUP_OF.items() if gn == g))
+             if n not in INVOCATION_OPTIONS and n != "out" and not (n == "task" and command == "edit")] + ["out"]
+
+    def flags(base: dict) -> list[str]:
+        words = []
+        for n in names:
+            v = opts[n]
+            if v == base[n]:
+                continue
+            flag = "--from" if n == "from_run" else "--" + n.replace("_", "-")
+            if isinstance(v, bool):
+                words.append(flag if v else "--no-" + n.replace("_", "-"))
+            else:
+                words += [flag, ",".join(map(str, v)) if isinstance(v, tuple) else str(v)]
+        return words
+
+    defaults = {**Config().options(), **COMMAND_DEFAULTS.get(command, {})}
+    best = flags(defaults)
+    for name in PRESETS:
+        with_preset = ["--preset", name, *flags({**defaults, **preset(name, command)})]
+        if len(with_preset) < len(best):
+            best = with_preset
+    return shlex.join(["hkjax", command, *best])
 
 
 def _typed(name: str, value, hint):

@@ -79,8 +79,26 @@ def collect(paths: Iterable[str | pathlib.Path]) -> list[dict]:
         if not s.get("command"):
             raise ReportError(f"{summary_path} records no command line (an older run): re-run its command to report it")
         s.pop("figures", None)
-        out.append({"run": summary_path.parent.name, **s})
+        out.append({"run": summary_path.parent.name, **_configured_command(s, summary_path.parent)})
     return out
+
+
+def _configured_command(s: dict, run_dir: pathlib.Path) -> dict:
+    """A summary whose command line was a ``--resume`` (which says where the run is, not what
+    it computes) with the command that runs the run's configuration (``config.toml``,
+    :func:`hkjax.config.command_line`) in its place; the line that ran is kept as
+    ``"resumed_with"``."""
+    words = shlex.split(s["command"])
+    if "--resume" not in words or len(words) < 2 or not (run_dir / "config.toml").is_file():
+        return s
+    from . import config
+
+    try:
+        cfg = config.load_toml(run_dir / "config.toml")
+        line = config.command_line(cfg, words[1])
+    except ValueError as e:
+        raise ReportError(f"{run_dir / 'config.toml'}: {e}") from None
+    return {**s, "command": line, "resumed_with": s["command"]}
 
 
 def _recipe(command: str, flags: Sequence[str] = _PLACE_FLAGS) -> str:
@@ -139,6 +157,7 @@ def rows(summaries: Sequence[dict]) -> list[dict]:
         g = groups.setdefault(key, {
             "task": _task(s), "model": _model(s), "dataset": s.get("dataset"),
             "command": s["command"], "runs": [], "seeds": [], "device": s.get("device"),
+            **({"associative": bool(s.get("associative"))} if s.get("task") == "edit" else {}),
             "hkjax_version": s.get("hkjax_version"),
         })
         g["runs"].append(s["run"])
@@ -151,6 +170,7 @@ def rows(summaries: Sequence[dict]) -> list[dict]:
         if "steps_planned" in s:  # stopped by its time limit before the steps it was planned for
             g["steps_planned"] = s["steps_planned"]
         g["busy"] = g.get("busy", False) or _busy(s)
+        g["resumed"] = g.get("resumed", False) or "resumed_with" in s
     keys = list(groups)
     first: dict[tuple, int] = {}
     for i, key in enumerate(keys):
@@ -174,6 +194,15 @@ def _secs(values: Sequence[float]) -> str:
     return " / ".join(f"{v:.0f}" for v in values) + " s"
 
 
+def _device(device: str) -> str:
+    """``"gpu: NVIDIA H200 x1, 16 cores"`` as ``"NVIDIA H200"``, ``"cpu: cpu x1, 2 cores"`` as
+    ``"CPU, 2 cores"``."""
+    kind, _, rest = device.partition(": ")
+    if kind == "cpu":
+        return "CPU" + (f", {rest.split(', ', 1)[1]}" if ", " in rest else "")
+    return rest.split(" x")[0] or device
+
+
 def _stopped(r: dict) -> str:
     """How far the runs of a row that a time limit stopped got (empty for finished runs)."""
     if "steps_planned" not in r:
@@ -183,6 +212,11 @@ def _stopped(r: dict) -> str:
 
 
 def _figures(r: dict) -> str:
+    if r.get("associative") is False and "test_accuracy" in r:  # every test image has its edited label
+        text = f"edited labels: **{_pct(r['test_accuracy'])}**"
+        if "accuracy_before_edit" in r:
+            text += f"; classifier before the edit {_pct(r['accuracy_before_edit'])}"
+        return text
     if "test_accuracy_cue0" in r:
         text = f"cue 0 (original labels): **{_pct(r['test_accuracy_cue0'])}**; " \
                f"cue 1 (edited labels): **{_pct(r['test_accuracy_cue1'])}**"
@@ -204,10 +238,13 @@ def markdown(table_rows: Sequence[dict]) -> str:
     """The results table (Markdown) of :func:`rows`: one line per row, figures per seed in
     the order of the seeds column, separated by ``/``."""
     lines = ["| task | model | seeds | test accuracy | wall time | command |", "|---|---|---|---|---|---|"]
+    several = len({r.get("device") for r in table_rows}) > 1  # then each wall time names its device
     for r in table_rows:
         seeds = ", ".join(str(s) for s in r["seeds"])
-        star = "*" if r.get("busy") else ""
-        lines.append(f"| {r['task']} | {r['model']} | {seeds} | {_figures(r)} | {_secs(r['wall_seconds'])}{star}{_stopped(r)} "
+        star = ("*" if r.get("busy") else "") + ("†" if r.get("resumed") else "")
+        where = f" on {_device(r['device'])}" if several and r.get("device") else ""
+        lines.append(f"| {r['task']} | {r['model']} | {seeds} | {_figures(r)} | {_secs(r['wall_seconds'])}{star}{where}"
+                     f"{_stopped(r)} "
                      f"| `{_recipe(r['command'], flags=())}` |")
     devices = sorted({r["device"] for r in table_rows if r.get("device")})
     versions = sorted({r["hkjax_version"] for r in table_rows if r.get("hkjax_version")})
@@ -218,6 +255,10 @@ def markdown(table_rows: Sequence[dict]) -> str:
         foot.append("")
         foot.append("\\* The host's 5-minute load average at the end of the run was above its core count: other "
                     "work may have shared the cores, so the wall time is an upper bound.")
+    if any(r.get("resumed") for r in table_rows):
+        foot.append("")
+        foot.append("† Stopped and resumed (`--resume`): the wall time is that of the last invocation alone, and the "
+                    "command shown is the run's configuration (its `config.toml`) as flags.")
     if devices or versions:
         foot.append("")
         foot.append(f"Measured on {', '.join(devices) or 'unknown device'} with hkjax {', '.join(versions) or '?'}.")

@@ -7,6 +7,7 @@ import io
 import json
 import pathlib
 import re
+import shlex
 import subprocess
 import sys
 
@@ -992,3 +993,24 @@ def test_saved_config_reads_a_run_directory_or_gives_none(tmp_path):
     assert table["network"]["n_hidden"] == 7 and config.from_dict(table) == cfg
     (tmp_path / "config.toml").write_text("x = [")
     assert runs.saved_config(tmp_path) is None
+
+
+@pytest.mark.parametrize("command, options", [
+    ("train", {}),
+    ("train", dict(task="addition", model="hopfield_kuramoto", n_hidden=50, rotate=False, val=300, lr=2e-3, seed=3,
+                   out="runs/x", time_limit=5.0, progress=False)),
+    ("edit", {**config.preset("paper", "edit"), "edit": "conflate", "classes": (2, 7), "associative": True,
+              "coupling": "multiplicative", "lr_decay": 0.1, "from_run": "runs/clf", "out": "runs/e", "resume": True}),
+])
+def test_command_line_parses_back_to_its_config(command, options):
+    cfg = config.Config().replace(**options)
+    line = config.command_line(cfg, command)
+    assert line.startswith(f"hkjax {command}") and "--resume" not in line and "--time-limit" not in line
+    back, _ = cli.parse(command, shlex.split(line)[2:])
+    skip = {*config.INVOCATION_OPTIONS, "task"} if command == "edit" else set(config.INVOCATION_OPTIONS)
+    assert {k: v for k, v in back.options().items() if k not in skip} == \
+           {k: v for k, v in cfg.options().items() if k not in skip}
+    if command == "edit":
+        assert line.startswith("hkjax edit --preset paper ")  # shorter with the preset than without
+    with pytest.raises(ValueError, match="command"):
+        config.command_line(cfg, "retrieve")

@@ -145,3 +145,34 @@ def test_runs_stopped_by_their_time_limit_say_how_far_they_got(tmp_path):
     table = report.markdown(report.rows(report.collect([a, b, c])))
     assert "300 / 280 s; stopped by its time limit after 412 / 600 of 600 steps |" in table
     assert table.count("time limit") == 1  # the finished run's row says nothing
+
+
+def test_a_resumed_run_shows_the_command_of_its_configuration(tmp_path):
+    """A run whose summary was written by `--resume --out RUN` is shown with the command that
+    runs its config.toml (the line that ran is kept), and the table marks it."""
+    from hkjax import config
+
+    cfg = config.Config().replace(task="edit", edit="conflate", associative=True, coupling="additive", edit_lr=0.003,
+                                  from_run="runs/clf", out="runs/r", resume=True, time_limit=0.01, progress=False)
+    d = _run(tmp_path, "r", task="edit", model="hopfield_kuramoto", edit="conflate", classes=[0, 1], associative=True,
+             coupling="additive", test_accuracy_cue0=0.9, test_accuracy_cue1=0.8,
+             command="hkjax edit --resume --out runs/r --time-limit 0.01")
+    (d / "config.toml").write_text(config.to_toml(cfg))
+    s = report.collect([d])[0]
+    assert s["resumed_with"] == "hkjax edit --resume --out runs/r --time-limit 0.01"
+    assert s["command"] == config.command_line(cfg, "edit")
+    assert "--resume" not in s["command"] and "--edit conflate" in s["command"] and "--from runs/clf" in s["command"]
+    table = report.markdown(report.rows([s]))
+    assert "12 s†" in table and "† Stopped and resumed" in table
+
+
+def test_non_associative_edits_show_the_edited_labels_and_devices_are_named_when_several(tmp_path):
+    e = _run(tmp_path, "e", task="edit", model="hopfield_kuramoto", edit="swap", classes=[0, 1], associative=False,
+             coupling="additive", test_accuracy=0.794, test_accuracy_cue0=0.794, test_accuracy_cue1=0.793,
+             accuracy_before_edit=0.881, device="gpu: NVIDIA H200 x1, 16 cores",
+             command="hkjax edit --edit swap --out runs/e")
+    c = _run(tmp_path, "c")
+    table = report.markdown(report.rows(report.collect([c, e])))
+    assert "edited labels: **79.4 %**; classifier before the edit 88.1 %" in table and "cue 0" not in table
+    assert "12 s on CPU, 2 cores |" in table and "12 s on NVIDIA H200 |" in table
+    assert " on CPU" not in report.markdown(report.rows(report.collect([c])))  # one device: said once, below
