@@ -38,7 +38,8 @@ from .tasks import check_warp
 __all__ = [
     "Config", "NetworkConfig", "DataConfig", "SolverConfig", "OptimizationConfig", "TrainingConfig",
     "EvaluationConfig", "EditingConfig", "RetrievalConfig", "GROUPS", "COMMAND_GROUPS", "COMMAND_DEFAULTS",
-    "PRESETS", "EDIT_PRESETS", "TASKS", "INVOCATION_OPTIONS", "command_line", "SMALL_STEPS", "preset", "from_dict", "load_toml", "read_table", "to_toml",
+    "PRESETS", "EDIT_PRESETS", "TASKS", "INVOCATION_OPTIONS", "SMALL_STEPS", "preset", "command_line", "from_dict",
+    "load_toml", "read_table", "to_toml",
 ]
 
 TASKS = ("classify", "addition", "edit", "retrieve")

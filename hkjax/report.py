@@ -6,7 +6,8 @@ it, hkjax's and JAX's versions and the device. :func:`collect` reads those files
 :func:`rows` groups runs that differ only by ``--seed`` (and ``--out``) into one row, and
 :func:`markdown` renders the rows as the results table of the README and the documentation.
 :func:`write` saves both the table (``.md``) and everything it was made from (``.json``: the
-rows and every run's summary), so that the table can be re-rendered from the JSON file alone::
+rows and every run's summary), so that the table can be re-rendered from the JSON file alone
+(a run finished by ``--resume`` is shown with the command of its ``config.toml``)::
 
     hkjax report runs/h400 runs/h400_seed1 runs/swap --out docs/results/digits.md --readme README.md
     hkjax report docs/results/digits.json --readme README.md      # re-render from a saved report
