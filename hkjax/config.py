@@ -516,9 +516,10 @@ def command_line(cfg: Config, command: str = "train") -> str:
             v = opts[n]
             if v == base[n]:
                 continue
-            flag = "--from" if n == "from_run" else "--" + n.replace("_", "-")
+            dashed = n.replace("_", "-")
+            flag = "--from" if n == "from_run" else "--" + dashed
             if isinstance(v, bool):
-                words.append(flag if v else "--no-" + n.replace("_", "-"))
+                words.append(flag if v else "--no-" + dashed)
             else:
                 words += [flag, ",".join(map(str, v)) if isinstance(v, tuple) else str(v)]
         return words

@@ -213,14 +213,12 @@ def _stopped(r: dict) -> str:
 
 
 def _figures(r: dict) -> str:
-    if r.get("associative") is False and "test_accuracy" in r:  # every test image has its edited label
-        text = f"edited labels: **{_pct(r['test_accuracy'])}**"
-        if "accuracy_before_edit" in r:
-            text += f"; classifier before the edit {_pct(r['accuracy_before_edit'])}"
-        return text
     if "test_accuracy_cue0" in r:
-        text = f"cue 0 (original labels): **{_pct(r['test_accuracy_cue0'])}**; " \
-               f"cue 1 (edited labels): **{_pct(r['test_accuracy_cue1'])}**"
+        if r.get("associative") is False:  # every test image has its edited label
+            text = f"edited labels: **{_pct(r['test_accuracy'])}**"
+        else:
+            text = f"cue 0 (original labels): **{_pct(r['test_accuracy_cue0'])}**; " \
+                   f"cue 1 (edited labels): **{_pct(r['test_accuracy_cue1'])}**"
         if "accuracy_before_edit" in r:
             text += f"; classifier before the edit {_pct(r['accuracy_before_edit'])}"
         return text

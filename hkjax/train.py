@@ -569,6 +569,16 @@ def fit(
     run_loss = run_acc = 0.0
     run_n = 0
     t_log = time.time()
+
+    def log_train():  # the metrics row of the steps since the last one
+        nonlocal run_loss, run_acc, run_n, t_log
+        now = time.time()
+        write({"step": step, "split": "train", "loss": run_loss / run_n, "accuracy": run_acc / run_n,
+               "seconds": now - t_log})
+        run_loss = run_acc = 0.0
+        run_n = 0
+        t_log = now
+
     try:
         while step < last:
             k = jax.random.fold_in(key, step)
@@ -588,22 +598,14 @@ def fit(
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss:.3f}", acc=f"{acc:.2f}")
             if log_every and (step % log_every == 0 or step == last):
-                now = time.time()
-                write({
-                    "step": step, "split": "train", "loss": run_loss / run_n,
-                    "accuracy": run_acc / run_n, "seconds": now - t_log,
-                })
-                run_loss = run_acc = 0.0
-                run_n = 0
-                t_log = now
+                log_train()
             if eval_every and step % eval_every == 0 and step < steps:
                 run_eval()
             if checkpoint_every and step % checkpoint_every == 0 and step < last:
                 save()
             if time_limit is not None and time.time() - t_start >= time_limit and step < last:
-                if log_every and step % log_every:  # the rows since the last one
-                    write({"step": step, "split": "train", "loss": run_loss / run_n,
-                           "accuracy": run_acc / run_n, "seconds": time.time() - t_log})
+                if log_every and run_n:
+                    log_train()
                 break
     except KeyboardInterrupt:
         save()  # resume with resume=True
