@@ -11,13 +11,16 @@ Hopfield classifier at batch 100; the Hopfield–Kuramoto classifier with the Ku
 batch 10 and 100. Fashion-MNIST training images (the solvers' step counts depend on them).
 
 Each step is timed through ``hk.fit`` itself (its ``metrics.jsonl``-style rows carry the
-seconds of every logged step); the first call (compilation) is reported apart.
+seconds of every logged step); the first call (compilation) is reported apart. The default
+path's peak memory is measured in a fresh process per network (``--no-memory``: not): the
+peak resident set (``VmHWM``) of a process that builds the network and runs ``hk.fit`` for
+``--steps`` steps, compilation included.
 
 With ``--reference PATH`` (a checkout of the paper's code, github.com/VLSF/HKmemory) the
 paper's own training step on the same configuration (``benchmarks/_reference.py``) is timed in
 the same rounds, alternating with hkjax's; its rows are the path "paper's code".
 
-    python benchmarks/default_path.py [--rounds 3] [--steps 3] [--configs 0,1,2] [--reference PATH]
+    python benchmarks/default_path.py [--rounds 3] [--steps 3] [--configs 0,1,2] [--reference PATH] [--no-memory]
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ TABLES = {
         "columns": [
             ("config", "network", ""), ("path", "gradient path", ""), ("step_s", "step (s, median)", ".3f"),
             ("step_min_s", "step (s, min)", ".3f"), ("first_call_s", "first call incl. compile (s)", ".2f"),
-            ("vs_default", "÷ hkjax default", ".1f"),
+            ("vs_default", "÷ hkjax default", ".1f"), ("peak_mb", "peak RSS, fresh process (MB)", ".0f"),
         ],
     },
 }
@@ -75,8 +78,9 @@ def _images(n: int = 1000):
         ds = hk.data.load_dataset("fashion-mnist", "train")
     except (OSError, ValueError) as e:
         raise SystemExit(f"default_path.py times training on Fashion-MNIST: {e}") from None
-    images = np.asarray(ds.images[:n], np.float32).reshape(n, -1)
-    return {"images": images, "labels": np.asarray(ds.labels[:n]).astype(np.int32)}
+    # copies: a view would keep the whole training set alive (and in the peak memory)
+    images = np.array(ds.images[:n], np.float32).reshape(n, -1)
+    return {"images": images, "labels": np.array(ds.labels[:n], np.int32)}
 
 
 def _fit_seconds(task, net, data, opt, batch, steps, shared, seed):
@@ -92,7 +96,32 @@ def _fit_seconds(task, net, data, opt, batch, steps, shared, seed):
     return [r["seconds"] for r in rows if r.get("split") == "train"]
 
 
+def _peak_mb(index: int, steps: int, max_steps: int) -> float:
+    """The peak resident memory (MB) of a fresh process that runs the default path of
+    ``CONFIGS[index]`` for ``steps`` training steps (this script with ``--peak-of``)."""
+    import json
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, __file__, "--peak-of", str(index), "--steps", str(steps), "--max-steps", str(max_steps)]
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"default_path.py: the memory measurement failed:\n{out.stderr[-2000:]}")
+    return float(json.loads(out.stdout.strip().splitlines()[-1])["peak_mb"])
+
+
+def _peak_of(index: int, steps: int, max_steps: int) -> dict:
+    name, model, batch, kuramoto = CONFIGS[index]
+    task, net, data, opt = _setup(model, batch, kuramoto, max_steps)
+    _fit_seconds(task, net, data, opt, batch, steps, True, seed=0)
+    with open("/proc/self/status") as f:  # VmHWM: this process's peak resident set
+        hwm = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+    return {"config": name, "peak_mb": hwm / 1024.0}
+
+
 def main(argv=None):
+    import json
+
     import numpy as np
 
     try:
@@ -110,11 +139,18 @@ def main(argv=None):
                     help="a checkout of the paper's code (github.com/VLSF/HKmemory) to time in the same rounds")
     ap.add_argument("--reference-steps", type=int, default=None,
                     help="the paper's code's steps per round (default --steps)")
+    ap.add_argument("--memory", action=argparse.BooleanOptionalAction, default=True,
+                    help="measure the default path's peak memory in a fresh process per network")
+    ap.add_argument("--peak-of", type=int, default=None, help=argparse.SUPPRESS)  # the child of --memory
     a = ap.parse_args(argv)
+    if a.peak_of is not None:
+        print(json.dumps(_peak_of(a.peak_of, a.steps, a.max_steps)))
+        return None
     idx = range(len(CONFIGS)) if a.configs is None else [int(i) for i in a.configs.split(",")]
     rows = []
     for i in idx:
         name, model, batch, kuramoto = CONFIGS[i]
+        peak = _peak_mb(i, a.steps, a.max_steps) if a.memory else None
         task, net, data, opt = _setup(model, batch, kuramoto, a.max_steps)
         paths = [DEFAULT, PER_EXAMPLE]
         ref_step = None
@@ -146,7 +182,8 @@ def main(argv=None):
             rows.append({"config": name, "path": path, "batch": batch, "model": model, "step_s": med[path],
                          "step_min_s": float(np.min(times[path])), "first_call_s": first[path],
                          "vs_default": med[path] / med[DEFAULT],
-                         "max_steps": 5000 if path == REFERENCE else a.max_steps})
+                         "max_steps": 5000 if path == REFERENCE else a.max_steps,
+                         **({"peak_mb": peak} if path == DEFAULT and peak is not None else {})})
     title, columns = _common.table(TABLES["default_path"], {"rows": rows})
     _common.print_table(title, rows, columns)
     _common.write_json("default_path", {"rows": rows, "rounds": a.rounds, "steps": a.steps,

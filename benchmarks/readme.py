@@ -275,6 +275,8 @@ def headline_rows(results_dir: str | Path = RESULTS, bench_dir: str | Path = HER
         rows: dict[str, dict] = {}
         for row in source.payload["rows"]:
             rows.setdefault(row["config"], {"config": row["config"]})[row["path"]] = row["step_s"]
+            if row["path"] == HEADLINE_PATHS[0][0] and row.get("peak_mb") is not None:
+                rows[row["config"]]["peak_mb"] = row["peak_mb"]
         out[machine] = {"source": source, "rows": list(rows.values())}
     return out
 
@@ -288,13 +290,16 @@ def render_headline(results_dir: str | Path = RESULTS, bench_dir: str | Path = H
         src = found["source"]
         lines += [f"On {machine} ({_device(src.payload.get('device', {}))}), median seconds per training "
                   f"step, from `benchmarks/results/{src.path.name}` (`{src.payload.get('command', '?')}`):", ""]
+        memory = any("peak_mb" in row for row in found["rows"])
         lines += ["| paper's 28×28 network | " + " | ".join(h for _, h in HEADLINE_PATHS)
-                  + " | paper's code ÷ hkjax |", "|---" * (len(HEADLINE_PATHS) + 2) + "|"]
+                  + " | paper's code ÷ hkjax |" + (" hkjax's peak memory (MB) |" if memory else ""),
+                  "|---" * (len(HEADLINE_PATHS) + 2 + memory) + "|"]
         for row in found["rows"]:
             cells_ = ["–" if row.get(p) is None else f"{row[p]:.3g}" for p, _ in HEADLINE_PATHS]
             a, b = row.get(HEADLINE_PATHS[0][0]), row.get(ref)
             ratio = f"{b / a:.1f}×" if a and b else ""
-            lines.append(f"| {row['config']} | " + " | ".join(cells_) + f" | {ratio} |")
+            peak = (" –" if row.get("peak_mb") is None else f" {row['peak_mb']:.0f}") + " |" if memory else ""
+            lines.append(f"| {row['config']} | " + " | ".join(cells_) + f" | {ratio} |" + peak)
         lines.append("")
     return "\n".join(lines).rstrip() + "\n" if lines else ""
 

@@ -505,7 +505,8 @@ def load_idx(directory: str | os.PathLike[str], split: str = "train") -> Dataset
     height, width = parts[0][0].shape[1:]
     images = np.concatenate([p[0].reshape(p[0].shape[0], -1) for p in parts])
     labels = np.concatenate([p[1] for p in parts]).astype(np.int32)
-    images = images.astype(np.float32) / np.float32(255.0)
+    images = images.astype(np.float32)
+    images /= np.float32(255.0)  # in place: no second float copy of the whole set at its peak
     name = os.path.basename(os.path.normpath(os.path.abspath(dirname)))
     return Dataset(
         images=images, labels=labels, shape=(int(height), int(width)), n_classes=10, name=name

@@ -184,10 +184,11 @@ class Network(eqx.Module):
         """``∂E_syn/∂value`` for every layer at ``state`` (``None`` where no synapse binds it)."""
         return self._synapse_gradient(self.values(state))
 
-    def _synapse_gradient(self, v: dict) -> dict[str, Array | None]:
+    def _synapse_gradient(self, v: dict, batched: bool = False) -> dict[str, Array | None]:
         grads: dict[str, Array | None] = {n: None for n in self.layers}
         for s in self.synapses:
-            for n, d in zip(s.layers, s.gradient(*(v[n] for n in s.layers))):
+            gradient = s.batch_gradient if batched else s.gradient
+            for n, d in zip(s.layers, gradient(*(v[n] for n in s.layers))):
                 if d is not None:
                     grads[n] = d if grads[n] is None else grads[n] + d
         return grads
@@ -213,6 +214,15 @@ class Network(eqx.Module):
         v = self.values(state)
         grads = self._synapse_gradient(v)
         return {n: layer.flow(state[n], v[n], grads[n]) for n, layer in self.layers.items()}
+
+    def _batch_vector_field(self, t, states: dict) -> dict:
+        """:meth:`vector_field` of a batch of states (a leading batch axis on every layer),
+        every synapse evaluated on the whole batch at once
+        (:meth:`~hkjax.synapses.AbstractSynapse.batch_gradient`): what
+        :func:`hkjax.relax_batch` integrates. The caller checks the states' structure."""
+        v = {n: jax.vmap(layer.value)(states[n]) for n, layer in self.layers.items()}
+        grads = self._synapse_gradient(v, batched=True)
+        return {n: jax.vmap(layer.flow)(states[n], v[n], grads[n]) for n, layer in self.layers.items()}
 
     def project(self, state: dict) -> dict:
         """``state`` with every oscillator mapped back onto its sphere (any leading axes)."""

@@ -204,7 +204,8 @@ _field = eqx.filter_jit(_tuple_field)
 
 @eqx.filter_jit
 def _batch_field(t, y, network):
-    return jax.vmap(lambda state: _tuple_field(t, state, network))(y)
+    order = _order(network)
+    return _as_tuple(network._batch_vector_field(t, _as_dict(y, order)), order)
 
 
 def _worst_rms(y) -> Float[Array, ""]:
@@ -357,7 +358,11 @@ def relax_batch(network: Network, states0: dict, **kwargs) -> Solution:
       example for every parameter matrix through the adjoint loop (``(batch, n, n)`` arrays
       for dense weights); here they are summed over the batch at every step: faster steps,
       less memory and a faster compile, even when the shared solve takes a step more
-      (``benchmarks/train_step.py``, ``benchmarks/default_path.py``).
+      (``benchmarks/train_step.py``, ``benchmarks/default_path.py``);
+    * every synapse is evaluated for the whole batch at once
+      (:meth:`~hkjax.synapses.AbstractSynapse.batch_gradient`): a synapse or graph layout
+      with a faster batched form uses it (the edge list's Kuramoto force walks the edges with
+      the batch as the last axis).
 
     :func:`hkjax.train.fit` uses it by default (``shared_steps=None``; ``hkjax train``
     unless ``--no-shared-steps``).

@@ -411,6 +411,71 @@ def test_kuramoto_tiles_agree_with_the_edge_list(interaction, shared, min_fill, 
             assert_rel_close(got, ref, 1e-10, what)
 
 
+#: The batched force in every layout that has its own (the edge list; the tiles, whose rest
+#: edges use it) and one that uses the default ``vmap``; per-edge and shared parameters.
+_BATCH_CASES = [pytest.param(p.values[0], False, "edges", id=f"{p.id}-per_edge-edges") for p in INTERACTIONS] + [
+    pytest.param(p.values[0], shared, f, id=f"{p.id}-{'shared' if shared else 'per_edge'}-{f}")
+    for p, shared, f in ((INTERACTIONS[1], True, "edges"), (INTERACTIONS[-1], True, "edges"),
+                         (INTERACTIONS[2], False, "tiles"),
+                         (INTERACTIONS[2], False, "dense"))]
+
+
+@pytest.mark.parametrize("interaction,shared,formulation", _BATCH_CASES)
+def test_kuramoto_batch_gradient_equals_the_per_example_gradient(interaction, shared, formulation, monkeypatch):
+    """``Kuramoto.batch_gradient`` (what ``relax_batch`` evaluates: the edge list's force of
+    a whole batch in chunks of edges, batch last) equals ``jax.vmap`` of the per-example
+    gradient to 1e-10 relative: its value, its forward-mode derivative in σ and the
+    parameters together and apart, and reverse-mode gradients, also under ``jit`` with the
+    graph traced. The chunk budget is cut so that the edges take several chunks, the last
+    one padded."""
+    monkeypatch.setattr(layouts, "EDGE_CHUNK_BYTES", 7 * 3 * D * 8)  # 7 edges per chunk at batch 3
+    n, batch = 100, 3
+    edges = graphs.small_world(n, 8, 0.2, key=jax.random.key(1))
+    sigma1, v1, w1, params, static, dparams = _force_probe(interaction, shared, edges, n)
+    rot = jnp.stack([random_orthogonal(jax.random.key(10 + b), D) for b in range(batch)])
+    sigma, v, w = (jnp.einsum("bij,nj->bni", rot, x) for x in (sigma1, v1, w1))
+    pairs = Pairs(edges, n, formulation=formulation)
+    if formulation == "tiles":
+        assert pairs.layout.rest is not None and pairs.layout.rest.num_edges > 7
+
+    def per_example(p, s, pairs=pairs):
+        syn = Kuramoto(OSC, pairs, eqx.combine(p, static), kappa=KAPPA_K)
+        return jax.vmap(lambda x: sum(part.gradient(x)[0] for part in syn.prepare()))(s)
+
+    def batched(p, s, pairs=pairs):
+        syn = Kuramoto(OSC, pairs, eqx.combine(p, static), kappa=KAPPA_K)
+        return sum(part.batch_gradient(s)[0] for part in syn.prepare())
+
+    out = {}
+    for name, force in (("vmap", per_example), ("batch", batched)):
+        def loss(p, s, pairs=pairs, force=force):
+            return jnp.sum(jnp.sin(force(p, s, pairs) * w))
+
+        out[name] = (force(params, sigma), jax.jvp(force, (params, sigma), (dparams, v))[1],
+                     jax.jvp(lambda s, force=force: force(params, s), (sigma,), (v,))[1],
+                     jax.jvp(lambda p, force=force: force(p, sigma), (params,), (dparams,))[1],
+                     jax.grad(loss, argnums=(0, 1))(params, sigma),
+                     jax.jit(jax.grad(loss, argnums=(0, 1)))(params, sigma, pairs))
+    for i, what in enumerate(("force", "jvp", "jvp in sigma", "jvp in parameters", "grad", "grad under jit")):
+        for ref, got in zip(jax.tree_util.tree_leaves(out["vmap"][i]), jax.tree_util.tree_leaves(out["batch"][i]),
+                            strict=True):
+            assert_rel_close(got, ref, 1e-10, what)
+
+
+def test_kuramoto_between_two_layers_batch_gradient():
+    """The batched gradient of a Kuramoto synapse between two layers comes back split into
+    the layers' shapes, equal to the per-example gradients."""
+    n = SPARSE_N
+    sigma = jnp.stack([_inputs(n, seed)[1] for seed in (1, 2)])
+    sa, sb = sigma[:, :4].reshape(2, 2, 2, D), sigma[:, 4:]
+    inter = I.Tanh().per_edge(len(SPARSE_EDGES), key=jax.random.key(300), scale=0.8)
+    syn = Kuramoto("a", Pairs(SPARSE_EDGES, n, formulation="edges"), inter, kappa=KAPPA_K, post="b")
+    got, ref = syn.batch_gradient(sa, sb), jax.vmap(syn.gradient)(sa, sb)
+    assert [g.shape for g in got] == [(2, 2, 2, D), (2, 3, D)]
+    for g, r in zip(got, ref, strict=True):
+        assert_rel_close(g, r, 1e-12, "batch vs vmap")
+
+
 def test_kuramoto_force_backward_pass_shared_array_parameters():
     """Shared parameters given as 0-d arrays are learnable: their gradients through the
     masked dense force (reverse mode) equal the edge list's."""

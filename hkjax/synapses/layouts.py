@@ -309,6 +309,111 @@ def _dense_force(interaction: AbstractInteraction, mask, sigma):
     return force(dyn, sigma)
 
 
+#: The batched edge-list force (:func:`_edge_force_batch`) walks the edges in chunks whose
+#: gathered oscillators (a whole batch) take about this many bytes, so that they stay in cache.
+EDGE_CHUNK_BYTES = 2**21
+
+
+def _edge_force_batch(interaction: AbstractInteraction, pairs: Pairs, sigma):
+    """``Σⱼ F'ᵢⱼ(σᵢ·σⱼ) σⱼ`` over the edges of ``pairs`` for a batch of oscillators
+    ``sigma`` ``(B, n, d)``: the edge list's force of every example at once.
+
+    ``jax.vmap`` of the per-example force gathers and scatters rows of ``d`` numbers per
+    example and builds ``(B, E, d)`` intermediates that leave the cache. Here the batch is
+    moved to the last axis, so that every edge gathers and scatters one contiguous row of
+    ``d·B`` numbers, and the edges are walked in chunks (:data:`EDGE_CHUNK_BYTES`) whose
+    intermediates stay in cache. The leftover edges of the paper's tiled small-world graph
+    (its rewired edges) use it, in every vector-field evaluation of a batched training step
+    (``benchmarks/default_path.py``; ``benchmarks/revision_ab.py`` against a base revision).
+
+    Its derivative is a custom JVP computed in the same chunked walk (``dF'`` of an edge is
+    ``F'' (dσᵢ·σⱼ + σᵢ·dσⱼ) + ∂F'/∂θ · dθ``), its body rematerialised so that reverse mode
+    (the transpose JAX derives) recomputes a chunk's gathers instead of storing them.
+    Per-edge parameters are the interaction's ``(E,)`` arrays; others are shared by every
+    edge. ``tests/test_synapses.py`` checks value, both modes and chunking against the
+    per-example force."""
+    b, n, d = sigma.shape
+    e = pairs.num_edges
+    if e == 0:
+        return jnp.zeros_like(sigma)
+    dyn, static = eqx.partition(interaction, eqx.is_array)
+    per_edge = [q for q in interaction.param_names if jnp.ndim(getattr(interaction, q)) == 1]
+    size = max(1, min(e, EDGE_CHUNK_BYTES // (d * b * jnp.dtype(sigma.dtype).itemsize)))
+    count = -(-e // size)
+
+    def chunks(v):  # (E,) -> (count, size), padded
+        return jnp.pad(v, (0, count * size - e)).reshape(count, size)
+
+    def columns(inter):  # the per-edge parameters, in chunks
+        return [chunks(getattr(inter, q)) for q in per_edge]
+
+    def at(inter, cols):  # the interaction with one chunk's per-edge parameters, (size, 1)
+        return eqx.tree_at(lambda m: [getattr(m, q) for q in per_edge], inter, [c[:, None] for c in cols]) \
+            if per_edge else inter
+
+    def fprime(inter, ok, s):  # F' of a chunk's edges (size, B), zero on the padding
+        return jnp.where(ok[:, None], inter.derivative(s), 0.0)
+
+    def batch_last(x):
+        return jnp.moveaxis(x, 0, -1)
+
+    # the graph is an argument, not a closure: under jit its index arrays are tracers, which a
+    # custom JVP must not close over
+    @jax.custom_jvp
+    def force(p, sig, ii, jj, ok):
+        inter, st = eqx.combine(p, static), batch_last(sig)
+
+        def body(acc, x):
+            i, j, o, cols = x
+            si, sj = st[i], st[j]
+            fp = fprime(at(inter, cols), o, jnp.sum(si * sj, axis=1))[:, None, :]
+            return acc.at[i].add(fp * sj).at[j].add(fp * si), None
+
+        out, _ = jax.lax.scan(body, jnp.zeros_like(st), (ii, jj, ok, columns(inter)))
+        return jnp.moveaxis(out, -1, 0)
+
+    def force_jvp(primals, tangents):
+        p, sig, ii, jj, ok = primals
+        dp, dsig = tangents[:2]
+        zero = jax.custom_derivatives.SymbolicZero
+        is_zero = lambda t: isinstance(t, zero)  # noqa: E731
+        with_params = any(not is_zero(t) for t in jax.tree_util.tree_leaves(dp, is_leaf=is_zero))
+        with_sigma = not is_zero(dsig)
+        dp = jax.tree_util.tree_map(lambda t, x: jnp.zeros_like(x) if is_zero(t) else t, dp, p, is_leaf=is_zero)
+        inter, dinter = eqx.combine(p, static), eqx.combine(dp, static)
+        st = batch_last(sig)
+        dst = batch_last(dsig) if with_sigma else None
+
+        def body(acc, x):
+            i, j, o, cols, dcols = x
+            si, sj = st[i], st[j]
+            s = jnp.sum(si * sj, axis=1)
+            q = at(inter, cols)
+            fp, fpp = jax.jvp(lambda t: fprime(q, o, t), (s,), (jnp.ones_like(s),))  # F', F''
+            dfp = jnp.zeros_like(s)
+            if with_params:
+                qd, qs = eqx.partition(q, eqx.is_array)
+                _, h = jax.jvp(lambda r: fprime(eqx.combine(r, qs), o, s), (qd,),
+                               (eqx.filter(at(dinter, dcols), eqx.is_array),))
+                dfp = dfp + h
+            if with_sigma:
+                dsi, dsj = dst[i], dst[j]
+                dfp = dfp + fpp * jnp.sum(dsi * sj + si * dsj, axis=1)
+            fp, dfp = fp[:, None, :], dfp[:, None, :]
+            tan_i, tan_j = dfp * sj, dfp * si
+            if with_sigma:
+                tan_i, tan_j = tan_i + fp * dsj, tan_j + fp * dsi
+            out, tan = acc
+            return (out.at[i].add(fp * sj).at[j].add(fp * si), tan.at[i].add(tan_i).at[j].add(tan_j)), None
+
+        (out, tan), _ = jax.lax.scan(jax.checkpoint(body), (jnp.zeros_like(st), jnp.zeros_like(st)),
+                                     (ii, jj, ok, columns(inter), columns(dinter)))
+        return jnp.moveaxis(out, -1, 0), jnp.moveaxis(tan, -1, 0)
+
+    force.defjvp(force_jvp, symbolic_zeros=True)
+    return force(dyn, sigma, chunks(pairs.i), chunks(pairs.j), chunks(jnp.ones(e, bool)))
+
+
 def _over_tiles(interactions, tiles: Tiles, sigmas, body):
     """``lax.map`` of ``body(inters, valid, rows, cols)`` over the kept tiles of ``tiles``. ``interactions`` are interactions of one structure (an interaction, and in
     a JVP its tangent); ``inters`` holds them with the tile's block in place of any laid-out
@@ -547,6 +652,20 @@ class AbstractLayout(eqx.Module):
         :meth:`kuramoto_energy` in ``σᵢ`` (``pairs``, ``interaction`` and ``sigma`` as
         there)."""
 
+    def kuramoto_force_batch(self, pairs: Pairs, interaction: AbstractInteraction, sigma):
+        """:meth:`kuramoto_force` of a whole batch, what :func:`hkjax.relax_batch` evaluates
+        (default: ``jax.vmap`` of it; a layout whose batch has a faster form overrides it).
+
+        Arguments:
+            pairs: the graph.
+            interaction: the pair potential ``F``, as for :meth:`kuramoto_force`.
+            sigma: oscillators ``(B, n, dim)``, a leading batch axis.
+
+        Returns:
+            ``(B, n, dim)``: the force of every example.
+        """
+        return jax.vmap(lambda s: self.kuramoto_force(pairs, interaction, s))(sigma)
+
     def kuramoto_parts(self, pairs: Pairs, interaction: AbstractInteraction):
         """``((graph, interaction), ...)`` whose Kuramoto terms add up to that of
         ``interaction`` on the graph ``pairs``, with the parameters laid out once for
@@ -602,6 +721,12 @@ class EdgeList(AbstractLayout):
     def kuramoto_force(self, pairs, interaction, sigma):
         fp = interaction.derivative(pairs.dots(sigma))[:, None]
         return pairs.scatter(fp * sigma[pairs.j], fp * sigma[pairs.i])
+
+    def kuramoto_force_batch(self, pairs, interaction, sigma):
+        """The force of a whole batch (``pairs``, ``interaction`` and ``sigma`` ``(B, n,
+        dim)`` as for :meth:`AbstractLayout.kuramoto_force_batch`), in chunks of edges with
+        the batch as the last axis (:func:`_edge_force_batch`)."""
+        return _edge_force_batch(interaction, pairs, sigma)
 
     def coupling_field(self, pairs, c, gs):
         return pairs.scatter(jnp.asarray(c)[..., None] * gs[pairs.j], jnp.asarray(c)[..., None] * gs[pairs.i])
@@ -843,6 +968,13 @@ class Tiles(_AbstractMatrix):
         force = _tile_force(_laid_out(interaction, self.tiles), self, sigma)
         if self.rest is not None:
             force = force + self.rest.layout.kuramoto_force(self.rest, self._leftover(interaction), sigma)
+        return force
+
+    def kuramoto_force_batch(self, pairs, interaction, sigma):
+        inter = _laid_out(interaction, self.tiles)
+        force = jax.vmap(lambda s: _tile_force(inter, self, s))(sigma)
+        if self.rest is not None:
+            force = force + self.rest.layout.kuramoto_force_batch(self.rest, self._leftover(interaction), sigma)
         return force
 
 
