@@ -19,9 +19,9 @@ import numpy as np
 import hkjax as hk
 
 try:
-    from _tables import cells, resolve
+    from _tables import cells, git_commit, resolve
 except ImportError:  # imported as benchmarks._common
-    from ._tables import cells, resolve
+    from ._tables import cells, git_commit, resolve
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -133,18 +133,6 @@ def table(spec: dict, payload: dict) -> tuple[str, list[tuple[str, str, str]]]:
     """``(title, columns)`` of a script's table definition (its ``TABLES`` entry) for the
     payload it writes, as ``benchmarks/readme.py`` renders it from the JSON."""
     return resolve(spec, {"command": command_line(), **payload}, defaults=PAPER)
-
-
-def git_commit() -> str | None:
-    """The checked-out commit of the repository (``git rev-parse --short HEAD``), if any."""
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).resolve().parent,
-                             capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    if out.returncode != 0:
-        return None
-    return out.stdout.strip() or None
 
 
 def report(spec: dict, name: str, payload: dict, path: str | None = None) -> Path:

@@ -18,6 +18,8 @@ same text. The literal is read by ``readme.py`` without importing the script.
 from __future__ import annotations
 
 import shlex
+import subprocess
+from pathlib import Path
 
 #: Keys of a result payload that are not parameters of the run.
 _NOT_PARAMS = {"rows", "suites", "command", "device", "date", "commit"}
@@ -76,3 +78,23 @@ def cells(row: dict, columns: list[tuple[str, str, str]]) -> list[str]:
         v = row.get(key, "")
         out.append(format(v, fmt) if isinstance(v, (int, float)) and fmt else str(v))
     return out
+
+
+def git_commit(here: Path | None = None) -> str | None:
+    """The checked-out commit of the repository (``git rev-parse --short HEAD``), if any, with
+    ``+uncommitted`` when ``hkjax/`` or ``benchmarks/`` (other than ``benchmarks/results/``)
+    have changes that it does not hold: the code measured is then not that commit's.
+    ``here``: the benchmarks directory (default: this file's)."""
+    here = Path(__file__).resolve().parent if here is None else Path(here)
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True, text=True,
+                             timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "../hkjax", "."],
+                               cwd=here, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0 or not out.stdout.strip():
+        return None
+    changed = dirty.returncode == 0 and any(
+        not line[3:].startswith("benchmarks/results/") for line in dirty.stdout.splitlines() if line.strip())
+    return out.stdout.strip() + ("+uncommitted" if changed else "")

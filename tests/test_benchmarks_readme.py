@@ -139,3 +139,25 @@ def test_fill_and_check(tmp_path):
         {"command": "python x.py", "device": {"platform": "cpu", "cpus": 2}, "rows": []}))
     with pytest.raises(ValueError, match="unknown"):
         readme.render_tables(results)
+
+
+def test_git_commit_says_when_the_measured_code_is_not_the_commits(tmp_path):
+    """A result records the commit it was measured on, marked ``+uncommitted`` when the
+    library or the scripts differ from it (a new result file alone does not count)."""
+    import subprocess
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    for path in ("hkjax/a.py", "benchmarks/b.py", "benchmarks/results/r.json"):
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text("x = 1\n")
+    git("init", "-q")
+    git("add", "-A")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "c")
+    clean = tables.git_commit(tmp_path / "benchmarks")
+    assert clean and "+" not in clean
+    (tmp_path / "benchmarks/results/r.json").write_text("x = 2\n")
+    assert tables.git_commit(tmp_path / "benchmarks") == clean
+    (tmp_path / "hkjax/a.py").write_text("x = 2\n")
+    assert tables.git_commit(tmp_path / "benchmarks") == clean + "+uncommitted"
