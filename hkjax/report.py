@@ -164,7 +164,8 @@ def rows(summaries: Sequence[dict]) -> list[dict]:
         g["runs"].append(s["run"])
         g["seeds"].append(s.get("seed"))
         for field in ("test_accuracy", "test_accuracy_tta", "test_accuracy_uncoupled", "val_accuracy",
-                      "test_accuracy_cue0", "test_accuracy_cue1", "accuracy_before_edit", "wall_seconds"):
+                      "test_accuracy_cue0", "test_accuracy_cue1", "accuracy_before_edit", "wall_seconds",
+                      "wall_seconds_total", "invocations"):
             if field in s:
                 g.setdefault(field, []).append(s[field])
         g.setdefault("steps", []).append(s.get("steps"))
@@ -202,6 +203,15 @@ def _device(device: str) -> str:
     if kind == "cpu":
         return "CPU" + (f", {rest.split(', ', 1)[1]}" if ", " in rest else "")
     return rest.split(" x")[0] or device
+
+
+def _wall(r: dict) -> str:
+    """The wall time of a row: of every invocation of its runs when each of them recorded the
+    total (resumed runs), else of the command's last invocation."""
+    if len(r.get("wall_seconds_total", ())) == len(r["wall_seconds"]):
+        counts = " / ".join(str(n) for n in r["invocations"])
+        return f"{_secs(r['wall_seconds_total'])} over {counts} invocations"
+    return _secs(r["wall_seconds"])
 
 
 def _stopped(r: dict) -> str:
@@ -242,7 +252,7 @@ def markdown(table_rows: Sequence[dict]) -> str:
         seeds = ", ".join(str(s) for s in r["seeds"])
         star = ("*" if r.get("busy") else "") + ("†" if r.get("resumed") else "")
         where = f" on {_device(r['device'])}" if several and r.get("device") else ""
-        lines.append(f"| {r['task']} | {r['model']} | {seeds} | {_figures(r)} | {_secs(r['wall_seconds'])}{star}{where}"
+        lines.append(f"| {r['task']} | {r['model']} | {seeds} | {_figures(r)} | {_wall(r)}{star}{where}"
                      f"{_stopped(r)} "
                      f"| `{_recipe(r['command'], flags=())}` |")
     devices = sorted({r["device"] for r in table_rows if r.get("device")})
@@ -256,8 +266,9 @@ def markdown(table_rows: Sequence[dict]) -> str:
                     "work may have shared the cores, so the wall time is an upper bound.")
     if any(r.get("resumed") for r in table_rows):
         foot.append("")
-        foot.append("† Stopped and resumed (`--resume`): the wall time is that of the last invocation alone, and the "
-                    "command shown is the run's configuration (its `config.toml`) as flags.")
+        foot.append("† Stopped and resumed (`--resume`): the command shown is the run's configuration (its "
+                    "`config.toml`) as flags; the wall time adds up the invocations where the row says so, and is "
+                    "that of the last invocation alone where it does not.")
     if devices or versions:
         foot.append("")
         foot.append(f"Measured on {', '.join(devices) or 'unknown device'} with hkjax {', '.join(versions) or '?'}.")

@@ -506,11 +506,24 @@ def _provenance(command: str | None) -> dict:
             "device": f"{dev.platform}: {dev.device_kind} x{jax.device_count()}, {os.cpu_count()} cores"}
 
 
-def _write_summary(out: pathlib.Path, summary: dict, command: str | None, t0: float) -> dict:
+def _write_summary(out: pathlib.Path, summary: dict, command: str | None, t0: float, *,
+                   resumed: bool = False) -> dict:
     """``summary`` with the run's provenance and wall time (since ``t0``), written to
-    ``out/summary.json`` (what ``hkjax report`` reads) and returned."""
+    ``out/summary.json`` (what ``hkjax report`` reads) and returned. A ``resumed`` run that
+    already has a summary from an earlier invocation also gets the wall time of all of them,
+    ``wall_seconds_total``, and their number, ``invocations``."""
     summary.update(_provenance(command), wall_seconds=round(time.time() - t0, 2))
-    _write_json(out / "summary.json", summary)
+    path = out / "summary.json"
+    if resumed and path.is_file():
+        try:
+            earlier = json.loads(path.read_text())
+            total = float(earlier.get("wall_seconds_total", earlier["wall_seconds"]))
+            count = int(earlier.get("invocations", 1))
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # an unreadable earlier summary: this invocation's time alone
+        else:
+            summary.update(wall_seconds_total=round(total + summary["wall_seconds"], 2), invocations=count + 1)
+    _write_json(path, summary)
     return summary
 
 
@@ -595,7 +608,7 @@ def train(cfg: Config, *, draw: bool = True, command: str | None = None) -> dict
         note += f"; with the coupling switched off {off['accuracy']:.4f}"
     if draw:
         summary["figures"] = figures(out, cfg, res.model, task, test_arrays, ev)
-    _write_summary(out, summary, command, t0)
+    _write_summary(out, summary, command, t0, resumed=cfg.resume)
     note += _stopped_note(summary)
     _log(f"hkjax: {cfg.task} {cfg.network.model}: test accuracy {ev['accuracy']:.4f}{note} "
          f"({summary['wall_seconds']:.0f} s) -> {out}")
@@ -745,7 +758,7 @@ def edit(cfg: Config, *, command: str | None = None) -> dict:
         tta_note = (f" (test-time augmentation, shifts <= {cfg.evaluation.tta} px: cue0 {summary['test_accuracy_cue0_tta']:.4f}, "
                     f"cue1 {summary['test_accuracy_cue1_tta']:.4f})")
     summary["figures"] = figures(out, cfg, res.model, task, test_arrays, ev)
-    _write_summary(out, summary, command, t0)
+    _write_summary(out, summary, command, t0, resumed=cfg.resume)
     _log(f"hkjax: edit {cfg.editing.edit} {list(cfg.editing.classes)}: before {before['accuracy']:.4f}, cue0 "
          f"{summary['test_accuracy_cue0']:.4f}, cue1 {summary['test_accuracy_cue1']:.4f}{tta_note}{_stopped_note(summary)} "
          f"-> {out}")

@@ -793,8 +793,12 @@ def test_a_run_stopped_by_its_time_limit_is_summarised_and_resumed(tmp_path, cap
         assert (summary["steps"], summary["steps_planned"], summary["n_test"]) == (1, 3, 20)
         assert config.load_toml(out / "config.toml").training.time_limit == 1e-9
         assert cli.main(["train", "--resume", "--out", str(out), "--time-limit", "None", "--no-progress"]) == 0
-    summary = json.loads((out / "summary.json").read_text())
-    assert summary["steps"] == 3 and "steps_planned" not in summary
+    resumed = json.loads((out / "summary.json").read_text())
+    assert resumed["steps"] == 3 and "steps_planned" not in resumed
+    # the resumed summary adds up the wall time of both invocations
+    assert resumed["invocations"] == 2
+    assert resumed["wall_seconds_total"] == pytest.approx(summary["wall_seconds"] + resumed["wall_seconds"], abs=0.02)
+    assert "invocations" not in summary
     with pytest.raises(ValueError, match="--time-limit"):
         config.TrainingConfig(time_limit=0)
 

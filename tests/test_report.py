@@ -164,6 +164,9 @@ def test_a_resumed_run_shows_the_command_of_its_configuration(tmp_path):
     assert "--resume" not in s["command"] and "--edit conflate" in s["command"] and "--from runs/clf" in s["command"]
     table = report.markdown(report.rows([s]))
     assert "12 s†" in table and "† Stopped and resumed" in table
+    # with the wall time of every invocation recorded (hkjax edit --resume writes it), the row adds them up
+    totalled = {**s, "wall_seconds_total": 40.5, "invocations": 2}
+    assert "40 s over 2 invocations†" in report.markdown(report.rows([totalled]))
 
 
 def test_non_associative_edits_show_the_edited_labels_and_devices_are_named_when_several(tmp_path):
