@@ -113,6 +113,17 @@ def machine_name() -> str:
     return d.device_kind.lower().replace(" ", "-")
 
 
+def status_mb(field: str) -> float:
+    """A memory field of ``/proc/self/status`` in MB: ``VmRSS`` (resident now), ``VmHWM``
+    (this process's peak resident set; unlike ``getrusage``, not carried over from a parent
+    across fork/exec)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
 def command_line() -> str:
     return "python " + " ".join(shlex.quote(a) for a in sys.argv)
 

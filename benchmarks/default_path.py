@@ -113,10 +113,13 @@ def _peak_mb(index: int, steps: int, max_steps: int) -> float:
 def _peak_of(index: int, steps: int, max_steps: int) -> dict:
     name, model, batch, kuramoto = CONFIGS[index]
     task, net, data, opt = _setup(model, batch, kuramoto, max_steps)
+    try:
+        from _common import status_mb
+    except ImportError:
+        from ._common import status_mb
+
     _fit_seconds(task, net, data, opt, batch, steps, True, seed=0)
-    with open("/proc/self/status") as f:  # VmHWM: this process's peak resident set
-        hwm = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
-    return {"config": name, "peak_mb": hwm / 1024.0}
+    return {"config": name, "peak_mb": status_mb("VmHWM")}
 
 
 def main(argv=None):

@@ -65,23 +65,6 @@ TABLES = {
 }
 
 
-def _status_mb(field: str) -> float:
-    """A memory field of ``/proc/self/status`` (``VmRSS``, ``VmHWM``) in MB."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024.0
-    return float("nan")
-
-
-def _vmrss_mb() -> float:
-    return _status_mb("VmRSS")
-
-
-def _vmhwm_mb() -> float:
-    return _status_mb("VmHWM")
-
-
 def child(cfg: dict, repeats: int, batch: int) -> dict:
     import equinox as eqx
     import jax
@@ -92,9 +75,9 @@ def child(cfg: dict, repeats: int, batch: int) -> dict:
     import hkjax as hk
 
     try:
-        from _common import initial_states, paper_network
+        from _common import initial_states, paper_network, status_mb
     except ImportError:
-        from ._common import initial_states, paper_network
+        from ._common import initial_states, paper_network, status_mb
 
     net = paper_network(formulation=cfg.get("formulation", "auto"))
     states = initial_states(net, batch)
@@ -159,10 +142,10 @@ def child(cfg: dict, repeats: int, batch: int) -> dict:
         trimmed = True
     except (OSError, AttributeError):
         pass
-    after_compile = _vmrss_mb()
+    after_compile = status_mb("VmRSS")
     # This process's own high-water mark so far (import, compilation, first step). Not
     # getrusage's ru_maxrss: Linux carries that over from the parent across fork/exec.
-    peak_warmup = _vmhwm_mb()
+    peak_warmup = status_mb("VmHWM")
     try:
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")
@@ -177,8 +160,8 @@ def child(cfg: dict, repeats: int, batch: int) -> dict:
         times.append(time.perf_counter() - t)
     return {
         **cfg, "batch": batch, "first_call_s": first, "step_s": float(np.median(times)),
-        "step_min_s": float(np.min(times)), "peak_mb": max(peak_warmup, _vmhwm_mb()),
-        "steady_peak_mb": _vmhwm_mb() if reset else float("nan"), "rss_after_warmup_mb": after_compile,
+        "step_min_s": float(np.min(times)), "peak_mb": max(peak_warmup, status_mb("VmHWM")),
+        "steady_peak_mb": status_mb("VmHWM") if reset else float("nan"), "rss_after_warmup_mb": after_compile,
         "malloc_trim": trimmed, "solver_steps": int(steps),
         "loss": float(loss),
     }
