@@ -165,12 +165,14 @@ def rows(summaries: Sequence[dict]) -> list[dict]:
         g["seeds"].append(s.get("seed"))
         for field in ("test_accuracy", "test_accuracy_tta", "test_accuracy_uncoupled", "val_accuracy",
                       "test_accuracy_cue0", "test_accuracy_cue1", "accuracy_before_edit", "wall_seconds",
-                      "wall_seconds_total", "invocations"):
+                      "wall_seconds_total", "invocations", "test_images"):
             if field in s:
                 g.setdefault(field, []).append(s[field])
         g.setdefault("steps", []).append(s.get("steps"))
         if "steps_planned" in s:  # stopped by its time limit before the steps it was planned for
             g["steps_planned"] = s["steps_planned"]
+        if "test_images_split" in s:  # evaluated on the first test images only (--max-test)
+            g["test_images_split"] = s["test_images_split"]
         g["busy"] = g.get("busy", False) or _busy(s)
         g["resumed"] = g.get("resumed", False) or "resumed_with" in s
     keys = list(groups)
@@ -223,6 +225,20 @@ def _stopped(r: dict) -> str:
 
 
 def _figures(r: dict) -> str:
+    return _figures_of(r) + _subset(r)
+
+
+def _subset(r: dict) -> str:
+    """Where the runs of a row were evaluated on the first test images only (``--max-test``),
+    how many (the runs of a row share their ``--max-test``): their accuracies are not those of
+    the whole test split."""
+    if "test_images_split" not in r:
+        return ""
+    counts = " / ".join(str(n) for n in sorted(set(r.get("test_images", ()))))
+    return f"; on the first {counts or 'few'} of {r['test_images_split']} test images"
+
+
+def _figures_of(r: dict) -> str:
     if "test_accuracy_cue0" in r:
         if r.get("associative") is False:  # every test image has its edited label
             text = f"edited labels: **{_pct(r['test_accuracy'])}**"

@@ -462,13 +462,18 @@ def _augmentation_preview(task, arrays: dict, seed: int, n: int = 8, rounds: int
     return jnp.concatenate([imgs, *draws]), titles
 
 
-def _summary_common(cfg, res, planned: int):
-    """The summary's fields common to every training command; a run that its time limit
-    stopped early also records the steps it was planned for (``steps_planned``)."""
+def _summary_common(cfg, res, planned: int, test_arrays: dict, te):
+    """The summary's fields common to every training command: among them ``test_images``, the
+    number of test images evaluated, and ``test_images_split`` when that is fewer than the
+    test split holds (``--max-test``); a run that its time limit stopped early also records
+    the steps it was planned for (``steps_planned``)."""
     out = {
         "task": cfg.task, "model": cfg.network.model, "dataset": cfg.data.dataset, "seed": cfg.seed,
         "steps": res.step, "train_seconds": round(res.wall_time, 2),
+        "test_images": len(test_arrays["labels"]),
     }
+    if out["test_images"] < len(te):
+        out["test_images_split"] = len(te)
     if res.step < planned:
         out["steps_planned"] = planned
     return out
@@ -592,7 +597,7 @@ def train(cfg: Config, *, draw: bool = True, command: str | None = None) -> dict
     res = _fit(cfg, task, net, train_arrays, test_arrays, out, steps=cfg.training.steps, lr=cfg.optimization.lr, val_arrays=val_arrays)
     ev = training.evaluate(res.model, task, test_arrays, key=jax.random.key(10_000 + cfg.seed))
     summary = {
-        **_summary_common(cfg, res, cfg.training.steps), "test_accuracy": ev["accuracy"], "test_loss": ev["loss"],
+        **_summary_common(cfg, res, cfg.training.steps, test_arrays, te), "test_accuracy": ev["accuracy"], "test_loss": ev["loss"],
         "train_accuracy_last": _last_train_accuracy(res.history), "n_test": int(len(ev["targets"])),
         **_validation(res.model, task, val_arrays, cfg.seed),
     }
@@ -741,7 +746,7 @@ def edit(cfg: Config, *, command: str | None = None) -> dict:
     ev = training.evaluate(res.model, task, test_arrays, key=jax.random.key(10_000 + cfg.seed))
     cue0, cue1 = _cue_accuracies(ev)
     summary = {
-        **_summary_common(cfg, res, cfg.editing.edit_steps), "edit": cfg.editing.edit, "classes": list(cfg.editing.classes), "associative": cfg.editing.associative,
+        **_summary_common(cfg, res, cfg.editing.edit_steps, test_arrays, te), "edit": cfg.editing.edit, "classes": list(cfg.editing.classes), "associative": cfg.editing.associative,
         "coupling": cfg.network.coupling, "accuracy_before_edit": before["accuracy"],
         "test_accuracy": ev["accuracy"], "test_accuracy_cue0": cue0,
         "test_accuracy_cue1": cue1, "hopfield_frozen": frozen,

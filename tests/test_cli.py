@@ -493,6 +493,8 @@ def test_edit_end_to_end(edit_run):
     assert {"accuracy_before_edit", "test_accuracy_cue0", "test_accuracy_cue1", "test_accuracy"} <= set(summary)
     assert summary["hopfield_frozen"] is True
     assert 0 <= summary["test_accuracy_cue0"] <= 1 and 0 <= summary["test_accuracy_cue1"] <= 1
+    # --max-test 20: the summary says the accuracies are of the first 20 test images of the split
+    assert summary["test_images"] == 20 and summary["test_images_split"] == len(hk.data.load_digits("test"))
     try:
         import hkjax.plotting  # noqa: F401
 

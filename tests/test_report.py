@@ -147,6 +147,17 @@ def test_runs_stopped_by_their_time_limit_say_how_far_they_got(tmp_path):
     assert table.count("time limit") == 1  # the finished run's row says nothing
 
 
+def test_runs_evaluated_on_part_of_the_test_split_say_so(tmp_path):
+    a = _run(tmp_path, "a", test_images=1000, test_images_split=10000, test_accuracy=0.91)
+    b = _run(tmp_path, "b", seed=1, test_images=1000, test_images_split=10000,
+             command="hkjax train --task classify --model hopfield --seed 1 --out runs/b")
+    whole = _run(tmp_path, "c", test_images=10000, command="hkjax train --task classify --model kuramoto --out runs/c")
+    table = report.markdown(report.rows(report.collect([a, b, whole])))
+    line = next(ln for ln in table.splitlines() if "| 0, 1 |" in ln)
+    assert "**91.0 / 90.0 %**; on the first 1000 of 10000 test images |" in line
+    assert table.count("test images") == 1  # the run on the whole split says nothing
+
+
 def test_a_resumed_run_shows_the_command_of_its_configuration(tmp_path):
     """A run whose summary was written by `--resume --out RUN` is shown with the command that
     runs its config.toml (the line that ran is kept), and the table marks it."""
