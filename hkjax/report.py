@@ -224,21 +224,17 @@ def _stopped(r: dict) -> str:
     return f"; stopped by its time limit after {done} of {r['steps_planned']} steps"
 
 
-def _figures(r: dict) -> str:
-    return _figures_of(r) + _subset(r)
-
-
 def _subset(r: dict) -> str:
     """Where the runs of a row were evaluated on the first test images only (``--max-test``),
     how many (the runs of a row share their ``--max-test``): their accuracies are not those of
-    the whole test split."""
+    the whole test split. Empty for runs on the whole split."""
     if "test_images_split" not in r:
         return ""
-    counts = " / ".join(str(n) for n in sorted(set(r.get("test_images", ()))))
-    return f"; on the first {counts or 'few'} of {r['test_images_split']} test images"
+    counts = " / ".join(str(n) for n in sorted(set(r["test_images"])))
+    return f"; on the first {counts} of {r['test_images_split']} test images"
 
 
-def _figures_of(r: dict) -> str:
+def _figures(r: dict) -> str:
     if "test_accuracy_cue0" in r:
         if r.get("associative") is False:  # every test image has its edited label
             text = f"edited labels: **{_pct(r['test_accuracy'])}**"
@@ -268,7 +264,7 @@ def markdown(table_rows: Sequence[dict]) -> str:
         seeds = ", ".join(str(s) for s in r["seeds"])
         star = ("*" if r.get("busy") else "") + ("†" if r.get("resumed") else "")
         where = f" on {_device(r['device'])}" if several and r.get("device") else ""
-        lines.append(f"| {r['task']} | {r['model']} | {seeds} | {_figures(r)} | {_wall(r)}{star}{where}"
+        lines.append(f"| {r['task']} | {r['model']} | {seeds} | {_figures(r)}{_subset(r)} | {_wall(r)}{star}{where}"
                      f"{_stopped(r)} "
                      f"| `{_recipe(r['command'], flags=())}` |")
     devices = sorted({r["device"] for r in table_rows if r.get("device")})
