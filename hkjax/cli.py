@@ -88,7 +88,7 @@ class ReportArgs:
     """``hkjax report``."""
 
     runs: Annotated[tuple[str, ...], tyro.conf.Positional, tyro.conf.arg(metavar="RUN")]
-    """run directories (or their summary.json), or a report .json written by an earlier `hkjax report` (its runs are re-read as saved)"""
+    """run directories (or their summary.json), or a report .json written by an earlier `hkjax report` (its runs are re-read as saved; a run directory given after it replaces its run of the same name)"""
     out: Annotated[str, tyro.conf.arg(metavar="FILE.md")] = ""
     """write the table here (FILE.md) and everything it was made from beside it (FILE.json)"""
     title: str = ""

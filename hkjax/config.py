@@ -295,6 +295,8 @@ class EditingConfig:
     """training steps of the edit (the classifier uses --steps)"""
     edit_lr: float = 1e-2
     """initial learning rate of the edit"""
+    edited_fraction: float = 0.0
+    """share of each training batch drawn from the images whose label the edit changes, the rest from all images (0: uniform, as in the paper)"""
 
     def __post_init__(self):
         if isinstance(self.classes, (str, list)):
@@ -302,7 +304,9 @@ class EditingConfig:
         if not self.classes or not all(isinstance(c, int) and not isinstance(c, bool) for c in self.classes):
             raise ValueError(f"classes={self.classes!r}: pass integers, e.g. 0 1")
         _check_ints(self, {"edit_steps": 1})
-        _check_numbers(self, ("edit_lr",), positive=("edit_lr",))
+        _check_numbers(self, ("edit_lr", "edited_fraction"), positive=("edit_lr",))
+        if not 0 <= self.edited_fraction < 1:
+            raise ValueError(f"edited_fraction={self.edited_fraction} must lie in [0, 1) (0: uniform batches)")
         _check_choices(self)
 
 

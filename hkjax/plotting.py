@@ -404,6 +404,7 @@ def confusion_matrix(
     path: PathLike | None = None,
     *,
     class_names: Sequence[str] | None = None,
+    title: str = "confusion matrix",
 ) -> Figure | pathlib.Path:
     """Heatmap of the confusion counts, numbers written in the cells, accuracy in the title.
 
@@ -416,6 +417,7 @@ def confusion_matrix(
         n_classes: number of classes (a positive integer).
         path: where to write the figure, or None to return it.
         class_names: optional ``n_classes`` tick labels (default ``0 … n_classes-1``).
+        title: what the matrix shows; the title adds the accuracy to it.
 
     Returns:
         The written :class:`pathlib.Path`, or the Figure when ``path`` is None.
@@ -470,7 +472,7 @@ def confusion_matrix(
         ax.set_yticks(ticks, names)
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
-    ax.set_title(f"confusion matrix — accuracy {100 * acc:.2f}% ({int(np.trace(counts))}/{n})")
+    ax.set_title(f"{title} — accuracy {100 * acc:.2f}% ({int(np.trace(counts))}/{n})")
     return _finish(fig, path)
 
 

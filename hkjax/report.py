@@ -55,7 +55,8 @@ def collect(paths: Iterable[str | pathlib.Path]) -> list[dict]:
     Args:
         paths: run directories (each holding the ``summary.json`` its command wrote), a run's
             ``summary.json`` itself, or a report written by :func:`write` (``.json``: its runs
-            are taken as they were saved).
+            are taken as they were saved). A run directory given after a report that holds a
+            run of the same name (a run resumed since, say) takes that run's place.
 
     Returns:
         One dict per run: its ``summary.json`` with ``"run"`` (the directory's name) added.
@@ -66,11 +67,13 @@ def collect(paths: Iterable[str | pathlib.Path]) -> list[dict]:
             not record it: re-run the command to report it).
     """
     out: list[dict] = []
+    saved_at: dict[str, int] = {}  # run name -> its place in out, for the runs read from reports
     for p in map(pathlib.Path, paths):
         if p.is_file() and p.name != "summary.json":
             saved = _load_json(p)
             if not isinstance(saved.get("runs"), list):
                 raise ReportError(f"{p} is not a report written by `hkjax report` (no 'runs' list)")
+            saved_at.update({r.get("run"): len(out) + i for i, r in enumerate(saved["runs"])})
             out.extend(saved["runs"])
             continue
         summary_path = p if p.name == "summary.json" else p / "summary.json"
@@ -80,7 +83,11 @@ def collect(paths: Iterable[str | pathlib.Path]) -> list[dict]:
         if not s.get("command"):
             raise ReportError(f"{summary_path} records no command line (an older run): re-run its command to report it")
         s.pop("figures", None)
-        out.append({"run": summary_path.parent.name, **_configured_command(s, summary_path.parent)})
+        run = {"run": summary_path.parent.name, **_configured_command(s, summary_path.parent)}
+        if run["run"] in saved_at:
+            out[saved_at.pop(run["run"])] = run
+        else:
+            out.append(run)
     return out
 
 
@@ -164,7 +171,7 @@ def rows(summaries: Sequence[dict]) -> list[dict]:
         g["runs"].append(s["run"])
         g["seeds"].append(s.get("seed"))
         for field in ("test_accuracy", "test_accuracy_tta", "test_accuracy_uncoupled", "val_accuracy",
-                      "test_accuracy_cue0", "test_accuracy_cue1", "accuracy_before_edit", "wall_seconds",
+                      "test_accuracy_cue0", "test_accuracy_cue1", "test_accuracy_edited", "accuracy_before_edit", "wall_seconds",
                       "wall_seconds_total", "invocations", "test_images"):
             if field in s:
                 g.setdefault(field, []).append(s[field])
@@ -241,6 +248,8 @@ def _figures(r: dict) -> str:
         else:
             text = f"cue 0 (original labels): **{_pct(r['test_accuracy_cue0'])}**; " \
                    f"cue 1 (edited labels): **{_pct(r['test_accuracy_cue1'])}**"
+        if len(r.get("test_accuracy_edited", ())) == len(r["seeds"]):  # recorded by every run of the row
+            text += f" ({_pct(r['test_accuracy_edited'])} on the images whose label the edit changes)"
         if "accuracy_before_edit" in r:
             text += f"; classifier before the edit {_pct(r['accuracy_before_edit'])}"
         return text

@@ -17,6 +17,7 @@ Progress and results are reported on stderr, one line each (``hkjax: ...``).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import pathlib
@@ -124,7 +125,8 @@ def build_task(cfg: Config, ds, *, kind: str | None = None, model: str | None = 
     if kind == "edit":
         mapping = tasks.edit_map(cfg.editing.edit, list(cfg.editing.classes), int(ds.n_classes))
         return tasks.MemoryEditing(
-            **common, mapping=tuple(int(m) for m in mapping), associative=cfg.editing.associative, cue_classes=(0, 1)
+            **common, mapping=tuple(int(m) for m in mapping), associative=cfg.editing.associative, cue_classes=(0, 1),
+            edited_fraction=cfg.editing.edited_fraction,
         )
     raise ValueError(f"task={kind!r} cannot be trained with this command")
 
@@ -426,8 +428,16 @@ def figures(out: pathlib.Path, cfg: Config, net, task, test_arrays, ev) -> list[
         attempt("augmentation", lambda a, p: plotting.images_grid(a, task._image_shape(), p, titles=titles, ncols=8),
                 images, out / "augmentation.png")
     if ev is not None:
-        attempt("confusion_matrix", plotting.confusion_matrix, np.asarray(ev["targets"]),
-                np.asarray(ev["predictions"]), int(task.n_classes), out / "confusion_matrix.png")
+        targets, predictions = np.asarray(ev["targets"]), np.asarray(ev["predictions"])
+        if getattr(task, "associative", False):  # every test image under cue 0, then under cue 1: one matrix each
+            n = len(targets) // 2
+            for cue, part, labels in ((0, slice(None, n), "original"), (1, slice(n, None), "edited")):
+                attempt(f"confusion_matrix_cue{cue}", functools.partial(
+                    plotting.confusion_matrix, title=f"cue {cue} ({labels} labels)"), targets[part], predictions[part],
+                    int(task.n_classes), out / f"confusion_matrix_cue{cue}.png")
+        else:
+            attempt("confusion_matrix", plotting.confusion_matrix, targets, predictions, int(task.n_classes),
+                    out / "confusion_matrix.png")
     # one test example relaxed with a dense time grid
     example = jax.tree_util.tree_map(lambda a: jnp.asarray(a)[0], task.eval_batch(test_arrays, jax.random.key(0)))
     try:
@@ -647,6 +657,16 @@ def _cue_accuracies(ev: dict) -> tuple[float, float]:
     return float(np.mean(ok[:n])), float(np.mean(ok[n:]))
 
 
+def _edited_accuracy(ev: dict, labels) -> float:
+    """Accuracy of a memory-editing evaluation on the examples whose target the edit changes
+    (target other than the image's own label ``labels``): under cue 1 only when associative."""
+    import numpy as np
+
+    labels = np.asarray(labels)
+    changed = ev["targets"] != np.concatenate([labels] * (len(ev["targets"]) // len(labels)))
+    return float(np.mean(ev["predictions"][changed] == ev["targets"][changed]))
+
+
 def _evaluate_tta(cfg: Config, model, task, test_arrays) -> dict:
     """Test-time augmentation: the accuracy of the class scores averaged over all shifts by up to
     ``cfg.evaluation.tta`` pixels (reported next to the plain accuracy, never instead of it)."""
@@ -749,7 +769,8 @@ def edit(cfg: Config, *, command: str | None = None) -> dict:
         **_summary_common(cfg, res, cfg.editing.edit_steps, test_arrays, te), "edit": cfg.editing.edit, "classes": list(cfg.editing.classes), "associative": cfg.editing.associative,
         "coupling": cfg.network.coupling, "accuracy_before_edit": before["accuracy"],
         "test_accuracy": ev["accuracy"], "test_accuracy_cue0": cue0,
-        "test_accuracy_cue1": cue1, "hopfield_frozen": frozen,
+        "test_accuracy_cue1": cue1, "test_accuracy_edited": _edited_accuracy(ev, test_arrays["labels"]),
+        "hopfield_frozen": frozen,
         **_validation(res.model, task, val_arrays, cfg.seed, cues=True),
         "note": ("cue0: original labels under cue images of class 0; cue1: edited labels under cue images of class 1"
                  if cfg.editing.associative else "non-associative: every test accuracy is on the edited labels"),
@@ -765,7 +786,8 @@ def edit(cfg: Config, *, command: str | None = None) -> dict:
     summary["figures"] = figures(out, cfg, res.model, task, test_arrays, ev)
     _write_summary(out, summary, command, t0, resumed=cfg.resume)
     _log(f"hkjax: edit {cfg.editing.edit} {list(cfg.editing.classes)}: before {before['accuracy']:.4f}, cue0 "
-         f"{summary['test_accuracy_cue0']:.4f}, cue1 {summary['test_accuracy_cue1']:.4f}{tta_note}{_stopped_note(summary)} "
+         f"{summary['test_accuracy_cue0']:.4f}, cue1 {summary['test_accuracy_cue1']:.4f} (changed labels "
+         f"{summary['test_accuracy_edited']:.4f}){tta_note}{_stopped_note(summary)} "
          f"-> {out}")
     return summary
 

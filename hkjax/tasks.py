@@ -782,6 +782,10 @@ class MemoryEditing(_Base):
         mapping: ``(C,)`` label map from :func:`edit_map` (a tuple).
         associative: see above.
         cue_classes: the classes whose images serve as cue 0 and cue 1.
+        edited_fraction: the share of each training batch (:meth:`sample`) drawn from the
+            images whose label ``mapping`` changes, the rest drawn from all images. ``0`` (the
+            default, as in the paper) draws uniformly, so that an edit of two classes of ten
+            sees their images in a fifth of each batch, and under cue 1 in a tenth.
 
     ``model``, ``n_pixels``, ``n_hidden``, ``n_classes``, ``dim``, ``relax_config``,
     ``rotate``, ``shift``, ``tilt``, ``zoom``, ``tta``, ``image_shape`` and ``osc_init`` are as for :class:`Classification`.
@@ -794,9 +798,12 @@ class MemoryEditing(_Base):
     mapping: tuple = eqx.field(static=True, default=tuple(range(10)))
     associative: bool = eqx.field(static=True, default=True)
     cue_classes: tuple = eqx.field(static=True, default=(0, 1))
+    edited_fraction: float = eqx.field(static=True, default=0.0)
     rotate: bool = eqx.field(static=True, default=True)
 
     def __check_init__(self):
+        if not 0 <= self.edited_fraction < 1:
+            raise ValueError(f"edited_fraction={self.edited_fraction} must lie in [0, 1) (0: uniform batches)")
         if self.model not in EDIT_MODELS:
             raise ValueError(f"memory editing needs model='hopfield_kuramoto' (oscillators learn the edit) or "
                              f"'hopfield_lora' (a static low-rank synapse learns it), got {self.model!r}")
@@ -830,12 +837,14 @@ class MemoryEditing(_Base):
         return jnp.where(example["cues"] == 1, edited, example["labels"])
 
     def prepare(self, arrays: dict) -> dict:
-        """``arrays`` plus ``"cue_pools"``: the indices of the images of each cue class (two
-        integer arrays), computed once with NumPy, outside any traced function, so that
+        """``arrays`` plus ``"cue_pools"``, the indices of the images of each cue class (two
+        integer arrays), and ``"edited_pool"``, the indices of the images whose label
+        ``mapping`` changes; computed once with NumPy, outside any traced function, so that
         :meth:`sample` can be compiled with the data as an argument. Idempotent.
 
         Raises:
-            ValueError: the data have no image of a cue class.
+            ValueError: the data have no image of a cue class, or (with ``edited_fraction > 0``)
+                none of an edited class.
         """
         if "cue_pools" in arrays:
             return arrays
@@ -849,7 +858,11 @@ class MemoryEditing(_Base):
         pools = tuple(np.flatnonzero(labels == c).astype(np.int32) for c in self.cue_classes)
         if any(len(p) == 0 for p in pools):
             raise ValueError(f"the data have no image of a cue class {self.cue_classes}")
-        return {**arrays, "cue_pools": pools}
+        edited = np.flatnonzero(np.asarray(self.mapping)[labels] != labels).astype(np.int32)
+        if self.edited_fraction > 0 and len(edited) == 0:
+            raise ValueError(f"edited_fraction={self.edited_fraction}: the data have no image whose label the edit "
+                             "changes; pass edited_fraction=0")
+        return {**arrays, "cue_pools": pools, "edited_pool": edited}
 
     def _cues(self, arrays, cues, key):
         pools = self.prepare(arrays)["cue_pools"]
@@ -861,13 +874,19 @@ class MemoryEditing(_Base):
     def sample(self, arrays: dict, key: PRNGKeyArray, batch_size: int) -> dict:
         """As :meth:`Classification.sample`, plus a random cue (0 or 1) per example and a cue
         image of that cue's class drawn from ``arrays``: ``{"images", "labels",
-        "cue_images", "cues"}`` with ``batch_size`` rows; a function of ``key`` only.
+        "cue_images", "cues"}`` with ``batch_size`` rows; a function of ``key`` only. The
+        first ``round(edited_fraction · batch_size)`` rows are images of the edited classes.
 
         Raises:
             ValueError: ``arrays`` has no image of a cue class (see :meth:`prepare`).
         """
         ki, kc, kq, ks = jax.random.split(key, 4)
-        ex = _pick(arrays, jax.random.randint(ki, (batch_size,), 0, len(arrays["labels"])))
+        idx = jax.random.randint(ki, (batch_size,), 0, len(arrays["labels"]))
+        n_edited = round(self.edited_fraction * batch_size)
+        if n_edited:
+            pool = jnp.asarray(self.prepare(arrays)["edited_pool"])
+            idx = idx.at[:n_edited].set(pool[jax.random.randint(jax.random.fold_in(ki, 1), (n_edited,), 0, len(pool))])
+        ex = _pick(arrays, idx)
         cues = jax.random.randint(kc, (batch_size,), 0, 2)
         ex = {**ex, "images": self.augment(ex["images"], ks)}
         return {**ex, "cue_images": self._cues(arrays, cues, kq), "cues": cues}

@@ -209,6 +209,7 @@ def test_help_exits_zero_and_documents_defaults(capsys):
         (["eval", "--run", "/nonexistent/run"], "does not exist"),
         (["edit", "--from", "/nonexistent/run"], "does not exist"),
         (["edit", "--classes", "3"], "two distinct classes"),
+        (["edit", "--edited-fraction", "1"], "edited_fraction=1.0 must lie in [0, 1)"),
         (["frobnicate"], "unknown command"),
         (["--steps", "3"], "choose one of"),
         (["retrieve", "--loads", "a,b"], "loads"),
@@ -493,16 +494,30 @@ def test_edit_end_to_end(edit_run):
     assert {"accuracy_before_edit", "test_accuracy_cue0", "test_accuracy_cue1", "test_accuracy"} <= set(summary)
     assert summary["hopfield_frozen"] is True
     assert 0 <= summary["test_accuracy_cue0"] <= 1 and 0 <= summary["test_accuracy_cue1"] <= 1
+    assert 0 <= summary["test_accuracy_edited"] <= 1
     # --max-test 20: the summary says the accuracies are of the first 20 test images of the split
     assert summary["test_images"] == 20 and summary["test_images_split"] == len(hk.data.load_digits("test"))
     try:
         import hkjax.plotting  # noqa: F401
 
         assert summary["figures"] and all(pathlib.Path(f).is_file() for f in summary["figures"])
+        # an associative edit: one confusion matrix under each cue, none of the two mixed
+        names = {pathlib.Path(f).name for f in summary["figures"]}
+        assert {"confusion_matrix_cue0.png", "confusion_matrix_cue1.png"} <= names and "confusion_matrix.png" not in names
     except ImportError:
         pass
     cfg = config.load_toml(out / "config.toml")
     assert cfg.task == "edit" and cfg.network.osc_init == "reference" and cfg.network.kuramoto_term is False
+
+
+def test_the_accuracy_on_changed_labels_counts_only_the_examples_an_edit_changes():
+    """An edit's evaluation holds every test image under cue 0, then under cue 1; the accuracy
+    on changed labels is over the examples whose target is not the image's own label."""
+    labels = np.asarray([0, 1, 2])
+    ev = {"targets": np.asarray([0, 1, 2, 1, 0, 2]), "predictions": np.asarray([0, 0, 2, 1, 1, 0])}
+    assert runs._edited_accuracy(ev, labels) == 0.5  # under cue 1: image 0 -> 1 right, image 1 -> 0 wrong
+    non = {"targets": np.asarray([1, 0, 2, 1, 0, 2]), "predictions": np.asarray([1, 0, 0, 1, 2, 0])}
+    assert runs._edited_accuracy(non, labels) == 0.75  # non-associative: both halves change
 
 
 @pytest.mark.figures

@@ -286,6 +286,8 @@ def test_confusion_matrix_counts_and_accuracy():
     np.testing.assert_array_equal(counts, [[1, 1, 0], [0, 2, 0], [1, 0, 1]])
     texts = sorted(t.get_text() for t in ax.texts)
     assert texts == sorted(str(c) for c in np.asarray(counts).ravel())
+    titled = plotting.confusion_matrix(y_true, y_pred, 3, title="cue 1 (edited labels)")
+    assert titled.axes[0].get_title() == "cue 1 (edited labels) — accuracy 66.67% (4/6)"
 
 
 def test_gram_heatmap_color_range():

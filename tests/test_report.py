@@ -49,6 +49,12 @@ def test_edit_rows_show_both_cues_and_the_classifier(tmp_path):
     assert "edit: swap 0↔1, associative, full coupling" in table
     assert "cue 0 (original labels): **94.3 %**" in table and "cue 1 (edited labels): **93.6 %**" in table
     assert "before the edit 95.3 %" in table
+    assert "whose label the edit changes" not in table  # not recorded by this run
+    f = _run(tmp_path, "swap2", task="edit", model="hopfield_kuramoto", edit="swap", classes=[0, 1],
+             associative=True, test_accuracy_cue0=0.943, test_accuracy_cue1=0.936, test_accuracy_edited=0.712,
+             command="hkjax edit --from runs/h --edit swap --out runs/swap2")
+    table = report.markdown(report.rows(report.collect([f])))
+    assert "cue 1 (edited labels): **93.6 %** (71.2 % on the images whose label the edit changes)" in table
 
 
 def test_the_rows_of_one_edit_sit_together(tmp_path):
@@ -74,6 +80,12 @@ def test_a_report_rereads_its_own_json(tmp_path):
     again = report.collect([js])
     assert report.markdown(report.rows(again)) == md.read_text().split("\n\n", 1)[1]
     assert "with test-time shifts 96.0 %" in md.read_text() and "coupling switched off 95.0 %" in md.read_text()
+    # a run resumed since the report was written takes its own place in the table, not a new row
+    b = _run(tmp_path, "b", test_accuracy=0.5, command="hkjax train --task classify --model hopfield --lr 0.1 --out runs/b")
+    _, js = report.write(report.collect([a, b]), tmp_path / "out" / "two.md")
+    (a / "summary.json").write_text(json.dumps({**json.loads((a / "summary.json").read_text()), "test_accuracy": 0.97}))
+    updated = report.collect([js, a])
+    assert [r["run"] for r in updated] == ["a", "b"] and updated[0]["test_accuracy"] == 0.97
 
 
 def test_update_block_replaces_only_the_marked_text(tmp_path):

@@ -172,6 +172,32 @@ def test_memory_editing_samples_under_jit_with_prepared_data():
         task.prepare({"images": ds.images[:5], "labels": np.full(5, 7)})
 
 
+def test_memory_editing_draws_its_edited_share_of_each_batch():
+    """``edited_fraction`` fills the first rows of a batch with images whose label the edit
+    changes (the same under jit); 0 draws exactly the uniform batches of the default task."""
+    m = tuple(int(v) for v in tasks.edit_map("conflate", [3, 4]))  # 4 -> 3: only class 4 changes
+    ds = data.load_digits("train")
+    arrays = {"images": ds.images[:300], "labels": ds.labels[:300]}
+    plain = _task(tasks.MemoryEditing, mapping=m).sample(arrays, jax.random.key(2), 32)
+    zero = _task(tasks.MemoryEditing, mapping=m, edited_fraction=0.0).sample(arrays, jax.random.key(2), 32)
+    for k in plain:
+        np.testing.assert_array_equal(np.asarray(plain[k]), np.asarray(zero[k]))
+    task = _task(tasks.MemoryEditing, mapping=m, edited_fraction=0.25)
+    prepared = task.prepare(arrays)
+    np.testing.assert_array_equal(prepared["edited_pool"], np.flatnonzero(ds.labels[:300] == 4))
+    b = jax.jit(task.sample, static_argnums=2)(jax.tree_util.tree_map(jnp.asarray, prepared), jax.random.key(2), 32)
+    labels = np.asarray(b["labels"])
+    assert (labels[:8] == 4).all()  # round(0.25 * 32) rows of the edited class ...
+    assert (labels[8:] != 4).any()  # ... the others drawn from every class
+    imgs = np.asarray(ds.images[:300])
+    for lab, img in zip(labels, np.asarray(b["images"])):  # each row is a real image with its own label
+        assert lab in ds.labels[:300][np.flatnonzero((imgs == img).all(1))]
+    with pytest.raises(ValueError, match="edited_fraction"):
+        _task(tasks.MemoryEditing, mapping=m, edited_fraction=1.0)
+    with pytest.raises(ValueError, match="edited_fraction=0.25: the data have no image"):
+        task.prepare({"images": ds.images[:5], "labels": np.asarray([0, 1, 0, 1, 0])})
+
+
 def test_all_shifts_and_test_time_augmentation():
     """``all_shifts`` lists every translation once (the middle row unshifted); with ``tta`` the
     evaluation loss is the squared loss of the class scores averaged over those shifts."""
