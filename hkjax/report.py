@@ -180,6 +180,8 @@ def rows(summaries: Sequence[dict]) -> list[dict]:
             g["steps_planned"] = s["steps_planned"]
         if "test_images_split" in s:  # evaluated on the first test images only (--max-test)
             g["test_images_split"] = s["test_images_split"]
+        elif "test_images" not in s and (n := _max_test(s["command"])) is not None:  # older summaries
+            g["max_test"] = n
         g["busy"] = g.get("busy", False) or _busy(s)
         g["resumed"] = g.get("resumed", False) or "resumed_with" in s
     keys = list(groups)
@@ -234,11 +236,23 @@ def _stopped(r: dict) -> str:
 def _subset(r: dict) -> str:
     """Where the runs of a row were evaluated on the first test images only (``--max-test``),
     how many (the runs of a row share their ``--max-test``): their accuracies are not those of
-    the whole test split. Empty for runs on the whole split."""
-    if "test_images_split" not in r:
-        return ""
-    counts = " / ".join(str(n) for n in sorted(set(r["test_images"])))
-    return f"; on the first {counts} of {r['test_images_split']} test images"
+    the whole test split. Summaries that predate ``test_images`` are read from their command's
+    ``--max-test``. Empty for runs on the whole split."""
+    if "test_images_split" in r:
+        counts = " / ".join(str(n) for n in sorted(set(r["test_images"])))
+        return f"; on the first {counts} of {r['test_images_split']} test images"
+    if "max_test" in r:  # a summary written before they recorded test_images: its command's --max-test
+        return f"; on the first {r['max_test']} test images"
+    return ""
+
+
+def _max_test(command: str) -> int | None:
+    """The ``--max-test N`` of a command line (``None`` without one, or with ``0``: every test
+    image)."""
+    words = shlex.split(command)
+    values = [b for a, b in zip(words, words[1:]) if a == "--max-test"]
+    values += [w.split("=", 1)[1] for w in words if w.startswith("--max-test=")]
+    return int(values[-1]) if values and values[-1].isdigit() and int(values[-1]) > 0 else None
 
 
 def _figures(r: dict) -> str:

@@ -168,6 +168,11 @@ def test_runs_evaluated_on_part_of_the_test_split_say_so(tmp_path):
     line = next(ln for ln in table.splitlines() if "| 0, 1 |" in ln)
     assert "**91.0 / 90.0 %**; on the first 1000 of 10000 test images |" in line
     assert table.count("test images") == 1  # the run on the whole split says nothing
+    # a summary written before runs recorded test_images: the mark comes from its --max-test
+    old = _run(tmp_path, "d", command="hkjax train --task classify --model kuramoto --max-test 500 --out runs/d")
+    assert "; on the first 500 test images |" in report.markdown(report.rows(report.collect([old])))
+    every = _run(tmp_path, "e", command="hkjax train --task classify --model kuramoto --max-test 0 --out runs/e")
+    assert "test images" not in report.markdown(report.rows(report.collect([every])))  # 0: the whole split
 
 
 def test_a_resumed_run_shows_the_command_of_its_configuration(tmp_path):
