@@ -880,11 +880,12 @@ class MemoryEditing(_Base):
         Raises:
             ValueError: ``arrays`` has no image of a cue class (see :meth:`prepare`).
         """
+        arrays = self.prepare(arrays)  # once: the pools of the edited images and of the cues
         ki, kc, kq, ks = jax.random.split(key, 4)
         idx = jax.random.randint(ki, (batch_size,), 0, len(arrays["labels"]))
         n_edited = round(self.edited_fraction * batch_size)
         if n_edited:
-            pool = jnp.asarray(self.prepare(arrays)["edited_pool"])
+            pool = jnp.asarray(arrays["edited_pool"])
             idx = idx.at[:n_edited].set(pool[jax.random.randint(jax.random.fold_in(ki, 1), (n_edited,), 0, len(pool))])
         ex = _pick(arrays, idx)
         cues = jax.random.randint(kc, (batch_size,), 0, 2)
