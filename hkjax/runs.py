@@ -633,7 +633,8 @@ def train(cfg: Config, *, draw: bool = True, command: str | None = None) -> dict
 def _validation(model, task, val_arrays, seed: int, *, cues: bool = False) -> dict:
     """``val_accuracy``, ``val_loss`` and ``n_val`` of the final model on the validation split
     (``{}`` without one), evaluated as the test split is; with ``cues`` (memory editing) also
-    ``val_accuracy_cue0`` / ``val_accuracy_cue1``."""
+    ``val_accuracy_cue0`` / ``val_accuracy_cue1`` and ``val_accuracy_edited`` (on the examples
+    whose label the edit changes), so that settings are chosen without the test split."""
     import jax
 
     from . import train as training
@@ -644,6 +645,7 @@ def _validation(model, task, val_arrays, seed: int, *, cues: bool = False) -> di
     out = {"val_accuracy": ev["accuracy"], "val_loss": ev["loss"], "n_val": int(len(val_arrays["labels"]))}
     if cues:
         out["val_accuracy_cue0"], out["val_accuracy_cue1"] = _cue_accuracies(ev)
+        out["val_accuracy_edited"] = _edited_accuracy(ev, val_arrays["labels"])
     return out
 
 

@@ -520,6 +520,19 @@ def test_the_accuracy_on_changed_labels_counts_only_the_examples_an_edit_changes
     assert runs._edited_accuracy(non, labels) == 0.75  # non-associative: both halves change
 
 
+def test_the_validation_split_reports_the_changed_labels_as_the_test_split_does(monkeypatch):
+    """Settings are chosen on the validation split, so it reports the per-cue accuracies and
+    the accuracy on changed labels of the same evaluation as the test split."""
+    from hkjax import train as training
+
+    ev = {"targets": np.asarray([0, 1, 2, 1, 0, 2]), "predictions": np.asarray([0, 0, 2, 1, 1, 0]),
+          "accuracy": 0.5, "loss": 1.0}
+    monkeypatch.setattr(training, "evaluate", lambda *a, **k: ev)
+    val = runs._validation(None, None, {"labels": np.asarray([0, 1, 2])}, 0, cues=True)
+    assert (val["val_accuracy_cue0"], val["val_accuracy_cue1"], val["val_accuracy_edited"]) == (2 / 3, 1 / 3, 0.5)
+    assert "val_accuracy_edited" not in runs._validation(None, None, {"labels": np.asarray([0, 1, 2])}, 0)
+
+
 @pytest.mark.figures
 @pytest.mark.slow
 def test_no_arguments_runs_the_demo(tmp_path, monkeypatch, capsys):
