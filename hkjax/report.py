@@ -194,11 +194,12 @@ def rows(summaries: Sequence[dict]) -> list[dict]:
 
 def _busy(s: dict) -> bool:
     """Whether the host may have been busy with other work while the run ran (its 5-minute
-    load average at the end more than half a core above its core count; a run alone can push it
+    load average, at the end or at any minute of the run after its first five
+    (``load_average_max``), more than half a core above its core count; a run alone can push it
     a little past the core count, as XLA's threads and the Python thread share the cores): its wall time
     is then an upper bound."""
-    load, cores = s.get("load_average"), s.get("cores")
-    return load is not None and cores is not None and load > cores + 0.5
+    loads, cores = [s[k] for k in ("load_average", "load_average_max") if s.get(k) is not None], s.get("cores")
+    return bool(loads) and cores is not None and max(loads) > cores + 0.5
 
 
 def _pct(values: Sequence[float]) -> str:
@@ -299,8 +300,8 @@ def markdown(table_rows: Sequence[dict]) -> str:
                 "seeds column. Wall time is the whole command: data, compilation, training, evaluation and figures."]
     if any(r.get("busy") for r in table_rows):
         foot.append("")
-        foot.append("\\* The host's 5-minute load average at the end of the run was more than half a core above its "
-                    "core count: other work may have shared the cores, so the wall time is an upper bound.")
+        foot.append("\\* The host's 5-minute load average, at the end of the run or during it, was more than half a core "
+                    "above its core count: other work may have shared the cores, so the wall time is an upper bound.")
     if any(r.get("resumed") for r in table_rows):
         foot.append("")
         foot.append("† Stopped and resumed (`--resume`): the command shown is the run's configuration (its "

@@ -521,13 +521,47 @@ def _provenance(command: str | None) -> dict:
             "device": f"{dev.platform}: {dev.device_kind} x{jax.device_count()}, {os.cpu_count()} cores"}
 
 
+class _LoadWatch:
+    """The host's highest 5-minute load average while a run runs: a daemon thread reads it
+    every ``every`` seconds, the first time once the run has lasted ``first`` seconds (5 minutes,
+    so that the average covers the run alone). The summary records it as ``load_average_max``,
+    so that ``hkjax report`` sees other work that shared the cores and ended before the run did.
+    """
+
+    def __init__(self, *, first: float = 300.0, every: float = 60.0):
+        import threading
+
+        self.peak: float | None = None
+        self._stop = threading.Event()
+        threading.Thread(target=self._watch, args=(first, every), daemon=True, name="hkjax-load").start()
+
+    def _watch(self, first: float, every: float) -> None:
+        wait = first
+        while not self._stop.wait(wait):
+            try:
+                load = os.getloadavg()[1]
+            except OSError:  # no load average on this OS
+                return
+            self.peak = load if self.peak is None else max(self.peak, load)
+            wait = every
+
+    def stop(self) -> float | None:
+        """Stop watching; the highest load average read (``None``: the run was too short, or
+        the OS has none)."""
+        self._stop.set()
+        return self.peak
+
+
 def _write_summary(out: pathlib.Path, summary: dict, command: str | None, t0: float, *,
-                   resumed: bool = False) -> dict:
+                   resumed: bool = False, load: _LoadWatch | None = None) -> dict:
     """``summary`` with the run's provenance and wall time (since ``t0``), written to
-    ``out/summary.json`` (what ``hkjax report`` reads) and returned. A ``resumed`` run that
-    already has a summary from an earlier invocation also gets the wall time of all of them,
-    ``wall_seconds_total``, and their number, ``invocations``."""
+    ``out/summary.json`` (what ``hkjax report`` reads) and returned; with ``load`` (started with
+    the run) also the highest load average during the run, ``load_average_max``. A ``resumed``
+    run that already has a summary from an earlier invocation also gets the wall time of all of
+    them, ``wall_seconds_total``, and their number, ``invocations``."""
     summary.update(_provenance(command), wall_seconds=round(time.time() - t0, 2))
+    if load is not None and (peak := load.stop()) is not None:
+        summary["load_average_max"] = round(peak, 2)
     path = out / "summary.json"
     if resumed and path.is_file():
         try:
@@ -579,7 +613,7 @@ def train(cfg: Config, *, draw: bool = True, command: str | None = None) -> dict
 
     if cfg.task not in ("classify", "addition"):
         raise ValueError(f"hkjax train: --task {cfg.task} is not trained here; use `hkjax edit` / `hkjax retrieve`")
-    t0 = time.time()
+    t0, watch = time.time(), _LoadWatch()
     if cfg.training.from_run and cfg.network.model in ("kuramoto", "hierarchical"):
         raise ValueError(f"--from starts the threshold units from a Hopfield classifier; the {cfg.network.model} model cannot "
                          "take its weights (use --model hopfield or hopfield_kuramoto)")
@@ -623,7 +657,7 @@ def train(cfg: Config, *, draw: bool = True, command: str | None = None) -> dict
         note += f"; with the coupling switched off {off['accuracy']:.4f}"
     if draw:
         summary["figures"] = figures(out, cfg, res.model, task, test_arrays, ev)
-    _write_summary(out, summary, command, t0, resumed=cfg.resume)
+    _write_summary(out, summary, command, t0, resumed=cfg.resume, load=watch)
     note += _stopped_note(summary)
     _log(f"hkjax: {cfg.task} {cfg.network.model}: test accuracy {ev['accuracy']:.4f}{note} "
          f"({summary['wall_seconds']:.0f} s) -> {out}")
@@ -732,7 +766,7 @@ def edit(cfg: Config, *, command: str | None = None) -> dict:
     from . import tasks
     from . import train as training
 
-    t0 = time.time()
+    t0, watch = time.time(), _LoadWatch()
     # oscillators learn the edit; with --model hopfield_lora a static low-rank synapse (the baseline)
     cfg = cfg.replace(task="edit", model=edit_model(cfg))
     saved = _claim_out(cfg.out, resume=cfg.resume, overwrite=cfg.overwrite)
@@ -786,7 +820,7 @@ def edit(cfg: Config, *, command: str | None = None) -> dict:
         tta_note = (f" (test-time augmentation, shifts <= {cfg.evaluation.tta} px: cue0 {summary['test_accuracy_cue0_tta']:.4f}, "
                     f"cue1 {summary['test_accuracy_cue1_tta']:.4f})")
     summary["figures"] = figures(out, cfg, res.model, task, test_arrays, ev)
-    _write_summary(out, summary, command, t0, resumed=cfg.resume)
+    _write_summary(out, summary, command, t0, resumed=cfg.resume, load=watch)
     _log(f"hkjax: edit {cfg.editing.edit} {list(cfg.editing.classes)}: before {before['accuracy']:.4f}, cue0 "
          f"{summary['test_accuracy_cue0']:.4f}, cue1 {summary['test_accuracy_cue1']:.4f} (changed labels "
          f"{summary['test_accuracy_edited']:.4f}){tta_note}{_stopped_note(summary)} "
@@ -853,7 +887,7 @@ def retrieve(cfg: RetrievalConfig, *, command: str | None = None) -> dict:
 
     from . import tasks
 
-    t0 = time.time()
+    t0, watch = time.time(), _LoadWatch()
     _claim_out(cfg.out, resume=False, overwrite=cfg.overwrite)  # nothing to resume: an existing run needs --overwrite
     out = _write_config(cfg)
     rows = []
@@ -885,4 +919,4 @@ def retrieve(cfg: RetrievalConfig, *, command: str | None = None) -> dict:
     except Exception as e:  # noqa: BLE001
         _log(f"hkjax: retrieval figure skipped ({type(e).__name__})")
     return _write_summary(out, {"task": "retrieve", "rows": rows, "n_units": cfg.n_units, "corruption": cfg.corruption,
-                                "seed": cfg.seed}, command, t0)
+                                "seed": cfg.seed}, command, t0, load=watch)

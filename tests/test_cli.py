@@ -533,6 +533,31 @@ def test_the_validation_split_reports_the_changed_labels_as_the_test_split_does(
     assert "val_accuracy_edited" not in runs._validation(None, None, {"labels": np.asarray([0, 1, 2])}, 0)
 
 
+def test_the_summary_records_the_highest_load_average_during_the_run(tmp_path, monkeypatch):
+    """Other work that shared the cores and ended before the run did leaves no trace in the load
+    average at the end: the summary also records the highest one read during the run."""
+    import threading
+    import time
+
+    loads = iter([4.2, 2.5, 2.1])
+    read = threading.Event()
+
+    def getloadavg():
+        value = next(loads, 1.9)
+        if value == 1.9:
+            read.set()
+        return (0.0, value, 0.0)
+
+    monkeypatch.setattr(runs.os, "getloadavg", getloadavg)
+    watch = runs._LoadWatch(first=0.01, every=0.01)
+    assert read.wait(10)
+    summary = runs._write_summary(tmp_path, {"task": "classify"}, None, time.time(), load=watch)
+    assert summary["load_average_max"] == 4.2 and summary["load_average"] == 1.9
+    assert json.loads((tmp_path / "summary.json").read_text())["load_average_max"] == 4.2
+    short = runs._LoadWatch()  # a run shorter than the 5-minute average: only the load at the end
+    assert "load_average_max" not in runs._write_summary(tmp_path, {"task": "classify"}, None, time.time(), load=short)
+
+
 @pytest.mark.figures
 @pytest.mark.slow
 def test_no_arguments_runs_the_demo(tmp_path, monkeypatch, capsys):

@@ -147,6 +147,9 @@ def test_runs_on_a_busy_host_are_marked(tmp_path):
     table = report.markdown(report.rows(report.collect([quiet, busy])))
     assert "| 12 s |" in table and "| 12 s* |" in table and "upper bound" in table
     assert "upper bound" not in report.markdown(report.rows(report.collect([quiet])))
+    # quiet at the end, busy during the run: marked too
+    shared = _run(tmp_path, "s", load_average=1.2, load_average_max=3.1, cores=2)
+    assert "| 12 s* |" in report.markdown(report.rows(report.collect([shared])))
 
 
 def test_runs_stopped_by_their_time_limit_say_how_far_they_got(tmp_path):
