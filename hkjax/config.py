@@ -297,6 +297,8 @@ class EditingConfig:
     """initial learning rate of the edit"""
     edited_fraction: float = 0.0
     """share of each training batch drawn from the images whose label the edit changes, the rest from all images (0: uniform, as in the paper)"""
+    edited_under_cue1: bool = False
+    """associative: the rows drawn for --edited-fraction all carry cue 1, so that each is an example whose label changes and cue 0 sees uniform batches (default: random cues, so that half of them change label)"""
 
     def __post_init__(self):
         if isinstance(self.classes, (str, list)):
@@ -307,6 +309,8 @@ class EditingConfig:
         _check_numbers(self, ("edit_lr", "edited_fraction"), positive=("edit_lr",))
         if not 0 <= self.edited_fraction < 1:
             raise ValueError(f"edited_fraction={self.edited_fraction} must lie in [0, 1) (0: uniform batches)")
+        if self.edited_under_cue1 and not (self.associative and self.edited_fraction > 0):
+            raise ValueError("edited_under_cue1: --edited-under-cue1 needs --associative and --edited-fraction above 0")
         _check_choices(self)
 
 

@@ -126,7 +126,7 @@ def build_task(cfg: Config, ds, *, kind: str | None = None, model: str | None = 
         mapping = tasks.edit_map(cfg.editing.edit, list(cfg.editing.classes), int(ds.n_classes))
         return tasks.MemoryEditing(
             **common, mapping=tuple(int(m) for m in mapping), associative=cfg.editing.associative, cue_classes=(0, 1),
-            edited_fraction=cfg.editing.edited_fraction,
+            edited_fraction=cfg.editing.edited_fraction, edited_under_cue1=cfg.editing.edited_under_cue1,
         )
     raise ValueError(f"task={kind!r} cannot be trained with this command")
 

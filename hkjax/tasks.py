@@ -786,6 +786,11 @@ class MemoryEditing(_Base):
             images whose label ``mapping`` changes, the rest drawn from all images. ``0`` (the
             default, as in the paper) draws uniformly, so that an edit of two classes of ten
             sees their images in a fifth of each batch, and under cue 1 in a tenth.
+        edited_under_cue1: associative only: the rows drawn for ``edited_fraction`` all carry
+            cue 1, so that each is an example whose label changes, and the rows under cue 0
+            are drawn uniformly, as the classifier saw them. ``False`` (the default): those
+            rows get a random cue like the others, so that half of them change label and the
+            edited classes are oversampled under both cues.
 
     ``model``, ``n_pixels``, ``n_hidden``, ``n_classes``, ``dim``, ``relax_config``,
     ``rotate``, ``shift``, ``tilt``, ``zoom``, ``tta``, ``image_shape`` and ``osc_init`` are as for :class:`Classification`.
@@ -799,11 +804,16 @@ class MemoryEditing(_Base):
     associative: bool = eqx.field(static=True, default=True)
     cue_classes: tuple = eqx.field(static=True, default=(0, 1))
     edited_fraction: float = eqx.field(static=True, default=0.0)
+    edited_under_cue1: bool = eqx.field(static=True, default=False)
     rotate: bool = eqx.field(static=True, default=True)
 
     def __check_init__(self):
         if not 0 <= self.edited_fraction < 1:
             raise ValueError(f"edited_fraction={self.edited_fraction} must lie in [0, 1) (0: uniform batches)")
+        if self.edited_under_cue1 and not (self.associative and self.edited_fraction > 0):
+            raise ValueError("edited_under_cue1=True needs an associative edit (associative=True) with "
+                             f"edited_fraction > 0, got associative={self.associative}, "
+                             f"edited_fraction={self.edited_fraction}")
         if self.model not in EDIT_MODELS:
             raise ValueError(f"memory editing needs model='hopfield_kuramoto' (oscillators learn the edit) or "
                              f"'hopfield_lora' (a static low-rank synapse learns it), got {self.model!r}")
@@ -875,7 +885,8 @@ class MemoryEditing(_Base):
         """As :meth:`Classification.sample`, plus a random cue (0 or 1) per example and a cue
         image of that cue's class drawn from ``arrays``: ``{"images", "labels",
         "cue_images", "cues"}`` with ``batch_size`` rows; a function of ``key`` only. The
-        first ``round(edited_fraction · batch_size)`` rows are images of the edited classes.
+        first ``round(edited_fraction · batch_size)`` rows are images of the edited classes
+        (under cue 1 with ``edited_under_cue1``).
 
         Raises:
             ValueError: ``arrays`` has no image of a cue class (see :meth:`prepare`).
@@ -889,6 +900,8 @@ class MemoryEditing(_Base):
             idx = idx.at[:n_edited].set(pool[jax.random.randint(jax.random.fold_in(ki, 1), (n_edited,), 0, len(pool))])
         ex = _pick(arrays, idx)
         cues = jax.random.randint(kc, (batch_size,), 0, 2)
+        if self.edited_under_cue1:
+            cues = cues.at[:n_edited].set(1)
         ex = {**ex, "images": self.augment(ex["images"], ks)}
         return {**ex, "cue_images": self._cues(arrays, cues, kq), "cues": cues}
 

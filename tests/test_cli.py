@@ -210,6 +210,7 @@ def test_help_exits_zero_and_documents_defaults(capsys):
         (["edit", "--from", "/nonexistent/run"], "does not exist"),
         (["edit", "--classes", "3"], "two distinct classes"),
         (["edit", "--edited-fraction", "1"], "edited_fraction=1.0 must lie in [0, 1)"),
+        (["edit", "--edited-under-cue1", "--edited-fraction", "0.3"], "needs --associative"),
         (["frobnicate"], "unknown command"),
         (["--steps", "3"], "choose one of"),
         (["retrieve", "--loads", "a,b"], "loads"),

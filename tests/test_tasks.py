@@ -199,6 +199,26 @@ def test_memory_editing_draws_its_edited_share_of_each_batch():
         task.prepare({"images": ds.images[:5], "labels": np.asarray([0, 1, 0, 1, 0])})
 
 
+def test_memory_editing_can_put_its_edited_share_under_cue_1():
+    """With ``edited_under_cue1`` every row drawn from the edited images carries cue 1, so that
+    each is an example whose label changes; the rest of the batch is the batch drawn without it."""
+    m = tuple(int(v) for v in tasks.edit_map("swap", [3, 4]))
+    ds = data.load_digits("train")
+    arrays = {"images": ds.images[:300], "labels": ds.labels[:300]}
+    plain = _task(tasks.MemoryEditing, mapping=m, edited_fraction=0.25).sample(arrays, jax.random.key(5), 32)
+    task = _task(tasks.MemoryEditing, mapping=m, edited_fraction=0.25, edited_under_cue1=True)
+    b = jax.jit(task.sample, static_argnums=2)(jax.tree_util.tree_map(jnp.asarray, task.prepare(arrays)), jax.random.key(5), 32)
+    cues, labels, targets = np.asarray(b["cues"]), np.asarray(b["labels"]), np.asarray(jax.vmap(task.target)(b))
+    assert (cues[:8] == 1).all() and (targets[:8] != labels[:8]).all()  # 8 rows, each changes label
+    np.testing.assert_array_equal(cues[8:], np.asarray(plain["cues"])[8:])  # the others as drawn without it
+    for k in ("images", "labels"):
+        np.testing.assert_array_equal(np.asarray(b[k]), np.asarray(plain[k]))
+    assert set(np.asarray(plain["cues"])[:8]) == {0, 1}  # without it: random cues on the edited rows too
+    for bad in (dict(edited_fraction=0.0), dict(edited_fraction=0.25, associative=False)):
+        with pytest.raises(ValueError, match="edited_under_cue1=True needs an associative edit"):
+            _task(tasks.MemoryEditing, mapping=m, edited_under_cue1=True, **bad)
+
+
 def test_all_shifts_and_test_time_augmentation():
     """``all_shifts`` lists every translation once (the middle row unshifted); with ``tta`` the
     evaluation loss is the squared loss of the class scores averaged over those shifts."""
