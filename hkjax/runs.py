@@ -526,23 +526,30 @@ class _LoadWatch:
     every ``every`` seconds, the first time once the run has lasted ``first`` seconds (5 minutes,
     so that the average covers the run alone). The summary records it as ``load_average_max``,
     so that ``hkjax report`` sees other work that shared the cores and ended before the run did.
+    The thread ends with :meth:`stop`, or once the watch is garbage (a run that raised).
     """
 
     def __init__(self, *, first: float = 300.0, every: float = 60.0):
         import threading
+        import weakref
 
         self.peak: float | None = None
         self._stop = threading.Event()
-        threading.Thread(target=self._watch, args=(first, every), daemon=True, name="hkjax-load").start()
+        threading.Thread(target=_LoadWatch._watch, args=(weakref.ref(self), self._stop, first, every),
+                         daemon=True, name="hkjax-load").start()
 
-    def _watch(self, first: float, every: float) -> None:
+    @staticmethod
+    def _watch(ref, stop, first: float, every: float) -> None:
         wait = first
-        while not self._stop.wait(wait):
+        while not stop.wait(wait):
+            if (watch := ref()) is None:  # nobody will read it
+                return
             try:
                 load = os.getloadavg()[1]
             except OSError:  # no load average on this OS
                 return
-            self.peak = load if self.peak is None else max(self.peak, load)
+            watch.peak = load if watch.peak is None else max(watch.peak, load)
+            del watch
             wait = every
 
     def stop(self) -> float | None:

@@ -557,6 +557,12 @@ def test_the_summary_records_the_highest_load_average_during_the_run(tmp_path, m
     assert json.loads((tmp_path / "summary.json").read_text())["load_average_max"] == 4.2
     short = runs._LoadWatch()  # a run shorter than the 5-minute average: only the load at the end
     assert "load_average_max" not in runs._write_summary(tmp_path, {"task": "classify"}, None, time.time(), load=short)
+    # a run that raised leaves its watch as garbage: the thread ends instead of reading on
+    before = set(threading.enumerate())
+    runs._LoadWatch(first=0.01, every=0.01)
+    (thread,) = set(threading.enumerate()) - before
+    thread.join(10)
+    assert not thread.is_alive()
 
 
 @pytest.mark.figures
