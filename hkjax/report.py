@@ -151,17 +151,20 @@ def rows(summaries: Sequence[dict]) -> list[dict]:
     Each row holds the task and model, the command of its first run, the seeds, and per seed
     the figures that the table shows (test accuracy, or the two cue accuracies of an edit;
     test-time-augmentation and uncoupled accuracies when the runs report them; validation
-    accuracy; wall time). Rows keep the order in which their first run was given, except
-    that the rows of one memory edit (the same edit of the same classes and dataset, made by
-    oscillators or by the low-rank baseline) follow the first of them.
+    accuracy; wall time). Rows of one experiment sit together, in the order in which the
+    first run of each experiment was given: one experiment is one task of one model on one
+    dataset, or one memory edit (the same edit of the same classes and dataset, made by
+    oscillators or by the low-rank baseline).
     """
     groups: dict[tuple, dict] = {}
-    experiment: dict[tuple, tuple] = {}  # row -> the edit it makes (edits side by side)
+    experiment: dict[tuple, tuple] = {}  # row -> its experiment (rows of one experiment side by side)
     for s in summaries:
         key = (_recipe(s["command"]), s.get("dataset"))
-        if s.get("task") == "edit":
+        if s.get("task") == "edit":  # made by oscillators or by the low-rank baseline
             experiment.setdefault(key, ("edit", s.get("edit"), tuple(s.get("classes") or ()),
                                         bool(s.get("associative")), s.get("dataset")))
+        else:
+            experiment.setdefault(key, (s.get("task"), s.get("model"), s.get("dataset")))
         g = groups.setdefault(key, {
             "task": _task(s), "model": _model(s), "dataset": s.get("dataset"),
             "command": s["command"], "runs": [], "seeds": [], "device": s.get("device"),

@@ -57,9 +57,10 @@ def test_edit_rows_show_both_cues_and_the_classifier(tmp_path):
     assert "cue 1 (edited labels): **93.6 %** (71.2 % on the images whose label the edit changes)" in table
 
 
-def test_the_rows_of_one_edit_sit_together(tmp_path):
+def test_the_rows_of_one_experiment_sit_together(tmp_path):
     """The low-rank baseline of an edit, given last, is shown right after the oscillators'
-    row of the same edit; other rows keep their order."""
+    row of the same edit, and a second recipe of a classifier right after the first; the
+    experiments keep the order of their first runs."""
     edit = dict(task="edit", edit="swap", classes=[0, 1], associative=True, test_accuracy_cue0=0.9,
                 test_accuracy_cue1=0.8)
     runs = [_run(tmp_path, "clf"),
@@ -69,8 +70,12 @@ def test_the_rows_of_one_edit_sit_together(tmp_path):
                  **edit),
             _run(tmp_path, "conflate", model="hopfield_lora", command="hkjax edit --model hopfield_lora --edit "
                  "conflate --out runs/conflate", **{**edit, "edit": "conflate"})]
-    assert [r["runs"] for r in report.rows(report.collect(runs))] == [["clf"], ["hk"], ["lora"], ["other"],
+    assert [r["runs"] for r in report.rows(report.collect(runs))] == [["clf"], ["other"], ["hk"], ["lora"],
                                                                        ["conflate"]]
+    other_model = _run(tmp_path, "kuramoto", model="kuramoto", command="hkjax train --model kuramoto --out runs/k")
+    other_data = _run(tmp_path, "fmnist", dataset="fashion-mnist", command="hkjax train --lr 0.2 --out runs/f")
+    assert [r["runs"] for r in report.rows(report.collect([runs[0], other_model, other_data, runs[2]]))] == [
+        ["clf"], ["other"], ["kuramoto"], ["fmnist"]]
 
 
 def test_a_report_rereads_its_own_json(tmp_path):
