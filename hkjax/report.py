@@ -174,7 +174,8 @@ def rows(summaries: Sequence[dict]) -> list[dict]:
         g["runs"].append(s["run"])
         g["seeds"].append(s.get("seed"))
         for field in ("test_accuracy", "test_accuracy_tta", "test_accuracy_uncoupled", "val_accuracy",
-                      "test_accuracy_cue0", "test_accuracy_cue1", "test_accuracy_edited", "accuracy_before_edit", "wall_seconds",
+                      "test_accuracy_cue0", "test_accuracy_cue1", "test_accuracy_edited", "val_accuracy_cue0",
+                      "val_accuracy_cue1", "accuracy_before_edit", "wall_seconds",
                       "wall_seconds_total", "invocations", "test_images"):
             if field in s:
                 g.setdefault(field, []).append(s[field])
@@ -270,6 +271,10 @@ def _figures(r: dict) -> str:
                    f"cue 1 (edited labels): **{_pct(r['test_accuracy_cue1'])}**"
         if len(r.get("test_accuracy_edited", ())) == len(r["seeds"]):  # recorded by every run of the row
             text += f" ({_pct(r['test_accuracy_edited'])} on the images whose label the edit changes)"
+        if r.get("associative") is False and len(r.get("val_accuracy", ())) == len(r["seeds"]):
+            text += f"; validation {_pct(r['val_accuracy'])}"
+        elif all(len(r.get(f"val_accuracy_cue{c}", ())) == len(r["seeds"]) for c in (0, 1)):
+            text += f"; validation: cue 0 {_pct(r['val_accuracy_cue0'])}, cue 1 {_pct(r['val_accuracy_cue1'])}"
         if "accuracy_before_edit" in r:
             text += f"; classifier before the edit {_pct(r['accuracy_before_edit'])}"
         return text

@@ -49,12 +49,20 @@ def test_edit_rows_show_both_cues_and_the_classifier(tmp_path):
     assert "edit: swap 0↔1, associative, full coupling" in table
     assert "cue 0 (original labels): **94.3 %**" in table and "cue 1 (edited labels): **93.6 %**" in table
     assert "before the edit 95.3 %" in table
-    assert "whose label the edit changes" not in table  # not recorded by this run
+    assert "whose label the edit changes" not in table and "validation" not in table  # not recorded by this run
     f = _run(tmp_path, "swap2", task="edit", model="hopfield_kuramoto", edit="swap", classes=[0, 1],
              associative=True, test_accuracy_cue0=0.943, test_accuracy_cue1=0.936, test_accuracy_edited=0.712,
+             val_accuracy_cue0=0.901, val_accuracy_cue1=0.88, accuracy_before_edit=0.953,
              command="hkjax edit --from runs/h --edit swap --out runs/swap2")
     table = report.markdown(report.rows(report.collect([f])))
-    assert "cue 1 (edited labels): **93.6 %** (71.2 % on the images whose label the edit changes)" in table
+    assert ("cue 1 (edited labels): **93.6 %** (71.2 % on the images whose label the edit changes); "
+            "validation: cue 0 90.1 %, cue 1 88.0 %; classifier before the edit 95.3 %") in table
+    g = _run(tmp_path, "plain", task="edit", model="hopfield_kuramoto", edit="conflate", classes=[0, 1],
+             associative=False, test_accuracy=0.87, test_accuracy_cue0=0.87, test_accuracy_cue1=0.87,
+             val_accuracy=0.875, val_accuracy_cue0=0.875, val_accuracy_cue1=0.875,
+             command="hkjax edit --from runs/h --edit conflate --no-associative --out runs/plain")
+    table = report.markdown(report.rows(report.collect([g])))
+    assert "edited labels: **87.0 %**; validation 87.5 %" in table and "cue 0" not in table
 
 
 def test_the_rows_of_one_experiment_sit_together(tmp_path):
