@@ -191,8 +191,8 @@ def rows(summaries: Sequence[dict]) -> list[dict]:
     keys = list(groups)
     first: dict[tuple, int] = {}
     for i, key in enumerate(keys):
-        first.setdefault(experiment.get(key, key), i)
-    order = sorted(range(len(keys)), key=lambda i: (first[experiment.get(keys[i], keys[i])], i))
+        first.setdefault(experiment[key], i)
+    order = sorted(range(len(keys)), key=lambda i: (first[experiment[keys[i]]], i))
     return [groups[keys[i]] for i in order]
 
 
