@@ -299,6 +299,8 @@ class EditingConfig:
     """share of each training batch drawn from the images whose label the edit changes, the rest from all images (0: uniform, as in the paper)"""
     edited_under_cue1: bool = False
     """associative: the rows drawn for --edited-fraction all carry cue 1, so that each is an example whose label changes and cue 0 sees uniform batches (default: random cues, so that half of them change label)"""
+    distill: bool = False
+    """train every example whose label the edit keeps (cue 0, and the classes it leaves alone) toward the frozen classifier's class scores rather than the +-1 code of its label, so that the edit learns to keep what the classifier does (default: labels, as in the paper)"""
 
     def __post_init__(self):
         if isinstance(self.classes, (str, list)):

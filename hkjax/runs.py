@@ -103,9 +103,11 @@ def relax_config(cfg: Config):
     return tasks.RelaxConfig(t1=cfg.solver.t1, max_steps=cfg.solver.max_steps, steps=cfg.solver.solver_steps)
 
 
-def build_task(cfg: Config, ds, *, kind: str | None = None, model: str | None = None):
+def build_task(cfg: Config, ds, *, kind: str | None = None, model: str | None = None, teacher=None):
     """The run's task for the dataset ``ds`` (its image size and classes): ``cfg.task`` or
-    ``kind`` (``classify``, ``addition``, ``edit``), on ``cfg.network.model`` or ``model``.
+    ``kind`` (``classify``, ``addition``, ``edit``), on ``cfg.network.model`` or ``model``;
+    an edit's frozen classifier is its ``teacher`` with ``--distill`` (see
+    :class:`hkjax.tasks.MemoryEditing`).
 
     Raises:
         ValueError: a task the training commands do not train (``retrieve``).
@@ -127,6 +129,7 @@ def build_task(cfg: Config, ds, *, kind: str | None = None, model: str | None = 
         return tasks.MemoryEditing(
             **common, mapping=tuple(int(m) for m in mapping), associative=cfg.editing.associative, cue_classes=(0, 1),
             edited_fraction=cfg.editing.edited_fraction, edited_under_cue1=cfg.editing.edited_under_cue1,
+            teacher=teacher if cfg.editing.distill else None,
         )
     raise ValueError(f"task={kind!r} cannot be trained with this command")
 
@@ -799,6 +802,8 @@ def edit(cfg: Config, *, command: str | None = None) -> dict:
         _, ctask, classifier = load_run(out / "classifier")
     before = training.evaluate(classifier, ctask, test_arrays, key=jax.random.key(10_000 + cfg.seed))
     w, b = tasks.hopfield_parameters(classifier)
+    if cfg.editing.distill:  # the classifier's own class scores are the targets of what the edit keeps
+        task = build_task(cfg, tr, kind="edit", model=cfg.network.model, teacher=classifier)
     # 2. the Hopfield-Kuramoto network around the frozen classifier
     net = build_network(cfg, task, jax.random.key(cfg.seed + 7), hopfield_weights=w,
                    hopfield_bias=b)

@@ -791,6 +791,15 @@ class MemoryEditing(_Base):
             are drawn uniformly, as the classifier saw them. ``False`` (the default): those
             rows get a random cue like the others, so that half of them change label and the
             edited classes are oversampled under both cues.
+        teacher: the frozen Hopfield classifier the edit starts from, or ``None`` (the
+            default, as in the paper). Given, :meth:`sample` adds its class scores
+            (``"teacher_scores"``, relaxed as :meth:`Classification.example_loss` relaxes an
+            image) and the loss of every training example whose target is its original label
+            (cue 0, and the classes the edit leaves alone) is the squared distance to those
+            scores rather than to the ``±1`` code of the label: the edit is taught to keep the
+            classifier's behaviour, not to refit its training labels. The examples whose
+            label the edit changes keep the ``±1`` code of the new label, and evaluation
+            (:meth:`eval_batch`) scores every example against its label as before.
 
     ``model``, ``n_pixels``, ``n_hidden``, ``n_classes``, ``dim``, ``relax_config``,
     ``rotate``, ``shift``, ``tilt``, ``zoom``, ``tta``, ``image_shape`` and ``osc_init`` are as for :class:`Classification`.
@@ -806,6 +815,7 @@ class MemoryEditing(_Base):
     edited_fraction: float = eqx.field(static=True, default=0.0)
     edited_under_cue1: bool = eqx.field(static=True, default=False)
     rotate: bool = eqx.field(static=True, default=True)
+    teacher: Network | None = None
 
     def __check_init__(self):
         if not 0 <= self.edited_fraction < 1:
@@ -819,6 +829,9 @@ class MemoryEditing(_Base):
                              f"'hopfield_lora' (a static low-rank synapse learns it), got {self.model!r}")
         if len(self.mapping) != self.n_classes:
             raise ValueError(f"mapping has {len(self.mapping)} entries; expected n_classes={self.n_classes}")
+        if self.teacher is not None and (not isinstance(self.teacher, Network) or THRESHOLD not in self.teacher.layers):
+            raise ValueError(f"teacher must be the frozen Hopfield classifier (an hk.Network with threshold units "
+                             f"{THRESHOLD!r}), got {type(self.teacher).__name__}")
 
     def init_state(self, example: dict, key: PRNGKeyArray) -> dict:
         """Threshold units from ``example["images"]``; oscillators encoding
@@ -845,6 +858,24 @@ class MemoryEditing(_Base):
         if not self.associative:
             return edited
         return jnp.where(example["cues"] == 1, edited, example["labels"])
+
+    def _loss(self, y, example: dict):
+        # with teacher scores: the examples that keep their label learn the classifier's scores
+        if "teacher_scores" not in example:
+            return super()._loss(y, example)
+        t = self.target(example)
+        goal = jnp.where(t == example["labels"], example["teacher_scores"], _data.one_hot_targets(t, self.n_classes))
+        return jnp.sum((y - goal) ** 2), (jnp.argmax(y), t)
+
+    def teacher_scores(self, images: Float[Array, "b p"]) -> Float[Array, "b c"]:
+        """The class scores of the frozen classifier :attr:`teacher` for a batch of flattened
+        ``images``, each relaxed on its own from its threshold state (no gradient flows
+        through them)."""
+        def one(img):
+            sol = self.relax_config(self.teacher, _state(self._x0(img), None))
+            return _finite(Readout(THRESHOLD, units=(-self.n_classes, None))(sol.state))
+
+        return jax.lax.stop_gradient(jax.vmap(one)(images))
 
     def prepare(self, arrays: dict) -> dict:
         """``arrays`` plus ``"cue_pools"``, the indices of the images of each cue class (two
@@ -886,7 +917,8 @@ class MemoryEditing(_Base):
         image of that cue's class drawn from ``arrays``: ``{"images", "labels",
         "cue_images", "cues"}`` with ``batch_size`` rows; a function of ``key`` only. The
         first ``round(edited_fraction · batch_size)`` rows are images of the edited classes
-        (under cue 1 with ``edited_under_cue1``).
+        (under cue 1 with ``edited_under_cue1``). With a :attr:`teacher`, also its
+        ``"teacher_scores"`` of the images.
 
         Raises:
             ValueError: ``arrays`` has no image of a cue class (see :meth:`prepare`).
@@ -903,6 +935,8 @@ class MemoryEditing(_Base):
         if self.edited_under_cue1:
             cues = cues.at[:n_edited].set(1)
         ex = {**ex, "images": self.augment(ex["images"], ks)}
+        if self.teacher is not None:
+            ex["teacher_scores"] = self.teacher_scores(ex["images"])
         return {**ex, "cue_images": self._cues(arrays, cues, kq), "cues": cues}
 
     def eval_batch(self, arrays: dict, key: PRNGKeyArray) -> dict:

@@ -531,8 +531,8 @@ def fit(
     split = None
     if mesh is not None:  # data parallel: everything replicated but each step's batch
         replicated, split = NamedSharding(mesh, PartitionSpec()), NamedSharding(mesh, PartitionSpec("batch"))
-        params, static, opt_state, avg, key, train_data = _put((params, static, opt_state, avg, key, train_data),
-                                                               replicated)
+        params, static, opt_state, avg, key, train_data, task = _put(
+            (params, static, opt_state, avg, key, train_data, task), replicated)  # a task may hold arrays
 
     def eval_model():
         return eqx.combine(avg if ema > 0 else params, static)

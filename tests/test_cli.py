@@ -403,14 +403,17 @@ def test_edit_keeps_the_classifiers_size_and_relaxation(edit_run, tmp_path, caps
 def test_edit_with_the_lora_baseline(edit_run, tmp_path):
     """`hkjax edit --model hopfield_lora` learns the edit with a static low-rank synapse
     around the same frozen classifier (no oscillators): the Hopfield weights stay as they
-    were, and the run evaluates back from its directory."""
+    were, and the run evaluates back from its directory. With `--distill` the classifier's
+    class scores are the targets of the examples that keep their label."""
     clf, _, _ = edit_run
     out = tmp_path / "lora"
     assert cli.main(["edit", "--from", str(clf), "--model", "hopfield_lora", "--associative", "--edit-steps", "2",
-                     "--val", "0", "--out", str(out)] + EDIT_SMALL) == 0
+                     "--distill", "--val", "0", "--out", str(out)] + EDIT_SMALL) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["model"] == "hopfield_lora" and summary["hopfield_frozen"]
-    assert config.load_toml(out / "config.toml").options()["model"] == "hopfield_lora"
+    assert "--distill" in summary["command"]
+    opts = config.load_toml(out / "config.toml").options()
+    assert opts["model"] == "hopfield_lora" and opts["distill"] is True
     assert cli.main(["eval", "--run", str(out), "--max-test", "20"]) == 0
     from hkjax import report
     assert report.rows([{**summary, "run": "lora"}])[0]["task"] == "edit: swap 0↔1, associative"

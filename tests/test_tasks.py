@@ -219,6 +219,49 @@ def test_memory_editing_can_put_its_edited_share_under_cue_1():
             _task(tasks.MemoryEditing, mapping=m, edited_under_cue1=True, **bad)
 
 
+def test_memory_editing_with_a_teacher_learns_the_classifiers_scores_where_labels_stay():
+    """With the frozen classifier as ``teacher``, a sampled batch carries its class scores
+    (what the classifier's threshold units reach, hence what the editing network reaches with
+    its coupling switched off), and the loss of each example whose label the edit keeps is the
+    squared distance to them; an example whose label changes, and evaluation, keep the ±1 code."""
+    m = tuple(int(v) for v in tasks.edit_map("swap", [0, 1]))
+    clf = tasks.build_network("hopfield", n=P + H + C, k=8, init_scale=0.3, key=jax.random.key(0))
+    w, bias = tasks.hopfield_parameters(clf)
+    net = tasks.uncouple(tasks.build_network("hopfield_kuramoto", n=P + H + C, dim=D, k=8, coupling="additive",
+                                             hopfield_weights=w, hopfield_bias=bias, key=jax.random.key(2)))
+    task, plain = (_task(tasks.MemoryEditing, mapping=m, edited_fraction=0.25, edited_under_cue1=True, teacher=t)
+                   for t in (clf, None))  # three rows of the twelve change label
+    ds = data.load_digits("train")
+    arrays = jax.tree_util.tree_map(jnp.asarray, task.prepare({"images": ds.images[:200], "labels": ds.labels[:200]}))
+
+    @eqx.filter_jit  # the teacher's arrays are arguments
+    def sample_and_relax(task, arrays):
+        b = task.sample(arrays, jax.random.key(1), 12)
+        if "teacher_scores" not in b:
+            return b, None
+        keys = jax.random.split(jax.random.key(3), 12)
+        return b, jax.vmap(lambda ex, k: task.scores(net, task.relax_config(net, task.init_state(ex, k)).state))(b, keys)
+
+    b, reached = sample_and_relax(task, arrays)
+    without, _ = sample_and_relax(plain, arrays)
+    assert set(b) - set(without) == {"teacher_scores"} and "teacher_scores" not in task.eval_batch(arrays, jax.random.key(1))
+    for k in without:  # the same batch, plus the scores
+        np.testing.assert_array_equal(np.asarray(b[k]), np.asarray(without[k]))
+    np.testing.assert_allclose(b["teacher_scores"], reached, atol=2e-3)
+    assert float(jnp.abs(b["teacher_scores"]).max()) > 0.1  # not trivially zero
+    # the loss, written out: teacher scores where the target is the label, else the ±1 code of the target
+    y = jax.random.normal(jax.random.key(4), (12, C))
+    loss, (pred, tgt) = jax.vmap(task._loss)(y, b)
+    np.testing.assert_array_equal(tgt, jax.vmap(task.target)(b))
+    np.testing.assert_array_equal(pred, jnp.argmax(y, axis=1))
+    kept = np.asarray(tgt) == np.asarray(b["labels"])
+    goal = np.where(kept[:, None], np.asarray(b["teacher_scores"]), 2 * np.eye(C)[np.asarray(tgt)] - 1)
+    np.testing.assert_allclose(loss, np.sum((np.asarray(y) - goal) ** 2, axis=1), rtol=1e-6)
+    assert kept.any() and not kept.all()  # both kinds of example in the batch
+    with pytest.raises(ValueError, match="teacher must be the frozen Hopfield classifier"):
+        _task(tasks.MemoryEditing, mapping=m, teacher=jnp.zeros(3))
+
+
 def test_all_shifts_and_test_time_augmentation():
     """``all_shifts`` lists every translation once (the middle row unshifted); with ``tta`` the
     evaluation loss is the squared loss of the class scores averaged over those shifts."""
