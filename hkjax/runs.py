@@ -106,7 +106,7 @@ def relax_config(cfg: Config):
 def build_task(cfg: Config, ds, *, kind: str | None = None, model: str | None = None, teacher=None):
     """The run's task for the dataset ``ds`` (its image size and classes): ``cfg.task`` or
     ``kind`` (``classify``, ``addition``, ``edit``), on ``cfg.network.model`` or ``model``;
-    an edit's frozen classifier is its ``teacher`` with ``--distill`` (see
+    ``teacher``: an edit's frozen classifier, given for ``--distill`` (see
     :class:`hkjax.tasks.MemoryEditing`).
 
     Raises:
@@ -129,7 +129,7 @@ def build_task(cfg: Config, ds, *, kind: str | None = None, model: str | None = 
         return tasks.MemoryEditing(
             **common, mapping=tuple(int(m) for m in mapping), associative=cfg.editing.associative, cue_classes=(0, 1),
             edited_fraction=cfg.editing.edited_fraction, edited_under_cue1=cfg.editing.edited_under_cue1,
-            teacher=teacher if cfg.editing.distill else None,
+            teacher=teacher,
         )
     raise ValueError(f"task={kind!r} cannot be trained with this command")
 

@@ -871,9 +871,8 @@ class MemoryEditing(_Base):
         """The class scores of the frozen classifier :attr:`teacher` for a batch of flattened
         ``images``, each relaxed on its own from its threshold state (no gradient flows
         through them)."""
-        def one(img):
-            sol = self.relax_config(self.teacher, _state(self._x0(img), None))
-            return _finite(Readout(THRESHOLD, units=(-self.n_classes, None))(sol.state))
+        def one(img):  # an edit's readout is the class units, which the classifier has too
+            return self.scores(self.teacher, self.relax_config(self.teacher, _state(self._x0(img), None)).state)
 
         return jax.lax.stop_gradient(jax.vmap(one)(images))
 
