@@ -299,6 +299,8 @@ class EditingConfig:
     """share of each training batch drawn from the images whose label the edit changes, the rest from all images (0: uniform, as in the paper)"""
     edited_under_cue1: bool = False
     """associative: the rows drawn for --edited-fraction all carry cue 1, so that each is an example whose label changes and cue 0 sees uniform batches (default: random cues, so that half of them change label)"""
+    kept_weight: float = 1.0
+    """weight of the loss of each training example whose label the edit keeps (cue 0, and the classes it leaves alone), against 1 for an example whose label changes (1: all alike, as in the paper)"""
     distill: bool = False
     """train every example whose label the edit keeps (cue 0, and the classes it leaves alone) toward the frozen classifier's class scores rather than the +-1 code of its label, so that the edit learns to keep what the classifier does (default: labels, as in the paper)"""
 
@@ -308,7 +310,7 @@ class EditingConfig:
         if not self.classes or not all(isinstance(c, int) and not isinstance(c, bool) for c in self.classes):
             raise ValueError(f"classes={self.classes!r}: pass integers, e.g. 0 1")
         _check_ints(self, {"edit_steps": 1})
-        _check_numbers(self, ("edit_lr", "edited_fraction"), positive=("edit_lr",))
+        _check_numbers(self, ("edit_lr", "edited_fraction", "kept_weight"), positive=("edit_lr", "kept_weight"))
         if not 0 <= self.edited_fraction < 1:
             raise ValueError(f"edited_fraction={self.edited_fraction} must lie in [0, 1) (0: uniform batches)")
         if self.edited_under_cue1 and not (self.associative and self.edited_fraction > 0):

@@ -129,7 +129,7 @@ def build_task(cfg: Config, ds, *, kind: str | None = None, model: str | None = 
         return tasks.MemoryEditing(
             **common, mapping=tuple(int(m) for m in mapping), associative=cfg.editing.associative, cue_classes=(0, 1),
             edited_fraction=cfg.editing.edited_fraction, edited_under_cue1=cfg.editing.edited_under_cue1,
-            teacher=teacher,
+            teacher=teacher, kept_weight=cfg.editing.kept_weight,
         )
     raise ValueError(f"task={kind!r} cannot be trained with this command")
 

@@ -800,13 +800,20 @@ class MemoryEditing(_Base):
             classifier's behaviour, not to refit its training labels. The examples whose
             label the edit changes keep the ``±1`` code of the new label, and evaluation
             (:meth:`eval_batch`) scores every example against its label as before.
+        kept_weight: the weight of the loss of each training example whose target is its
+            original label (cue 0, and the classes the edit leaves alone) against ``1`` for an
+            example whose label changes; ``1`` (the default, as in the paper) weighs all alike.
+            Above ``1`` the edit is held harder to what the classifier does where it should
+            change nothing. :meth:`sample` gives each row its weight (``"weights"``);
+            evaluation is unweighted.
 
     ``model``, ``n_pixels``, ``n_hidden``, ``n_classes``, ``dim``, ``relax_config``,
     ``rotate``, ``shift``, ``tilt``, ``zoom``, ``tta``, ``image_shape`` and ``osc_init`` are as for :class:`Classification`.
 
     Raises:
         ValueError: a ``model`` other than ``"hopfield_kuramoto"`` or ``"hopfield_lora"``,
-            or a ``mapping`` that does not have ``n_classes`` entries.
+            a ``mapping`` that does not have ``n_classes`` entries, or a ``kept_weight`` that
+            is not positive.
     """
 
     mapping: tuple = eqx.field(static=True, default=tuple(range(10)))
@@ -816,8 +823,11 @@ class MemoryEditing(_Base):
     edited_under_cue1: bool = eqx.field(static=True, default=False)
     rotate: bool = eqx.field(static=True, default=True)
     teacher: Network | None = None
+    kept_weight: float = eqx.field(static=True, default=1.0)
 
     def __check_init__(self):
+        if not self.kept_weight > 0:
+            raise ValueError(f"kept_weight={self.kept_weight} must be positive (1: every example weighs alike)")
         if not 0 <= self.edited_fraction < 1:
             raise ValueError(f"edited_fraction={self.edited_fraction} must lie in [0, 1) (0: uniform batches)")
         if self.edited_under_cue1 and not (self.associative and self.edited_fraction > 0):
@@ -860,12 +870,17 @@ class MemoryEditing(_Base):
         return jnp.where(example["cues"] == 1, edited, example["labels"])
 
     def _loss(self, y, example: dict):
-        # with teacher scores: the examples that keep their label learn the classifier's scores
-        if "teacher_scores" not in example:
-            return super()._loss(y, example)
+        # with teacher scores the examples that keep their label learn the classifier's scores;
+        # with weights (training batches only) each loss is scaled by its row's weight
         t = self.target(example)
-        goal = jnp.where(t == example["labels"], example["teacher_scores"], _data.one_hot_targets(t, self.n_classes))
-        return jnp.sum((y - goal) ** 2), (jnp.argmax(y), t)
+        if "teacher_scores" in example:
+            goal = jnp.where(t == example["labels"], example["teacher_scores"], _data.one_hot_targets(t, self.n_classes))
+            loss = jnp.sum((y - goal) ** 2)
+        else:
+            loss = squared_loss(y, t, self.n_classes)
+        if "weights" in example:
+            loss = example["weights"] * loss
+        return loss, (jnp.argmax(y), t)
 
     def teacher_scores(self, images: Float[Array, "b p"]) -> Float[Array, "b c"]:
         """The class scores of the frozen classifier :attr:`teacher` for a batch of flattened
@@ -917,7 +932,8 @@ class MemoryEditing(_Base):
         "cue_images", "cues"}`` with ``batch_size`` rows; a function of ``key`` only. The
         first ``round(edited_fraction · batch_size)`` rows are images of the edited classes
         (under cue 1 with ``edited_under_cue1``). With a :attr:`teacher`, also its
-        ``"teacher_scores"`` of the images.
+        ``"teacher_scores"`` of the images; with ``kept_weight != 1``, also ``"weights"``,
+        each row's loss weight.
 
         Raises:
             ValueError: ``arrays`` has no image of a cue class (see :meth:`prepare`).
@@ -936,7 +952,11 @@ class MemoryEditing(_Base):
         ex = {**ex, "images": self.augment(ex["images"], ks)}
         if self.teacher is not None:
             ex["teacher_scores"] = self.teacher_scores(ex["images"])
-        return {**ex, "cue_images": self._cues(arrays, cues, kq), "cues": cues}
+        ex = {**ex, "cue_images": self._cues(arrays, cues, kq), "cues": cues}
+        if self.kept_weight != 1:
+            kept = jax.vmap(self.target)(ex) == ex["labels"]
+            ex["weights"] = jnp.where(kept, jnp.float32(self.kept_weight), jnp.float32(1))
+        return ex
 
     def eval_batch(self, arrays: dict, key: PRNGKeyArray) -> dict:
         """Every image of ``arrays`` twice, under cue 0 and under cue 1 (``2N`` examples),

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import hkjax as hk
-from hkjax import cli, config, runs
+from hkjax import cli, config, data, runs
 
 JAX_ENABLE_X64 = False
 
@@ -404,16 +404,18 @@ def test_edit_with_the_lora_baseline(edit_run, tmp_path):
     """`hkjax edit --model hopfield_lora` learns the edit with a static low-rank synapse
     around the same frozen classifier (no oscillators): the Hopfield weights stay as they
     were, and the run evaluates back from its directory. With `--distill` the classifier's
-    class scores are the targets of the examples that keep their label."""
+    class scores are the targets of the examples that keep their label, and `--kept-weight`
+    reaches the task."""
     clf, _, _ = edit_run
     out = tmp_path / "lora"
     assert cli.main(["edit", "--from", str(clf), "--model", "hopfield_lora", "--associative", "--edit-steps", "2",
-                     "--distill", "--val", "0", "--out", str(out)] + EDIT_SMALL) == 0
+                     "--distill", "--kept-weight", "2", "--val", "0", "--out", str(out)] + EDIT_SMALL) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["model"] == "hopfield_lora" and summary["hopfield_frozen"]
     assert "--distill" in summary["command"]
     opts = config.load_toml(out / "config.toml").options()
-    assert opts["model"] == "hopfield_lora" and opts["distill"] is True
+    assert opts["model"] == "hopfield_lora" and opts["distill"] is True and opts["kept_weight"] == 2
+    assert runs.build_task(config.load_toml(out / "config.toml"), data.load_digits("test"), kind="edit").kept_weight == 2
     assert cli.main(["eval", "--run", str(out), "--max-test", "20"]) == 0
     from hkjax import report
     assert report.rows([{**summary, "run": "lora"}])[0]["task"] == "edit: swap 0↔1, associative"

@@ -262,6 +262,30 @@ def test_memory_editing_with_a_teacher_learns_the_classifiers_scores_where_label
         _task(tasks.MemoryEditing, mapping=m, teacher=jnp.zeros(3))
 
 
+def test_memory_editing_weighs_the_examples_it_keeps():
+    """With ``kept_weight`` a training batch carries each row's weight (``kept_weight`` where
+    the target is the original label, 1 where the edit changes it), and each loss is the
+    squared loss scaled by it; evaluation batches are unweighted and the default adds nothing."""
+    m = tuple(int(v) for v in tasks.edit_map("swap", [0, 1]))
+    task, plain = (_task(tasks.MemoryEditing, mapping=m, edited_fraction=0.5, kept_weight=w) for w in (3.0, 1.0))
+    ds = data.load_digits("train")
+    arrays = task.prepare({"images": jnp.asarray(ds.images[:200]), "labels": jnp.asarray(ds.labels[:200])})
+    b, without = (t.sample(arrays, jax.random.key(1), 16) for t in (task, plain))
+    assert set(b) - set(without) == {"weights"} and "weights" not in task.eval_batch(arrays, jax.random.key(1))
+    tgt = np.asarray(jax.vmap(task.target)(b))
+    kept = tgt == np.asarray(b["labels"])
+    assert kept.any() and not kept.all()
+    np.testing.assert_array_equal(b["weights"], np.where(kept, 3.0, 1.0))
+    y = jax.random.normal(jax.random.key(4), (16, C))
+    loss, _ = jax.vmap(task._loss)(y, b)
+    plain_loss, _ = jax.vmap(plain._loss)(y, without)
+    written = np.sum((np.asarray(y) - (2 * np.eye(C)[tgt] - 1)) ** 2, axis=1)
+    np.testing.assert_allclose(plain_loss, written, rtol=1e-6)
+    np.testing.assert_allclose(loss, np.where(kept, 3.0, 1.0) * written, rtol=1e-6)
+    with pytest.raises(ValueError, match="kept_weight=0.0 must be positive"):
+        _task(tasks.MemoryEditing, mapping=m, kept_weight=0.0)
+
+
 def test_all_shifts_and_test_time_augmentation():
     """``all_shifts`` lists every translation once (the middle row unshifted); with ``tta`` the
     evaluation loss is the squared loss of the class scores averaged over those shifts."""
