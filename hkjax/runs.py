@@ -17,6 +17,7 @@ Progress and results are reported on stderr, one line each (``hkjax: ...``).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
@@ -103,11 +104,9 @@ def relax_config(cfg: Config):
     return tasks.RelaxConfig(t1=cfg.solver.t1, max_steps=cfg.solver.max_steps, steps=cfg.solver.solver_steps)
 
 
-def build_task(cfg: Config, ds, *, kind: str | None = None, model: str | None = None, teacher=None):
+def build_task(cfg: Config, ds, *, kind: str | None = None, model: str | None = None):
     """The run's task for the dataset ``ds`` (its image size and classes): ``cfg.task`` or
-    ``kind`` (``classify``, ``addition``, ``edit``), on ``cfg.network.model`` or ``model``;
-    ``teacher``: an edit's frozen classifier, given for ``--distill`` (see
-    :class:`hkjax.tasks.MemoryEditing`).
+    ``kind`` (``classify``, ``addition``, ``edit``), on ``cfg.network.model`` or ``model``.
 
     Raises:
         ValueError: a task the training commands do not train (``retrieve``).
@@ -129,7 +128,7 @@ def build_task(cfg: Config, ds, *, kind: str | None = None, model: str | None = 
         return tasks.MemoryEditing(
             **common, mapping=tuple(int(m) for m in mapping), associative=cfg.editing.associative, cue_classes=(0, 1),
             edited_fraction=cfg.editing.edited_fraction, edited_under_cue1=cfg.editing.edited_under_cue1,
-            teacher=teacher, kept_weight=cfg.editing.kept_weight,
+            kept_weight=cfg.editing.kept_weight,
         )
     raise ValueError(f"task={kind!r} cannot be trained with this command")
 
@@ -716,13 +715,12 @@ def _edited_accuracy(ev: dict, labels) -> float:
 def _evaluate_tta(cfg: Config, model, task, test_arrays) -> dict:
     """Test-time augmentation: the accuracy of the class scores averaged over all shifts by up to
     ``cfg.evaluation.tta`` pixels (reported next to the plain accuracy, never instead of it)."""
-    import dataclasses as _dc
 
     import jax
 
     from . import train as training
 
-    return training.evaluate(model, _dc.replace(task, tta=cfg.evaluation.tta), test_arrays, key=jax.random.key(10_000 + cfg.seed))
+    return training.evaluate(model, dataclasses.replace(task, tta=cfg.evaluation.tta), test_arrays, key=jax.random.key(10_000 + cfg.seed))
 
 
 def saved_config(run_dir: str | os.PathLike[str]) -> dict | None:
@@ -803,7 +801,7 @@ def edit(cfg: Config, *, command: str | None = None) -> dict:
     before = training.evaluate(classifier, ctask, test_arrays, key=jax.random.key(10_000 + cfg.seed))
     w, b = tasks.hopfield_parameters(classifier)
     if cfg.editing.distill:  # the classifier's own class scores are the targets of what the edit keeps
-        task = build_task(cfg, tr, kind="edit", model=cfg.network.model, teacher=classifier)
+        task = dataclasses.replace(task, teacher=classifier)
     # 2. the Hopfield-Kuramoto network around the frozen classifier
     net = build_network(cfg, task, jax.random.key(cfg.seed + 7), hopfield_weights=w,
                    hopfield_bias=b)

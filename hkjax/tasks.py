@@ -870,17 +870,13 @@ class MemoryEditing(_Base):
         return jnp.where(example["cues"] == 1, edited, example["labels"])
 
     def _loss(self, y, example: dict):
-        # with teacher scores the examples that keep their label learn the classifier's scores;
-        # with weights (training batches only) each loss is scaled by its row's weight
+        # the ±1 code of the target; with teacher scores, the classifier's scores where the
+        # label stays; with weights (training batches only) each loss scaled by its row's weight
         t = self.target(example)
+        goal = _data.one_hot_targets(t, self.n_classes)
         if "teacher_scores" in example:
-            goal = jnp.where(t == example["labels"], example["teacher_scores"], _data.one_hot_targets(t, self.n_classes))
-            loss = jnp.sum((y - goal) ** 2)
-        else:
-            loss = squared_loss(y, t, self.n_classes)
-        if "weights" in example:
-            loss = example["weights"] * loss
-        return loss, (jnp.argmax(y), t)
+            goal = jnp.where(t == example["labels"], example["teacher_scores"], goal)
+        return example.get("weights", 1) * jnp.sum((y - goal) ** 2), (jnp.argmax(y), t)
 
     def teacher_scores(self, images: Float[Array, "b p"]) -> Float[Array, "b c"]:
         """The class scores of the frozen classifier :attr:`teacher` for a batch of flattened
