@@ -424,7 +424,7 @@ def _build_variants(cfg, axes: dict, images: int):
             else:
                 task = runs.build_task(c, tr)
             net = runs.build_network(c, task, jax.random.key(c.seed))
-        ex = task.eval_batch(runs.arrays(te, images), jax.random.key(10_000 + c.seed))
+        ex = task.eval_batch(runs.arrays(te, images), runs._eval_key(c))
         variants.append((combo, task, net, ex))
     return cfg, variants
 

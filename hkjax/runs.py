@@ -368,17 +368,37 @@ def _fit(cfg, task, net, train_arrays, test_arrays, out, *, steps, lr, val_array
              f"{jax.process_count()} process{'es' if jax.process_count() > 1 else ''}), "
              f"{cfg.training.batch_size // jax.device_count()} examples per device")
     # with a validation split, evaluations during training use it alone: the test split is
-    # evaluated once, at the end (by the caller)
+    # evaluated once, at the end (by the caller); with the key of the summary's evaluations, so
+    # that the last one is the summary's (res.evaluations) and is not solved again
     eval_data = test_arrays if val_arrays is None else {"val": val_arrays}
     return training.fit(
         net, task, train_arrays, optimizer=optimizer(cfg, steps, lr), steps=steps,
         batch_size=cfg.training.batch_size, microbatch=cfg.solver.microbatch or None, shared_steps=cfg.solver.shares_steps, trainable=train_only, key=jax.random.key(cfg.seed + 1 + seed_offset), ema=cfg.optimization.ema,
-        eval_data=eval_data, eval_every=cfg.training.eval_every, log_every=cfg.training.log_every,
+        eval_data=eval_data, eval_every=cfg.training.eval_every, eval_key=_eval_key(cfg), log_every=cfg.training.log_every,
         checkpoint_dir=out / "checkpoints", checkpoint_every=cfg.training.checkpoint_every,
         resume=cfg.resume if resume is None else resume, metrics_path=out / "metrics.jsonl",
         config=cfg.to_dict(), progress=cfg.progress,
         time_limit=None if cfg.training.time_limit is None else 60.0 * cfg.training.time_limit,
     )
+
+
+def _eval_key(cfg: Config):
+    """The PRNG key of a run's evaluations (oscillator initialisation, cue images): the same for
+    the evaluations during training, the summary's, and ``hkjax eval``."""
+    import jax
+
+    return jax.random.key(10_000 + cfg.seed)
+
+
+def _evaluate(cfg: Config, model, task, arrays: dict, what: str) -> dict:
+    """:func:`hkjax.train.evaluate` of ``model`` on ``arrays`` with the run's key, with a
+    progress bar labelled ``what`` when the run shows progress (on the first process)."""
+    import jax
+
+    from . import train as training
+
+    return training.evaluate(model, task, arrays, key=_eval_key(cfg), desc=what,
+                             progress=bool(cfg.progress and jax.process_index() == 0))
 
 
 def figures(out: pathlib.Path, cfg: Config, net, task, test_arrays, ev) -> list[str]:
@@ -618,7 +638,6 @@ def train(cfg: Config, *, draw: bool = True, command: str | None = None) -> dict
     import jax
 
     from . import tasks
-    from . import train as training
 
     if cfg.task not in ("classify", "addition"):
         raise ValueError(f"hkjax train: --task {cfg.task} is not trained here; use `hkjax edit` / `hkjax retrieve`")
@@ -648,11 +667,11 @@ def train(cfg: Config, *, draw: bool = True, command: str | None = None) -> dict
     out = _write_config(cfg)
     net = build_network(cfg, task, jax.random.key(cfg.seed), **start)
     res = _fit(cfg, task, net, train_arrays, test_arrays, out, steps=cfg.training.steps, lr=cfg.optimization.lr, val_arrays=val_arrays)
-    ev = training.evaluate(res.model, task, test_arrays, key=jax.random.key(10_000 + cfg.seed))
+    ev = res.evaluations.get("eval") or _evaluate(cfg, res.model, task, test_arrays, "evaluate test")
     summary = {
         **_summary_common(cfg, res, cfg.training.steps, test_arrays, te), "test_accuracy": ev["accuracy"], "test_loss": ev["loss"],
         "train_accuracy_last": _last_train_accuracy(res.history), "n_test": int(len(ev["targets"])),
-        **_validation(res.model, task, val_arrays, cfg.seed),
+        **_validation(cfg, res, task, val_arrays),
     }
     note = f", validation {summary['val_accuracy']:.4f}" if val_arrays is not None else ""
     if cfg.evaluation.tta > 0:
@@ -661,7 +680,7 @@ def train(cfg: Config, *, draw: bool = True, command: str | None = None) -> dict
         note += f", with test-time augmentation (shifts <= {cfg.evaluation.tta} px) {ev_tta['accuracy']:.4f}"
     if cfg.network.model == "hopfield_kuramoto":
         # what the oscillators contribute: the same network with its coupling switched off
-        off = training.evaluate(tasks.uncouple(res.model), task, test_arrays, key=jax.random.key(10_000 + cfg.seed))
+        off = _evaluate(cfg, tasks.uncouple(res.model), task, test_arrays, "evaluate test, coupling off")
         summary["test_accuracy_uncoupled"] = off["accuracy"]
         note += f"; with the coupling switched off {off['accuracy']:.4f}"
     if draw:
@@ -673,18 +692,16 @@ def train(cfg: Config, *, draw: bool = True, command: str | None = None) -> dict
     return summary
 
 
-def _validation(model, task, val_arrays, seed: int, *, cues: bool = False) -> dict:
-    """``val_accuracy``, ``val_loss`` and ``n_val`` of the final model on the validation split
-    (``{}`` without one), evaluated as the test split is; with ``cues`` (memory editing) also
+def _validation(cfg: Config, res, task, val_arrays, *, cues: bool = False) -> dict:
+    """``val_accuracy``, ``val_loss`` and ``n_val`` of the final model ``res.model`` of a fit on
+    the validation split (``{}`` without one), evaluated as the test split is (the fit's last
+    evaluation of it when it made one, else solved here); with ``cues`` (memory editing) also
     ``val_accuracy_cue0`` / ``val_accuracy_cue1`` and ``val_accuracy_edited`` (on the examples
     whose label the edit changes), so that settings are chosen without the test split."""
-    import jax
-
-    from . import train as training
 
     if val_arrays is None:
         return {}
-    ev = training.evaluate(model, task, val_arrays, key=jax.random.key(10_000 + seed))
+    ev = res.evaluations.get("val") or _evaluate(cfg, res.model, task, val_arrays, "evaluate val")
     out = {"val_accuracy": ev["accuracy"], "val_loss": ev["loss"], "n_val": int(len(val_arrays["labels"]))}
     if cues:
         out["val_accuracy_cue0"], out["val_accuracy_cue1"] = _cue_accuracies(ev)
@@ -715,12 +732,7 @@ def _edited_accuracy(ev: dict, labels) -> float:
 def _evaluate_tta(cfg: Config, model, task, test_arrays) -> dict:
     """Test-time augmentation: the accuracy of the class scores averaged over all shifts by up to
     ``cfg.evaluation.tta`` pixels (reported next to the plain accuracy, never instead of it)."""
-
-    import jax
-
-    from . import train as training
-
-    return training.evaluate(model, dataclasses.replace(task, tta=cfg.evaluation.tta), test_arrays, key=jax.random.key(10_000 + cfg.seed))
+    return _evaluate(cfg, model, dataclasses.replace(task, tta=cfg.evaluation.tta), test_arrays, "evaluate test, shifted")
 
 
 def saved_config(run_dir: str | os.PathLike[str]) -> dict | None:
@@ -772,7 +784,6 @@ def edit(cfg: Config, *, command: str | None = None) -> dict:
     import numpy as np
 
     from . import tasks
-    from . import train as training
 
     t0, watch = time.time(), _LoadWatch()
     # oscillators learn the edit; with --model hopfield_lora a static low-rank synapse (the baseline)
@@ -798,7 +809,7 @@ def edit(cfg: Config, *, command: str | None = None) -> dict:
         _log("hkjax: edit: training the Hopfield classifier first (--from not given)")
         train(ccfg, draw=False)
         _, ctask, classifier = load_run(out / "classifier")
-    before = training.evaluate(classifier, ctask, test_arrays, key=jax.random.key(10_000 + cfg.seed))
+    before = _evaluate(cfg, classifier, ctask, test_arrays, "evaluate the classifier")
     w, b = tasks.hopfield_parameters(classifier)
     if cfg.editing.distill:  # the classifier's own class scores are the targets of what the edit keeps
         task = dataclasses.replace(task, teacher=classifier)
@@ -809,7 +820,7 @@ def edit(cfg: Config, *, command: str | None = None) -> dict:
                val_arrays=val_arrays, seed_offset=100)
     w2, b2 = tasks.hopfield_parameters(res.model)
     frozen = bool(np.array_equal(np.asarray(w), np.asarray(w2)) and np.array_equal(np.asarray(b), np.asarray(b2)))
-    ev = training.evaluate(res.model, task, test_arrays, key=jax.random.key(10_000 + cfg.seed))
+    ev = res.evaluations.get("eval") or _evaluate(cfg, res.model, task, test_arrays, "evaluate test")
     cue0, cue1 = _cue_accuracies(ev)
     summary = {
         **_summary_common(cfg, res, cfg.editing.edit_steps, test_arrays, te), "edit": cfg.editing.edit, "classes": list(cfg.editing.classes), "associative": cfg.editing.associative,
@@ -817,7 +828,7 @@ def edit(cfg: Config, *, command: str | None = None) -> dict:
         "test_accuracy": ev["accuracy"], "test_accuracy_cue0": cue0,
         "test_accuracy_cue1": cue1, "test_accuracy_edited": _edited_accuracy(ev, test_arrays["labels"]),
         "hopfield_frozen": frozen,
-        **_validation(res.model, task, val_arrays, cfg.seed, cues=True),
+        **_validation(cfg, res, task, val_arrays, cues=True),
         "note": ("cue0: original labels under cue images of class 0; cue1: edited labels under cue images of class 1"
                  if cfg.editing.associative else "non-associative: every test accuracy is on the edited labels"),
     }
@@ -850,14 +861,11 @@ def evaluate_run(run_dir: str | os.PathLike[str], *, max_test: int = 0) -> dict:
     Raises:
         FileNotFoundError: no such run directory, config or checkpoint.
     """
-    import jax
-
-    from . import train as training
 
     run_dir = pathlib.Path(run_dir)
     rcfg, task, model = load_run(run_dir)
     _, te = load_data(rcfg)
-    ev = training.evaluate(model, task, arrays(te, max_test), key=jax.random.key(10_000 + rcfg.seed))
+    ev = _evaluate(rcfg, model, task, arrays(te, max_test), "evaluate test")
     result = {"run": str(run_dir), "test_accuracy": ev["accuracy"], "test_loss": ev["loss"], "n_test": len(ev["targets"])}
     if rcfg.evaluation.tta > 0:
         result["test_accuracy_tta"] = _evaluate_tta(rcfg, model, task, arrays(te, max_test))["accuracy"]
@@ -875,15 +883,12 @@ def plot_run(run_dir: str | os.PathLike[str], *, max_test: int = 0) -> list[str]
     Raises:
         FileNotFoundError: no such run directory, config or checkpoint.
     """
-    import jax
-
-    from . import train as training
 
     run_dir = pathlib.Path(run_dir)
     rcfg, task, model = load_run(run_dir)
     _, te = load_data(rcfg)
     test_arrays = arrays(te, max_test or rcfg.evaluation.max_test)
-    ev = training.evaluate(model, task, test_arrays, key=jax.random.key(10_000 + rcfg.seed))
+    ev = _evaluate(rcfg, model, task, test_arrays, "evaluate test")
     files = figures(run_dir, rcfg, model, task, test_arrays, ev)
     return files
 

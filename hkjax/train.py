@@ -144,6 +144,10 @@ class FitResult:
         history: the metric rows (one dict per logged step / evaluation), as in the JSONL log.
         wall_time: seconds spent in this call.
         raw_model: the optimiser's iterate (the same as ``model`` when ``ema == 0``).
+        evaluations: the evaluations of ``model`` at the last step, ``{split name:
+            evaluate(...) output}`` with the predictions and targets, so that a caller need
+            not solve the split again; empty when there was no ``eval_data`` or training
+            stopped before ``steps`` (``stop_after``, ``time_limit``).
     """
 
     model: Any
@@ -152,6 +156,7 @@ class FitResult:
     history: list
     wall_time: float
     raw_model: Any = None
+    evaluations: dict = dataclasses.field(default_factory=dict)
 
 
 def _batched(task, network, batch, keys, microbatch=None, shared_steps=False):
@@ -273,7 +278,8 @@ def _host(x) -> np.ndarray:
 
 
 def evaluate(model, task, arrays: dict, *, key, chunk: int = 512,
-             devices: Sequence[jax.Device] | None = None) -> dict:
+             devices: Sequence[jax.Device] | None = None, progress: bool = False,
+             desc: str = "evaluate") -> dict:
     """Loss and accuracy of ``model`` on the task's full evaluation set of ``arrays``, per
     example with ``task.eval_loss`` (``example_loss`` unless the task does test-time
     augmentation).
@@ -288,6 +294,8 @@ def evaluate(model, task, arrays: dict, *, key, chunk: int = 512,
         devices: split each chunk over these devices (see :func:`batch_mesh`); ``None``:
             the devices ``model`` is replicated on (those :func:`fit` trained it on), else
             the default device. The result does not depend on it beyond float round-off.
+        progress, desc: show a tqdm progress bar of the examples evaluated, labelled
+            ``desc`` (the first chunk's count includes its compilation).
 
     Returns:
         ``{"loss", "accuracy", "predictions", "targets"}`` (the last two as NumPy arrays).
@@ -304,15 +312,26 @@ def evaluate(model, task, arrays: dict, *, key, chunk: int = 512,
     if mesh is not None:
         model = _put(model, NamedSharding(mesh, PartitionSpec()))
     losses, preds, tgts = [], [], []
-    for s in range(0, n, chunk):
-        sl, ks = jax.tree_util.tree_map(lambda a: a[s : s + chunk], (batch, keys))
-        m = int(ks.shape[0])
-        if mesh is not None:  # pad the chunk to a multiple of the devices with copies of its last example
-            pad = -m % mesh.devices.size
-            sl, ks = jax.tree_util.tree_map(lambda a: jnp.concatenate([a, jnp.repeat(a[-1:], pad, axis=0)]), (sl, ks))
-            sl, ks = _put((sl, ks), NamedSharding(mesh, PartitionSpec("batch")))
-        loss, pred, tgt = _eval_chunk(model, task, sl, ks)
-        losses.append(_host(loss)[:m]), preds.append(_host(pred)[:m]), tgts.append(_host(tgt)[:m])
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=n, desc=desc, unit="ex", dynamic_ncols=True, leave=False)
+    try:
+        for s in range(0, n, chunk):
+            sl, ks = jax.tree_util.tree_map(lambda a: a[s : s + chunk], (batch, keys))
+            m = int(ks.shape[0])
+            if mesh is not None:  # pad the chunk to a multiple of the devices with copies of its last example
+                pad = -m % mesh.devices.size
+                sl, ks = jax.tree_util.tree_map(lambda a: jnp.concatenate([a, jnp.repeat(a[-1:], pad, axis=0)]), (sl, ks))
+                sl, ks = _put((sl, ks), NamedSharding(mesh, PartitionSpec("batch")))
+            loss, pred, tgt = _eval_chunk(model, task, sl, ks)
+            losses.append(_host(loss)[:m]), preds.append(_host(pred)[:m]), tgts.append(_host(tgt)[:m])
+            if bar is not None:
+                bar.update(m)
+    finally:
+        if bar is not None:
+            bar.close()
     loss, pred, tgt = np.concatenate(losses), np.concatenate(preds), np.concatenate(tgts)
     return {
         "loss": float(np.mean(loss)),
@@ -387,6 +406,7 @@ def fit(
     ema: float = 0.0,
     eval_data: dict | None = None,
     eval_every: int = 0,
+    eval_key=None,
     log_every: int = 10,
     checkpoint_dir=None,
     checkpoint_every: int = 0,
@@ -441,6 +461,10 @@ def fit(
             arrays (its rows are logged with ``"split": "eval"``) or a mapping of split names
             to arrays, e.g. ``{"eval": test, "val": validation}`` (one row per split, in
             that order, with its name as ``"split"``).
+        eval_key: PRNG key of the evaluations (oscillator initialisation, cue images), the
+            same at every evaluation so that they compare; pass the key a later
+            :func:`evaluate` of the returned model uses, and ``evaluations`` holds its
+            result. ``None``: derived from ``key``.
         log_every: write a metrics row every ``log_every`` steps.
         checkpoint_dir, checkpoint_every: save a checkpoint every ``checkpoint_every`` steps
             and at the end (0: only at the end); ``None``: no checkpoints.
@@ -554,10 +578,13 @@ def fit(
         _ckpt.save_step(ckdir, step, tree, metadata={"config": config or {}})
 
     def run_eval():
-        model_now = eval_model()
+        model_now, evs = eval_model(), {}
+        k = jax.random.fold_in(key, -1 % 2**31) if eval_key is None else eval_key
         for name, arrays in splits.items():
-            ev = evaluate(model_now, task, arrays, key=jax.random.fold_in(key, -1 % 2**31))  # on the mesh
+            evs[name] = ev = evaluate(model_now, task, arrays, key=k, progress=bool(progress and lead),
+                                      desc="evaluate" if name == "eval" else f"evaluate {name}")  # on the mesh
             write({"step": step, "split": name, "loss": ev["loss"], "accuracy": ev["accuracy"]})
+        return evs
 
     bar = None
     if progress and lead:
@@ -613,10 +640,9 @@ def fit(
     finally:
         if bar is not None:
             bar.close()
-    if step == steps:
-        run_eval()
+    evaluations = run_eval() if step == steps else {}
     save()
     return FitResult(
         model=eval_model(), opt_state=opt_state, step=step, history=history,
-        wall_time=time.time() - t_start, raw_model=eqx.combine(params, static),
+        wall_time=time.time() - t_start, raw_model=eqx.combine(params, static), evaluations=evaluations,
     )

@@ -305,11 +305,16 @@ def test_a_run_is_repeated_in_python_from_its_config_toml(tmp_path):
     assert summary["test_accuracy"] == json.loads((out / "summary.json").read_text())["test_accuracy"]
 
 
-def test_val_holds_out_the_last_training_examples(tmp_path, capsys):
+def test_val_holds_out_the_last_training_examples(tmp_path, capsys, monkeypatch):
     """--val N: the last N of the (--max-train) training examples are never trained on, are
     evaluated at every evaluation instead of the test split (evaluated once, at the end), and
-    give summary.json's val_accuracy."""
+    give summary.json's val_accuracy: the last evaluation during training, not solved again."""
     from hkjax import train
+
+    solved = []  # the sizes of the splits evaluated
+    evaluate = train.evaluate
+    monkeypatch.setattr(train, "evaluate", lambda model, task, arrays, **kw: solved.append(len(arrays["labels"]))
+                        or evaluate(model, task, arrays, **kw))
 
     cfg = config.Config().replace(max_train=60, val=20, max_test=30)
     tr, te = runs.load_data(cfg)
@@ -331,6 +336,7 @@ def test_val_holds_out_the_last_training_examples(tmp_path, capsys):
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     # evaluations during training use the validation split alone; the test split is evaluated once, at the end
     assert [(r["step"], r["split"]) for r in rows if r["split"] != "train"] == [(1, "val"), (2, "val")]
+    assert rows[-1]["accuracy"] == summary["val_accuracy"] and solved.count(20) == 2 + 1  # + the check above
     assert summary["n_test"] == 30 and 0 <= summary["test_accuracy"] <= 1
     log = capsys.readouterr().err
     assert f"validation {summary['val_accuracy']:.4f}, with test-time augmentation" in log  # both on the log line
@@ -526,17 +532,18 @@ def test_the_accuracy_on_changed_labels_counts_only_the_examples_an_edit_changes
     assert runs._edited_accuracy(non, labels) == 0.75  # non-associative: both halves change
 
 
-def test_the_validation_split_reports_the_changed_labels_as_the_test_split_does(monkeypatch):
+def test_the_validation_split_reports_the_changed_labels_as_the_test_split_does():
     """Settings are chosen on the validation split, so it reports the per-cue accuracies and
-    the accuracy on changed labels of the same evaluation as the test split."""
+    the accuracy on changed labels of the same evaluation as the test split (here the fit's
+    last evaluation of it, which is not solved again)."""
     from hkjax import train as training
 
     ev = {"targets": np.asarray([0, 1, 2, 1, 0, 2]), "predictions": np.asarray([0, 0, 2, 1, 1, 0]),
           "accuracy": 0.5, "loss": 1.0}
-    monkeypatch.setattr(training, "evaluate", lambda *a, **k: ev)
-    val = runs._validation(None, None, {"labels": np.asarray([0, 1, 2])}, 0, cues=True)
+    res = training.FitResult(model=None, opt_state=None, step=1, history=[], wall_time=0.0, evaluations={"val": ev})
+    val = runs._validation(config.Config(), res, None, {"labels": np.asarray([0, 1, 2])}, cues=True)
     assert (val["val_accuracy_cue0"], val["val_accuracy_cue1"], val["val_accuracy_edited"]) == (2 / 3, 1 / 3, 0.5)
-    assert "val_accuracy_edited" not in runs._validation(None, None, {"labels": np.asarray([0, 1, 2])}, 0)
+    assert "val_accuracy_edited" not in runs._validation(config.Config(), res, None, {"labels": np.asarray([0, 1, 2])})
 
 
 def test_the_summary_records_the_highest_load_average_during_the_run(tmp_path, monkeypatch):

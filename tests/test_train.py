@@ -72,9 +72,10 @@ def test_fit_reduces_the_loss(arrays, tmp_path):
     assert all(np.isfinite(r["loss"]) and 0 <= r["accuracy"] <= 1 for r in rows)
 
 
-def test_fit_evaluates_named_splits(arrays):
+def test_fit_evaluates_named_splits(arrays, monkeypatch):
     """``eval_data={"eval": ..., "val": ...}``: one row per split at every evaluation, each
-    equal to ``evaluate`` of the trained model on that split."""
+    equal to ``evaluate`` of the trained model on that split, the last ones returned whole
+    (``evaluations``); ``eval_key`` is the key they use, and a fit stopped early returns none."""
     tr, te = arrays
     task = _task()
     net = task.build(jax.random.key(0))
@@ -86,12 +87,34 @@ def test_fit_evaluates_named_splits(arrays):
     for name, split in (("eval", te), ("val", val)):
         ev = train.evaluate(res.model, task, split, key=key)
         assert [r for r in res.history if r["split"] == name][-1]["loss"] == pytest.approx(ev["loss"])
+        np.testing.assert_array_equal(res.evaluations[name]["predictions"], ev["predictions"])
+        assert res.evaluations[name]["loss"] == pytest.approx(ev["loss"])
     assert res.history[-1]["loss"] != pytest.approx(res.history[-2]["loss"])  # two different splits
+    kw = dict(optimizer=optax.adam(1e-2), steps=4, batch_size=8, key=jax.random.key(1), eval_data={"val": val},
+              log_every=0, progress=False)
+    keys, evaluate = [], train.evaluate
+    monkeypatch.setattr(train, "evaluate", lambda *a, key, **kw: keys.append(key) or evaluate(*a, key=key, **kw))
+    keyed = train.fit(net, task, tr, eval_key=jax.random.key(3), **kw)
+    assert len(keys) == 1 and jax.random.key_data(keys[0]).tolist() == jax.random.key_data(jax.random.key(3)).tolist()
+    assert keyed.evaluations["val"]["loss"] == keyed.history[-1]["loss"]
+    assert train.fit(net, task, tr, stop_after=2, **kw).evaluations == {}
     bad = [(({"eval": te, "train": val}), "'train' names"), ({"eval": te, "labels": te["labels"]}, "mixes"), ([], "mapping")]
     for eval_data, match in bad:
         with pytest.raises(ValueError, match=match):
             train.fit(net, task, tr, optimizer=optax.adam(1e-2), steps=1, key=jax.random.key(1), eval_data=eval_data,
                       progress=False)
+
+
+def test_evaluate_shows_its_progress_and_returns_the_same(arrays, capsys):
+    """``progress=True`` draws a bar labelled ``desc`` on stderr; the evaluation is the same."""
+    _, te = arrays
+    task = _task()
+    net = task.build(jax.random.key(0))
+    quiet = train.evaluate(net, task, te, key=jax.random.key(2))
+    shown = train.evaluate(net, task, te, key=jax.random.key(2), progress=True, desc="evaluate val")
+    assert "evaluate val" in capsys.readouterr().err
+    np.testing.assert_array_equal(shown["predictions"], quiet["predictions"])
+    assert shown["loss"] == quiet["loss"]
 
 
 #: One optimizer object for both cases below: the compiled training step (the optimizer is
