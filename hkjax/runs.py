@@ -698,7 +698,6 @@ def _validation(cfg: Config, res, task, val_arrays, *, cues: bool = False) -> di
     evaluation of it when it made one, else solved here); with ``cues`` (memory editing) also
     ``val_accuracy_cue0`` / ``val_accuracy_cue1`` and ``val_accuracy_edited`` (on the examples
     whose label the edit changes), so that settings are chosen without the test split."""
-
     if val_arrays is None:
         return {}
     ev = res.evaluations.get("val") or _evaluate(cfg, res.model, task, val_arrays, "evaluate val")
@@ -861,7 +860,6 @@ def evaluate_run(run_dir: str | os.PathLike[str], *, max_test: int = 0) -> dict:
     Raises:
         FileNotFoundError: no such run directory, config or checkpoint.
     """
-
     run_dir = pathlib.Path(run_dir)
     rcfg, task, model = load_run(run_dir)
     _, te = load_data(rcfg)
@@ -883,7 +881,6 @@ def plot_run(run_dir: str | os.PathLike[str], *, max_test: int = 0) -> list[str]
     Raises:
         FileNotFoundError: no such run directory, config or checkpoint.
     """
-
     run_dir = pathlib.Path(run_dir)
     rcfg, task, model = load_run(run_dir)
     _, te = load_data(rcfg)

@@ -311,13 +311,10 @@ def evaluate(model, task, arrays: dict, *, key, chunk: int = 512,
     mesh = None if devices is None else batch_mesh(devices)
     if mesh is not None:
         model = _put(model, NamedSharding(mesh, PartitionSpec()))
-    losses, preds, tgts = [], [], []
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
+    from tqdm.auto import tqdm
 
-        bar = tqdm(total=n, desc=desc, unit="ex", dynamic_ncols=True, leave=False)
-    try:
+    losses, preds, tgts = [], [], []
+    with tqdm(total=n, desc=desc, unit="ex", dynamic_ncols=True, leave=False, disable=not progress) as bar:
         for s in range(0, n, chunk):
             sl, ks = jax.tree_util.tree_map(lambda a: a[s : s + chunk], (batch, keys))
             m = int(ks.shape[0])
@@ -327,11 +324,7 @@ def evaluate(model, task, arrays: dict, *, key, chunk: int = 512,
                 sl, ks = _put((sl, ks), NamedSharding(mesh, PartitionSpec("batch")))
             loss, pred, tgt = _eval_chunk(model, task, sl, ks)
             losses.append(_host(loss)[:m]), preds.append(_host(pred)[:m]), tgts.append(_host(tgt)[:m])
-            if bar is not None:
-                bar.update(m)
-    finally:
-        if bar is not None:
-            bar.close()
+            bar.update(m)
     loss, pred, tgt = np.concatenate(losses), np.concatenate(preds), np.concatenate(tgts)
     return {
         "loss": float(np.mean(loss)),
