@@ -277,7 +277,13 @@ def _host(x) -> np.ndarray:
     return np.asarray(x)
 
 
-def evaluate(model, task, arrays: dict, *, key, chunk: int = 512,
+#: ``evaluate``'s default chunk per device, by platform (others: 512). On a CPU a ``vmap`` of a
+#: few dozen solves runs faster per example than one of hundreds (``benchmarks/eval_chunk.py``);
+#: an accelerator wants many examples at once.
+EVAL_CHUNK = {"cpu": 32}
+
+
+def evaluate(model, task, arrays: dict, *, key, chunk: int | None = None,
              devices: Sequence[jax.Device] | None = None, progress: bool = False,
              desc: str = "evaluate") -> dict:
     """Loss and accuracy of ``model`` on the task's full evaluation set of ``arrays``, per
@@ -290,7 +296,10 @@ def evaluate(model, task, arrays: dict, *, key, chunk: int = 512,
         arrays: the split, ``{"images", "labels"}`` as from :mod:`hkjax.data`.
         key: PRNG key (oscillator initialisation and rotations, cue images); the same key
             gives the same result.
-        chunk: examples per compiled batch (bounds the memory of the batched solve).
+        chunk: examples per compiled batch (bounds the memory of the batched solve);
+            ``None``: :data:`EVAL_CHUNK` per device (32 on a CPU, 512 on an accelerator).
+            Every chunk is compiled at one size, the last padded with copies of its last
+            example.
         devices: split each chunk over these devices (see :func:`batch_mesh`); ``None``:
             the devices ``model`` is replicated on (those :func:`fit` trained it on), else
             the default device. The result does not depend on it beyond float round-off.
@@ -311,16 +320,23 @@ def evaluate(model, task, arrays: dict, *, key, chunk: int = 512,
     mesh = None if devices is None else batch_mesh(devices)
     if mesh is not None:
         model = _put(model, NamedSharding(mesh, PartitionSpec()))
+    if chunk is None:
+        devs = list(mesh.devices.flat) if mesh is not None else jax.devices()[:1]
+        chunk = len(devs) * EVAL_CHUNK.get(devs[0].platform, 512)
+    elif chunk < 1:
+        raise ValueError(f"chunk={chunk} must be a positive number of examples (None: the platform's default)")
     from tqdm.auto import tqdm
 
+    # one compiled size: at most the split, a multiple of the devices
+    size = min(chunk, n) + (0 if mesh is None else -min(chunk, n) % mesh.devices.size)
     losses, preds, tgts = [], [], []
     with tqdm(total=n, desc=desc, unit="ex", dynamic_ncols=True, leave=False, disable=not progress) as bar:
-        for s in range(0, n, chunk):
-            sl, ks = jax.tree_util.tree_map(lambda a: a[s : s + chunk], (batch, keys))
+        for s in range(0, n, size):
+            sl, ks = jax.tree_util.tree_map(lambda a: a[s : s + size], (batch, keys))
             m = int(ks.shape[0])
-            if mesh is not None:  # pad the chunk to a multiple of the devices with copies of its last example
-                pad = -m % mesh.devices.size
-                sl, ks = jax.tree_util.tree_map(lambda a: jnp.concatenate([a, jnp.repeat(a[-1:], pad, axis=0)]), (sl, ks))
+            if m < size:  # the last chunk, padded with copies of its last example
+                sl, ks = jax.tree_util.tree_map(lambda a: jnp.concatenate([a, jnp.repeat(a[-1:], size - m, axis=0)]), (sl, ks))
+            if mesh is not None:
                 sl, ks = _put((sl, ks), NamedSharding(mesh, PartitionSpec("batch")))
             loss, pred, tgt = _eval_chunk(model, task, sl, ks)
             losses.append(_host(loss)[:m]), preds.append(_host(pred)[:m]), tgts.append(_host(tgt)[:m])

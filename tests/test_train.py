@@ -117,6 +117,29 @@ def test_evaluate_shows_its_progress_and_returns_the_same(arrays, capsys):
     assert shown["loss"] == quiet["loss"]
 
 
+def test_evaluate_compiles_one_chunk_size_and_its_result_does_not_depend_on_it(arrays, monkeypatch):
+    """Every chunk is solved at one size (the platform's default, 32 on a CPU; the last chunk
+    padded with copies of its last example, which are dropped), and the predictions and loss
+    are those of any other chunk size; a chunk below one example is refused."""
+    _, te = arrays
+    te = {k: v[:45] for k, v in te.items()}  # one full chunk of 32 and a padded one of 13
+    task = _task()
+    net = task.build(jax.random.key(0))
+    sizes, chunk_fn = [], train._eval_chunk
+    monkeypatch.setattr(train, "_eval_chunk", lambda m, t, b, k: sizes.append(int(k.shape[0])) or chunk_fn(m, t, b, k))
+    default = train.evaluate(net, task, te, key=jax.random.key(2))
+    assert train.EVAL_CHUNK["cpu"] == 32 and sizes == [32, 32]
+    assert len(default["predictions"]) == len(default["targets"]) == 45
+    sizes.clear()
+    whole = train.evaluate(net, task, te, key=jax.random.key(2), chunk=1000)  # at most the split
+    assert sizes == [45]
+    np.testing.assert_array_equal(whole["predictions"], default["predictions"])
+    np.testing.assert_array_equal(whole["targets"], default["targets"])
+    assert whole["loss"] == pytest.approx(default["loss"], rel=1e-5)
+    with pytest.raises(ValueError, match="chunk=0"):
+        train.evaluate(net, task, te, key=jax.random.key(2), chunk=0)
+
+
 #: One optimizer object for both cases below: the compiled training step (the optimizer is
 #: one of its static arguments) serves both.
 LION = train.make_optimizer("lion", learning_rate=1e-3, steps=6)
