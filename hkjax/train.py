@@ -311,6 +311,8 @@ def evaluate(model, task, arrays: dict, *, key, chunk: int | None = None,
     """
     batch = task.eval_batch(task.prepare(arrays), jax.random.fold_in(key, 0))
     n = int(jax.tree_util.tree_leaves(batch)[0].shape[0])
+    if n == 0:
+        raise ValueError("arrays: the split has no examples; pass at least one image and label")
     keys = jax.random.split(jax.random.fold_in(key, 1), n)
 
     if devices is None:  # where the model lives: e.g. replicated by a data-parallel fit

@@ -120,7 +120,7 @@ def test_evaluate_shows_its_progress_and_returns_the_same(arrays, capsys):
 def test_evaluate_compiles_one_chunk_size_and_its_result_does_not_depend_on_it(arrays, monkeypatch):
     """Every chunk is solved at one size (the platform's default, 32 on a CPU; the last chunk
     padded with copies of its last example, which are dropped), and the predictions and loss
-    are those of any other chunk size; a chunk below one example is refused."""
+    are those of any other chunk size; a chunk below one example is refused, and so is an empty split."""
     _, te = arrays
     te = {k: v[:45] for k, v in te.items()}  # one full chunk of 32 and a padded one of 13
     task = _task()
@@ -138,6 +138,8 @@ def test_evaluate_compiles_one_chunk_size_and_its_result_does_not_depend_on_it(a
     assert whole["loss"] == pytest.approx(default["loss"], rel=1e-5)
     with pytest.raises(ValueError, match="chunk=0"):
         train.evaluate(net, task, te, key=jax.random.key(2), chunk=0)
+    with pytest.raises(ValueError, match="arrays: the split has no examples"):
+        train.evaluate(net, task, {k: v[:0] for k, v in te.items()}, key=jax.random.key(2))
 
 
 #: One optimizer object for both cases below: the compiled training step (the optimizer is
