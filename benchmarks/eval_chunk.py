@@ -51,9 +51,10 @@ TABLES = {
 def step_counts(model, task, arrays: dict, key, chunk: int = 64) -> np.ndarray:
     """Each example's solver steps in ``hk.evaluate(model, task, arrays, key=key)``: its
     examples and keys, relaxed as ``task.example_loss`` relaxes them."""
-    batch = task.eval_batch(task.prepare(arrays), jax.random.fold_in(key, 0))
-    n = int(jax.tree_util.tree_leaves(batch)[0].shape[0])
-    keys = jax.random.split(jax.random.fold_in(key, 1), n)
+    from hkjax import train
+
+    batch, keys = train._eval_examples(task, arrays, key)
+    n = int(keys.shape[0])
 
     @eqx.filter_jit
     def steps(model, ex, ks):

@@ -277,6 +277,14 @@ def _host(x) -> np.ndarray:
     return np.asarray(x)
 
 
+def _eval_examples(task, arrays: dict, key):
+    """``(batch, keys)``: the examples :func:`evaluate` solves for the split ``arrays`` with
+    ``key`` (``task.eval_batch``) and the PRNG key of each."""
+    batch = task.eval_batch(task.prepare(arrays), jax.random.fold_in(key, 0))
+    n = int(jax.tree_util.tree_leaves(batch)[0].shape[0])
+    return batch, jax.random.split(jax.random.fold_in(key, 1), n)
+
+
 #: ``evaluate``'s default chunk per device, by platform (others: 512). On a CPU a ``vmap`` of a
 #: few dozen solves runs faster per example than one of hundreds (``benchmarks/eval_chunk.py``);
 #: an accelerator wants many examples at once.
@@ -309,11 +317,10 @@ def evaluate(model, task, arrays: dict, *, key, chunk: int | None = None,
     Returns:
         ``{"loss", "accuracy", "predictions", "targets"}`` (the last two as NumPy arrays).
     """
-    batch = task.eval_batch(task.prepare(arrays), jax.random.fold_in(key, 0))
-    n = int(jax.tree_util.tree_leaves(batch)[0].shape[0])
+    batch, keys = _eval_examples(task, arrays, key)
+    n = int(keys.shape[0])
     if n == 0:
         raise ValueError("arrays: the split has no examples; pass at least one image and label")
-    keys = jax.random.split(jax.random.fold_in(key, 1), n)
 
     if devices is None:  # where the model lives: e.g. replicated by a data-parallel fit
         leaf = next((x for x in jax.tree_util.tree_leaves(model) if isinstance(x, jax.Array)), None)
@@ -329,8 +336,9 @@ def evaluate(model, task, arrays: dict, *, key, chunk: int | None = None,
         raise ValueError(f"chunk={chunk} must be a positive number of examples (None: the platform's default)")
     from tqdm.auto import tqdm
 
-    # one compiled size: at most the split, a multiple of the devices
-    size = min(chunk, n) + (0 if mesh is None else -min(chunk, n) % mesh.devices.size)
+    size = min(chunk, n)  # one compiled size: at most the split, a multiple of the devices
+    if mesh is not None:
+        size += -size % mesh.devices.size
     losses, preds, tgts = [], [], []
     with tqdm(total=n, desc=desc, unit="ex", dynamic_ncols=True, leave=False, disable=not progress) as bar:
         for s in range(0, n, size):
