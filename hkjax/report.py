@@ -236,8 +236,12 @@ def _stopped(r: dict) -> str:
     """How far the runs of a row that a time limit stopped got (empty for finished runs)."""
     if "steps_planned" not in r:
         return ""
+    planned = r["steps_planned"]
     done = " / ".join(str(n) for n in r["steps"])
-    return f"; stopped by its time limit after {done} of {r['steps_planned']} steps"
+    short = [str(seed) for seed, n in zip(r["seeds"], r["steps"]) if n is not None and n < planned]
+    if 0 < len(short) < len(r["steps"]):  # some seeds finished: name the ones that did not
+        return f"; {done} of {planned} steps, seed {', '.join(short)} stopped by its time limit"
+    return f"; stopped by its time limit after {done} of {planned} steps"
 
 
 def _subset(r: dict) -> str:

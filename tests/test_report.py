@@ -171,7 +171,11 @@ def test_runs_stopped_by_their_time_limit_say_how_far_they_got(tmp_path):
              command="hkjax train --task classify --model hopfield --seed 1 --out runs/b")
     c = _run(tmp_path, "c", steps=600, command="hkjax train --task classify --model hopfield --lr 0.1 --out runs/c")
     table = report.markdown(report.rows(report.collect([a, b, c])))
-    assert "300 / 280 s; stopped by its time limit after 412 / 600 of 600 steps |" in table
+    assert "300 / 280 s; 412 / 600 of 600 steps, seed 0 stopped by its time limit |" in table
+    d = _run(tmp_path, "d", seed=1, steps=500, steps_planned=600, wall_seconds=290.0,
+             command="hkjax train --task classify --model hopfield --seed 1 --out runs/d")
+    both = report.markdown(report.rows(report.collect([a, d])))
+    assert "300 / 290 s; stopped by its time limit after 412 / 500 of 600 steps |" in both
     assert table.count("time limit") == 1  # the finished run's row says nothing
 
 
