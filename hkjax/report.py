@@ -240,7 +240,8 @@ def _stopped(r: dict) -> str:
     done = " / ".join(str(n) for n in r["steps"])
     short = [str(seed) for seed, n in zip(r["seeds"], r["steps"]) if n is not None and n < planned]
     if 0 < len(short) < len(r["steps"]):  # some seeds finished: name the ones that did not
-        return f"; {done} of {planned} steps, seed {', '.join(short)} stopped by its time limit"
+        seeds = f"seed {short[0]}" if len(short) == 1 else f"seeds {', '.join(short)}"
+        return f"; {done} of {planned} steps, {seeds} stopped by its time limit"
     return f"; stopped by its time limit after {done} of {planned} steps"
 
 

@@ -176,6 +176,10 @@ def test_runs_stopped_by_their_time_limit_say_how_far_they_got(tmp_path):
              command="hkjax train --task classify --model hopfield --seed 1 --out runs/d")
     both = report.markdown(report.rows(report.collect([a, d])))
     assert "300 / 290 s; stopped by its time limit after 412 / 500 of 600 steps |" in both
+    e = _run(tmp_path, "e", seed=2, steps=600, wall_seconds=270.0,
+             command="hkjax train --task classify --model hopfield --seed 2 --out runs/e")
+    some = report.markdown(report.rows(report.collect([a, d, e])))
+    assert "412 / 500 / 600 of 600 steps, seeds 0, 1 stopped by its time limit |" in some
     assert table.count("time limit") == 1  # the finished run's row says nothing
 
 
