@@ -317,6 +317,8 @@ def evaluate(model, task, arrays: dict, *, key, chunk: int | None = None,
     Returns:
         ``{"loss", "accuracy", "predictions", "targets"}`` (the last two as NumPy arrays).
     """
+    if chunk is not None and chunk < 1:
+        raise ValueError(f"chunk={chunk} must be a positive number of examples (None: the platform's default)")
     batch, keys = _eval_examples(task, arrays, key)
     n = int(keys.shape[0])
     if n == 0:
@@ -332,8 +334,6 @@ def evaluate(model, task, arrays: dict, *, key, chunk: int | None = None,
     if chunk is None:
         devs = list(mesh.devices.flat) if mesh is not None else jax.devices()[:1]
         chunk = len(devs) * EVAL_CHUNK.get(devs[0].platform, 512)
-    elif chunk < 1:
-        raise ValueError(f"chunk={chunk} must be a positive number of examples (None: the platform's default)")
     from tqdm.auto import tqdm
 
     size = min(chunk, n)  # one compiled size: at most the split, a multiple of the devices
