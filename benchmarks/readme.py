@@ -45,7 +45,8 @@ HEADLINE_END = "<!-- benchmark headline: end -->"
 
 #: The order of the scripts' sections (others follow by name).
 SCRIPT_ORDER = ("vector_field", "relax", "train_step", "sweep", "formulations", "formulation_ab",
-                "adjoint_checkpoints", "first_call", "batch_scaling", "training_batch", "digits_step", "eval_chunk")
+                "adjoint_checkpoints", "first_call", "batch_scaling", "training_batch", "digits_step", "eval_chunk",
+                "edit_step")
 #: Result names that are not a script's: ``run_all.py``'s digits-size sweep (``sweep.py``).
 ALIASES = {"sweep_digits_size": "sweep"}
 

@@ -167,7 +167,7 @@ class DataConfig:
 
 @dataclasses.dataclass(frozen=True)
 class SolverConfig:
-    """The relaxation (Tsit5 + PID, rtol 1e-3, atol 1e-6) and how its gradient is taken."""
+    """The relaxation (Tsit5 + PID, rtol 1e-3, atol 1e-6, or another method) and how its gradient is taken."""
 
     t1: float = 1.0
     """relaxation time"""
@@ -175,6 +175,8 @@ class SolverConfig:
     """maximum adaptive solver steps"""
     solver_steps: int = 0
     """constant solver steps instead of adaptive ones (0: adaptive)"""
+    solver_method: Literal["tsit5", "dopri5", "bosh3", "heun", "euler"] = "tsit5"
+    """the Runge-Kutta method (tsit5: the paper's). euler needs --solver-steps and projects the oscillators back onto their spheres after every step; each of its steps evaluates the vector field once (tsit5: six times), and where the flow is stiff, as in a trained memory edit, the step every explicit method can take is bounded alike, so a few dozen euler steps cost a fraction of tsit5's adaptive ones (benchmarks/edit_step.py)"""
     shared_steps: bool = True
     """relax each training batch as one ODE system with shared adaptive steps (every example within the tolerances; the batch takes the steps of its slowest example) instead of one solve per example: the gradient sums parameter cotangents over the batch at every step instead of carrying one per example, several times faster with less memory (benchmarks/train_step.py). --no-shared-steps: one adaptive solve per example (results differ at the level of the solver tolerance). With --solver-steps (constant steps) batches are always solved as one system, the same computation as per-example solves; --microbatch implies per-example solves"""
     microbatch: int = 0
@@ -183,6 +185,9 @@ class SolverConfig:
     def __post_init__(self):
         _check_ints(self, {"max_steps": 1, "solver_steps": 0, "microbatch": 0})
         _check_numbers(self, ("t1",), positive=("t1",))
+        if self.solver_method == "euler" and self.solver_steps == 0:
+            raise ValueError("--solver-method euler has no error estimate to choose adaptive steps by; "
+                             "give it constant steps (--solver-steps 32) or choose an adaptive solver (tsit5)")
 
     @property
     def shares_steps(self) -> bool:
@@ -255,9 +260,11 @@ class EvaluationConfig:
     """evaluate on only the first this many test examples (0: all)"""
     tta: int = 0
     """test-time augmentation: average the class scores over all translations (by up to this many pixels) of the image on the threshold units; the summary reports it next to the plain test accuracy (0: off)"""
+    eval_solver_steps: int = 0
+    """relax every evaluation (validation, test, hkjax eval and plot) with this many constant steps of --solver-method instead of the training's steps, e.g. train with cheap --solver-steps 24 and evaluate the learnt flow more accurately with 48 (0: as in training)"""
 
     def __post_init__(self):
-        _check_ints(self, {"max_test": 0, "tta": 0})
+        _check_ints(self, {"max_test": 0, "tta": 0, "eval_solver_steps": 0})
 
 
 def _tuple_of(kind, value, name: str, example: str) -> tuple:

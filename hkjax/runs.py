@@ -27,9 +27,9 @@ import time
 from typing import Any
 
 from ._io import atomic_open
-from .config import GROUPS, Config, RetrievalConfig, from_dict, load_toml, read_table, to_toml
+from .config import GROUPS, Config, RetrievalConfig, SolverConfig, from_dict, load_toml, read_table, to_toml
 
-__all__ = ["arrays", "splits", "load_data", "relax_config", "build_task", "build_network", "optimizer",
+__all__ = ["arrays", "splits", "load_data", "relax_config", "evaluation_task", "build_task", "build_network", "optimizer",
            "trainable", "opt_state_like", "load_run", "edit_model", "initialize_distributed", "train", "edit",
            "retrieve", "evaluate_run", "plot_run", "figures", "saved_config", "RESUME_MAY_CHANGE"]
 
@@ -98,10 +98,21 @@ def load_data(cfg: Config):
 
 def relax_config(cfg: Config):
     """The :class:`hkjax.tasks.RelaxConfig` of the run configured by ``cfg`` (``t1``,
-    ``max_steps``, ``solver_steps``)."""
+    ``max_steps``, ``solver_steps``, ``solver_method``)."""
     from . import tasks
 
-    return tasks.RelaxConfig(t1=cfg.solver.t1, max_steps=cfg.solver.max_steps, steps=cfg.solver.solver_steps)
+    return tasks.RelaxConfig(t1=cfg.solver.t1, max_steps=cfg.solver.max_steps, steps=cfg.solver.solver_steps,
+                             solver=cfg.solver.solver_method)
+
+
+def evaluation_task(cfg: Config, task):
+    """``task`` as the run configured by ``cfg`` evaluates with it: relaxed with
+    ``cfg.evaluation.eval_solver_steps`` constant steps when that is set, else ``task``
+    itself."""
+    steps = cfg.evaluation.eval_solver_steps
+    if not steps:
+        return task
+    return dataclasses.replace(task, relax_config=dataclasses.replace(task.relax_config, steps=steps))
 
 
 def build_task(cfg: Config, ds, *, kind: str | None = None, model: str | None = None):
@@ -372,7 +383,7 @@ def _fit(cfg, task, net, train_arrays, test_arrays, out, *, steps, lr, val_array
     # that the last one is the summary's (res.evaluations) and is not solved again
     eval_data = test_arrays if val_arrays is None else {"val": val_arrays}
     return training.fit(
-        net, task, train_arrays, optimizer=optimizer(cfg, steps, lr), steps=steps,
+        net, task, train_arrays, eval_task=evaluation_task(cfg, task), optimizer=optimizer(cfg, steps, lr), steps=steps,
         batch_size=cfg.training.batch_size, microbatch=cfg.solver.microbatch or None, shared_steps=cfg.solver.shares_steps, trainable=train_only, key=jax.random.key(cfg.seed + 1 + seed_offset), ema=cfg.optimization.ema,
         eval_data=eval_data, eval_every=cfg.training.eval_every, eval_key=_eval_key(cfg), log_every=cfg.training.log_every,
         checkpoint_dir=out / "checkpoints", checkpoint_every=cfg.training.checkpoint_every,
@@ -667,6 +678,7 @@ def train(cfg: Config, *, draw: bool = True, command: str | None = None) -> dict
     out = _write_config(cfg)
     net = build_network(cfg, task, jax.random.key(cfg.seed), **start)
     res = _fit(cfg, task, net, train_arrays, test_arrays, out, steps=cfg.training.steps, lr=cfg.optimization.lr, val_arrays=val_arrays)
+    task = evaluation_task(cfg, task)  # from here on, the model is evaluated
     ev = res.evaluations.get("eval") or _evaluate(cfg, res.model, task, test_arrays, "evaluate test")
     summary = {
         **_summary_common(cfg, res, cfg.training.steps, test_arrays, te), "test_accuracy": ev["accuracy"], "test_loss": ev["loss"],
@@ -745,8 +757,11 @@ def saved_config(run_dir: str | os.PathLike[str]) -> dict | None:
 
 def _classifier_from(cfg: Config):
     """``(cfg, task, classifier)``: the Hopfield classifier of the run ``cfg.training.from_run``, and
-    ``cfg`` with that classifier's size and relaxation (``n_hidden``, ``t1``, ``max_steps``,
-    ``solver_steps``; a log line says which were changed).
+    ``cfg`` with that classifier's size (``n_hidden``) and, for each option of its relaxation
+    (``t1``, ``max_steps``, ``solver_steps``, ``solver_method``) that ``cfg`` leaves at its
+    default, the classifier's value: a relaxation given explicitly (e.g. ``--solver-method
+    euler --solver-steps 32``) is kept. A log line says which options were taken from the
+    classifier and which differ from it.
 
     Raises:
         ValueError: the run is not a Hopfield classifier (task classify, model hopfield).
@@ -756,11 +771,17 @@ def _classifier_from(cfg: Config):
     if ccfg.task != "classify" or ccfg.network.model != "hopfield":
         raise ValueError(f"--from {cfg.training.from_run}: expected a Hopfield classifier run (task classify, model hopfield), "
                          f"found task {ccfg.task}, model {ccfg.network.model}")
-    theirs, ours = ccfg.options(), cfg.options()
-    inherit = {k: theirs[k] for k in ("n_hidden", "t1", "max_steps", "solver_steps") if theirs[k] != ours[k]}
+    theirs, ours, default = ccfg.options(), cfg.options(), dataclasses.asdict(SolverConfig())
+    relaxation = ("t1", "max_steps", "solver_steps", "solver_method")
+    inherit = {k: theirs[k] for k in ("n_hidden", *relaxation)
+               if theirs[k] != ours[k] and (k not in relaxation or ours[k] == default[k])}
     if inherit:
         _log(f"hkjax: using {', '.join(f'{k}={v}' for k, v in inherit.items())} of the classifier in {cfg.training.from_run}")
         cfg = cfg.replace(**inherit)
+    kept = {k: theirs[k] for k in relaxation if theirs[k] != cfg.options()[k]}
+    if kept:
+        _log(f"hkjax: the edit relaxes with {', '.join(f'{k}={ours[k]}' for k in kept)}; the classifier in "
+             f"{cfg.training.from_run} was trained with {', '.join(f'{k}={v}' for k, v in kept.items())}")
     return cfg, ctask, classifier
 
 
@@ -817,6 +838,7 @@ def edit(cfg: Config, *, command: str | None = None) -> dict:
                    hopfield_bias=b)
     res = _fit(cfg, task, net, train_arrays, test_arrays, out, steps=cfg.editing.edit_steps, lr=cfg.editing.edit_lr,
                val_arrays=val_arrays, seed_offset=100)
+    task = evaluation_task(cfg, task)  # from here on, the edit is evaluated
     w2, b2 = tasks.hopfield_parameters(res.model)
     frozen = bool(np.array_equal(np.asarray(w), np.asarray(w2)) and np.array_equal(np.asarray(b), np.asarray(b2)))
     ev = res.evaluations.get("eval") or _evaluate(cfg, res.model, task, test_arrays, "evaluate test")
@@ -862,6 +884,7 @@ def evaluate_run(run_dir: str | os.PathLike[str], *, max_test: int = 0) -> dict:
     """
     run_dir = pathlib.Path(run_dir)
     rcfg, task, model = load_run(run_dir)
+    task = evaluation_task(rcfg, task)
     _, te = load_data(rcfg)
     ev = _evaluate(rcfg, model, task, arrays(te, max_test), "evaluate test")
     result = {"run": str(run_dir), "test_accuracy": ev["accuracy"], "test_loss": ev["loss"], "n_test": len(ev["targets"])}
@@ -883,6 +906,7 @@ def plot_run(run_dir: str | os.PathLike[str], *, max_test: int = 0) -> list[str]
     """
     run_dir = pathlib.Path(run_dir)
     rcfg, task, model = load_run(run_dir)
+    task = evaluation_task(rcfg, task)
     _, te = load_data(rcfg)
     test_arrays = arrays(te, max_test or rcfg.evaluation.max_test)
     ev = _evaluate(rcfg, model, task, test_arrays, "evaluate test")

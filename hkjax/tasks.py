@@ -50,6 +50,7 @@ __all__ = [
     "MODELS",
     "EDIT_MODELS",
     "EDITS",
+    "SOLVERS",
     "RelaxConfig",
     "build_network",
     "Readout",
@@ -81,6 +82,9 @@ EDITS = ("swap", "conflate")
 EDIT_MODELS = ("hopfield_kuramoto", "hopfield_lora")
 #: The models with threshold units only.
 _NO_OSCILLATORS = ("hopfield", "hopfield_lora")
+#: The Runge–Kutta methods :class:`RelaxConfig` relaxes with, by name (``--solver-method``).
+SOLVERS = {"tsit5": diffrax.Tsit5, "dopri5": diffrax.Dopri5, "bosh3": diffrax.Bosh3, "heun": diffrax.Heun,
+           "euler": diffrax.Euler}
 
 
 # ---------------------------------------------------------------------------------------
@@ -303,15 +307,42 @@ def edit_map(kind: str, classes, n_classes: int = 10) -> np.ndarray:
 
 
 class RelaxConfig(eqx.Module):
-    """How every example is relaxed: up to ``t1`` with Tsit5; adaptive PID steps
-    (``rtol``/``atol``, at most ``max_steps``) when ``steps == 0``, else ``steps`` constant
-    steps. Gradients use Diffrax's recursive checkpoint adjoint."""
+    """How every example is relaxed: up to ``t1`` with the Runge–Kutta method ``solver``;
+    adaptive PID steps (``rtol``/``atol``, at most ``max_steps``) when ``steps == 0``, else
+    ``steps`` constant steps. Gradients use Diffrax's recursive checkpoint adjoint.
+
+    ``solver`` names the method (:data:`SOLVERS`): ``"tsit5"`` (the paper's, the default),
+    ``"dopri5"``, ``"bosh3"``, ``"heun"`` or ``"euler"``. With constant steps a solve costs
+    its steps times the method's stages (Tsit5 six, Bosh3 three, Heun two, Euler one). Where
+    the flow is stiff, stability bounds every explicit method's step alike (``dt`` below
+    about 2 to 3.5 over the fastest rate of the flow), whatever the tolerances: there Euler
+    solves it for the fewest evaluations of the vector field (``benchmarks/edit_step.py``
+    measures it on a trained memory edit). Euler has no error estimate, so it needs
+    ``steps > 0``.
+
+    ``project``: project the oscillators back onto their spheres after every step
+    (``project=True`` of :func:`hkjax.relax`). ``None`` (default): only with Euler, whose
+    every step moves each oscillator off its sphere by ``dt² |σ̇|²`` in squared norm, with
+    no error control to keep that small.
+
+    Raises:
+        ValueError: an unknown ``solver``, or ``"euler"`` without ``steps``.
+    """
 
     t1: float = eqx.field(static=True, default=1.0)
     max_steps: int = eqx.field(static=True, default=64)
     steps: int = eqx.field(static=True, default=0)
     rtol: float = eqx.field(static=True, default=1e-3)
     atol: float = eqx.field(static=True, default=1e-6)
+    solver: str = eqx.field(static=True, default="tsit5")
+    project: bool | None = eqx.field(static=True, default=None)
+
+    def __check_init__(self):
+        if self.solver not in SOLVERS:
+            raise ValueError(f"solver={self.solver!r} is unknown; choose one of {', '.join(SOLVERS)}")
+        if self.solver == "euler" and not self.steps > 0:
+            raise ValueError("solver='euler' has no error estimate to choose adaptive steps by; give it "
+                             "constant steps (steps=32; --solver-steps 32) or choose an adaptive solver (tsit5)")
 
     def __call__(self, network: Network, state0: dict, *, saveat=None):
         """Relax ``state0`` under ``network`` with this configuration.
@@ -344,10 +375,12 @@ class RelaxConfig(eqx.Module):
         return relax_batch(network, states0, saveat=saveat, **self._options())
 
     def _options(self) -> dict:
+        project = self.solver == "euler" if self.project is None else self.project
+        method = dict(solver=SOLVERS[self.solver](), project=project)
         if self.steps > 0:
             return dict(t1=self.t1, dt0=self.t1 / self.steps, stepsize_controller=diffrax.ConstantStepSize(),
-                        max_steps=self.steps, throw=False)
-        return dict(t1=self.t1, rtol=self.rtol, atol=self.atol, max_steps=self.max_steps, throw=False)
+                        max_steps=self.steps, throw=False, **method)
+        return dict(t1=self.t1, rtol=self.rtol, atol=self.atol, max_steps=self.max_steps, throw=False, **method)
 
 
 def _finite(y):

@@ -436,6 +436,7 @@ def fit(
     stop_after: int | None = None,
     time_limit: float | None = None,
     callback: Callable[[dict], None] | None = None,
+    eval_task=None,
 ) -> FitResult:
     """Train ``model`` on ``task`` with ``optimizer`` for ``steps`` steps.
 
@@ -480,6 +481,8 @@ def fit(
             arrays (its rows are logged with ``"split": "eval"``) or a mapping of split names
             to arrays, e.g. ``{"eval": test, "val": validation}`` (one row per split, in
             that order, with its name as ``"split"``).
+        eval_task: the task the evaluations use (``None``: ``task``), e.g. ``task`` relaxed
+            with finer steps than training's.
         eval_key: PRNG key of the evaluations (oscillator initialisation, cue images), the
             same at every evaluation so that they compare; pass the key a later
             :func:`evaluate` of the returned model uses, and ``evaluations`` holds its
@@ -574,8 +577,8 @@ def fit(
     split = None
     if mesh is not None:  # data parallel: everything replicated but each step's batch
         replicated, split = NamedSharding(mesh, PartitionSpec()), NamedSharding(mesh, PartitionSpec("batch"))
-        params, static, opt_state, avg, key, train_data, task = _put(
-            (params, static, opt_state, avg, key, train_data, task), replicated)  # a task may hold arrays
+        params, static, opt_state, avg, key, train_data, task, eval_task = _put(
+            (params, static, opt_state, avg, key, train_data, task, eval_task), replicated)  # a task may hold arrays
 
     def eval_model():
         return eqx.combine(avg if ema > 0 else params, static)
@@ -600,7 +603,8 @@ def fit(
         model_now, evs = eval_model(), {}
         k = jax.random.fold_in(key, -1 % 2**31) if eval_key is None else eval_key
         for name, arrays in splits.items():
-            evs[name] = ev = evaluate(model_now, task, arrays, key=k, progress=bool(progress and lead),
+            evs[name] = ev = evaluate(model_now, task if eval_task is None else eval_task, arrays, key=k,
+                                      progress=bool(progress and lead),
                                       desc="evaluate" if name == "eval" else f"evaluate {name}")  # on the mesh
             write({"step": step, "split": name, "loss": ev["loss"], "accuracy": ev["accuracy"]})
         return evs

@@ -10,6 +10,7 @@ import re
 import shlex
 import subprocess
 import sys
+import typing
 
 import jax
 import numpy as np
@@ -170,6 +171,15 @@ def test_config_validation():
     for bad in (dict(tilt=-1.0), dict(tilt=200.0), dict(zoom=1.0), dict(zoom=float("inf"))):
         with pytest.raises(ValueError, match=next(iter(bad))):
             config.DataConfig(**bad)
+    # --eval-solver-steps: the evaluations relax with as many constant steps of the same method
+    cfg = config.Config().replace(solver_method="euler", solver_steps=24, eval_solver_steps=48)
+    task = runs.build_task(cfg, data.load_digits("test"))
+    assert (task.relax_config.steps, runs.evaluation_task(cfg, task).relax_config.steps) == (24, 48)
+    assert runs.evaluation_task(cfg, task).relax_config.solver == "euler"
+    assert runs.evaluation_task(cfg.replace(eval_solver_steps=0), task) is task
+    # the methods --solver-method names are those the relaxation knows
+    assert typing.get_args(typing.get_type_hints(config.SolverConfig)["solver_method"]) == tuple(hk.tasks.SOLVERS)
+    assert config.Config().replace(solver_method="euler", solver_steps=32).solver.solver_method == "euler"
 
 
 # -- help and errors --------------------------------------------------------------------
@@ -216,6 +226,7 @@ def test_help_exits_zero_and_documents_defaults(capsys):
         (["retrieve", "--loads", "a,b"], "loads"),
         (["train", "--formulation", "sparse"], "invalid choice"),
         (["train", "--steps", "1", "--formulation", "all"], "complete graph"),
+        (["edit", "--solver-method", "euler"], "--solver-steps"),
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(argv, match, capsys, tmp_path, monkeypatch):
@@ -403,6 +414,12 @@ def test_edit_keeps_the_classifiers_size_and_relaxation(edit_run, tmp_path, caps
     assert summary["n_val"] == 20
     assert summary["val_accuracy"] == pytest.approx((summary["val_accuracy_cue0"] + summary["val_accuracy_cue1"]) / 2)
     assert "n_hidden=5" in err
+    # a relaxation given explicitly is the edit's own (and a line says so); the size is the classifier's
+    capsys.readouterr()
+    own, _, _ = runs._classifier_from(config.Config().replace(from_run=str(clf), n_hidden=9, solver_method="euler",
+                                                                solver_steps=7))
+    assert (own.network.n_hidden, own.solver.solver_method, own.solver.solver_steps, own.solver.t1) == (5, "euler", 7, 0.5)
+    assert "solver_steps=7, solver_method=euler" in capsys.readouterr().err
 
 
 @pytest.mark.slow
@@ -471,6 +488,23 @@ def trained_run(tmp_path_factory):
     with jax.enable_x64(False):  # module-scoped: runs before the per-test x64 switch
         assert cli.main(argv) == 0
     return out
+
+
+def test_eval_solver_steps_relax_every_evaluation_of_the_run(tmp_path, capsys):
+    """`--eval-solver-steps N`: the summary of a run trained with `--solver-steps 2`, and
+    `hkjax eval` of it, relax with N constant steps instead."""
+    out = tmp_path / "run"
+    assert cli.main(["train", "--task", "classify", "--model", "hopfield", "--steps", "2", "--solver-steps", "2",
+                     "--eval-solver-steps", "5", "--max-test", "40", "--out", str(out)] + FAST) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    cfg, task, model = runs.load_run(out)
+    test, key = runs.arrays(runs.load_data(cfg)[1], 40), runs._eval_key(cfg)
+    fine = hk.train.evaluate(model, runs.evaluation_task(cfg, task), test, key=key)["loss"]
+    assert summary["test_loss"] == pytest.approx(fine)
+    assert summary["test_loss"] != pytest.approx(hk.train.evaluate(model, task, test, key=key)["loss"])
+    capsys.readouterr()
+    assert cli.main(["eval", "--run", str(out), "--max-test", "40"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["test_loss"] == pytest.approx(fine)
 
 
 @pytest.mark.slow
@@ -1076,7 +1110,8 @@ def test_saved_config_reads_a_run_directory_or_gives_none(tmp_path):
 @pytest.mark.parametrize("command, options", [
     ("train", {}),
     ("train", dict(task="addition", model="hopfield_kuramoto", n_hidden=50, rotate=False, val=300, lr=2e-3, seed=3,
-                   out="runs/x", time_limit=5.0, progress=False)),
+                   out="runs/x", time_limit=5.0, progress=False, solver_method="euler", solver_steps=32,
+                   eval_solver_steps=64)),
     ("edit", {**config.preset("paper", "edit"), "edit": "conflate", "classes": (2, 7), "associative": True,
               "coupling": "multiplicative", "lr_decay": 0.1, "from_run": "runs/clf", "out": "runs/e", "resume": True}),
 ])

@@ -62,6 +62,42 @@ def test_oscillator_readout_is_alignment_with_reference():
     np.testing.assert_allclose(y2, expected, atol=1e-6)
 
 
+# -- the relaxation's method ------------------------------------------------------------
+
+
+def test_relax_config_refuses_an_unknown_method_and_euler_without_steps():
+    with pytest.raises(ValueError, match="rk45.*tsit5"):
+        tasks.RelaxConfig(solver="rk45")
+    with pytest.raises(ValueError, match="constant steps"):
+        tasks.RelaxConfig(solver="euler")
+
+
+@eqx.filter_jit
+def _solve(rc, net, state0):
+    return rc(net, state0).state
+
+
+def test_euler_steps_leave_the_sphere_by_dt2_f2_unless_projected_and_converge_at_first_order():
+    """One Euler step moves each unit oscillator along its tangent velocity f, so its squared
+    norm grows by exactly dt²|f|²; projected (the default with Euler) the oscillators stay
+    unit vectors, and the error against a tight Tsit5 solve halves as the steps double."""
+    task = _task()
+    net = task.build(jax.random.key(0), init_scale=0.1)  # the oscillators move (sigma by ~0.5)
+    s0 = task.init_state(_example(), jax.random.key(1))
+    f = net.vector_field(0.0, s0)["sigma"]
+    one = _solve(tasks.RelaxConfig(solver="euler", steps=1, t1=0.1, project=False), net, s0)["sigma"]
+    np.testing.assert_allclose(jnp.sum(one**2, -1), jnp.sum(s0["sigma"] ** 2, -1) + 0.01 * jnp.sum(f**2, -1), rtol=1e-5)
+    assert float(jnp.max(jnp.sum(f**2, -1))) > 1e-2  # the drift the test checks is not nothing
+    ref = _solve(tasks.RelaxConfig(max_steps=512, rtol=1e-8, atol=1e-9), net, s0)
+    errors = []
+    for steps in (16, 32, 64):
+        st = _solve(tasks.RelaxConfig(solver="euler", steps=steps), net, s0)
+        np.testing.assert_allclose(jnp.linalg.norm(st["sigma"], axis=-1), 1.0, atol=1e-5)
+        errors.append(max(float(jnp.max(jnp.abs(st[k] - ref[k]))) for k in ref))
+    ratios = [errors[0] / errors[1], errors[1] / errors[2]]
+    assert all(1.6 < r < 2.5 for r in ratios), (errors, ratios)
+
+
 # -- layouts ----------------------------------------------------------------------------
 
 
@@ -410,7 +446,7 @@ def test_hierarchical_network_binds_pixels_hidden_and_softmax_classes():
     """The hierarchical model: dense synapses pixels → hidden → classes, a softmax over the
     class layer alone, and the flow of each layer from its neighbours only."""
     task = _task(model="hierarchical")
-    net = task.build(jax.random.key(0), init_scale=0.3)
+    net = task.build(jax.random.key(0), init_scale=0.1)  # the oscillators move (sigma by ~0.5)
     assert [s.layers for s in net.synapses] == [("pixels", "hidden"), ("hidden", "classes"), ("hidden",), ("classes",)]
     assert isinstance(net.layers["classes"].lagrangian, hk.lagrangians.Softmax)
     s = task.init_state(_example(), jax.random.key(1))

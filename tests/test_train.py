@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -98,6 +99,12 @@ def test_fit_evaluates_named_splits(arrays, monkeypatch):
     assert len(keys) == 1 and jax.random.key_data(keys[0]).tolist() == jax.random.key_data(jax.random.key(3)).tolist()
     assert keyed.evaluations["val"]["loss"] == keyed.history[-1]["loss"]
     assert train.fit(net, task, tr, stop_after=2, **kw).evaluations == {}
+    # eval_task: the evaluations relax as it says (here one Euler step), not as training does
+    coarse = dataclasses.replace(task, relax_config=tasks.RelaxConfig(solver="euler", steps=1))
+    other = train.fit(net, task, tr, eval_task=coarse, eval_key=jax.random.key(3), **kw)
+    assert other.evaluations["val"]["loss"] == pytest.approx(
+        evaluate(other.model, coarse, val, key=jax.random.key(3))["loss"])
+    assert other.evaluations["val"]["loss"] != pytest.approx(keyed.evaluations["val"]["loss"])
     bad = [(({"eval": te, "train": val}), "'train' names"), ({"eval": te, "labels": te["labels"]}, "mixes"), ([], "mapping")]
     for eval_data, match in bad:
         with pytest.raises(ValueError, match=match):
