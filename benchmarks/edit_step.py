@@ -1,5 +1,5 @@
 """A memory edit's training step and evaluation by Runge–Kutta method, in-process A/B: what
-``--solver`` costs and what it changes on a trained edit.
+``--solver-method`` costs and what it changes on a trained edit.
 
 A memory edit couples oscillators to a frozen Hopfield classifier; as the edit learns, the
 coupling grows and the flow gets stiff: Tsit5 with adaptive steps settles at ~25 steps per

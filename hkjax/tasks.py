@@ -828,9 +828,9 @@ class MemoryEditing(_Base):
             default, as in the paper). Given, :meth:`sample` adds its class scores
             (``"teacher_scores"``, relaxed as :meth:`Classification.example_loss` relaxes an
             image, with this task's :attr:`relax_config`: the classifier under the edit's own
-            method and steps) and the loss of every training example whose target is its original label
-            (cue 0, and the classes the edit leaves alone) is the squared distance to those
-            scores rather than to the ``±1`` code of the label: the edit is taught to keep the
+            method and steps) and the loss of every training example whose target is its
+            original label (cue 0, and the classes the edit leaves alone) is the squared
+            distance to those scores rather than to the ``±1`` code of the label: the edit is taught to keep the
             classifier's behaviour, not to refit its training labels. The examples whose
             label the edit changes keep the ``±1`` code of the new label, and evaluation
             (:meth:`eval_batch`) scores every example against its label as before.

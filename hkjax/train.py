@@ -575,6 +575,7 @@ def fit(
     # sampler as an argument.
     train_data = jax.tree_util.tree_map(jnp.asarray, task.prepare({k: np.asarray(v) for k, v in data.items()}))
     split = None
+    eval_task = task if eval_task is None else eval_task
     if mesh is not None:  # data parallel: everything replicated but each step's batch
         replicated, split = NamedSharding(mesh, PartitionSpec()), NamedSharding(mesh, PartitionSpec("batch"))
         params, static, opt_state, avg, key, train_data, task, eval_task = _put(
@@ -603,7 +604,7 @@ def fit(
         model_now, evs = eval_model(), {}
         k = jax.random.fold_in(key, -1 % 2**31) if eval_key is None else eval_key
         for name, arrays in splits.items():
-            evs[name] = ev = evaluate(model_now, task if eval_task is None else eval_task, arrays, key=k,
+            evs[name] = ev = evaluate(model_now, eval_task, arrays, key=k,
                                       progress=bool(progress and lead),
                                       desc="evaluate" if name == "eval" else f"evaluate {name}")  # on the mesh
             write({"step": step, "split": name, "loss": ev["loss"], "accuracy": ev["accuracy"]})
