@@ -831,9 +831,9 @@ class MemoryEditing(_Base):
             method and steps) and the loss of every training example whose target is its
             original label (cue 0, and the classes the edit leaves alone) is the squared
             distance to those scores rather than to the ``±1`` code of the label: the edit is
-            taught to keep the classifier's behaviour, not to refit its training labels. The examples whose
-            label the edit changes keep the ``±1`` code of the new label, and evaluation
-            (:meth:`eval_batch`) scores every example against its label as before.
+            taught to keep the classifier's behaviour, not to refit its training labels. The
+            examples whose label the edit changes keep the ``±1`` code of the new label, and
+            evaluation (:meth:`eval_batch`) scores every example against its label as before.
         kept_weight: the weight of the loss of each training example whose target is its
             original label (cue 0, and the classes the edit leaves alone) against ``1`` for an
             example whose label changes; ``1`` (the default, as in the paper) weighs all alike.
